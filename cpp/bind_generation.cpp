@@ -1,0 +1,124 @@
+// Bindings of the decode loop (decode_loop.h): a run advanced step by step with the GIL released.
+#include "decode_loop.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+
+namespace {
+
+led::SamplingSpec spec_from(const py::dict & config) {
+    led::SamplingSpec spec;
+    spec.led = config["led"].cast<bool>();
+    spec.temperature = config["temperature"].cast<float>();
+    if (spec.led) {
+        spec.d = config["d"].cast<int>();
+        spec.k = config["k"].cast<int>();
+        spec.ln = config["ln"].cast<bool>();
+        spec.exploit = config["exploit"].cast<bool>();
+        spec.think_only = config["think_only"].cast<bool>();
+        spec.think_end = config["think_end"].cast<std::string>();
+        const auto rule = config["depth_rule"].cast<std::string>();
+        spec.depth_rule = rule == "random" ? led::DepthRule::random
+                          : rule == "fixed" ? led::DepthRule::fixed
+                                            : led::DepthRule::max_entropy;
+        spec.fixed_depth = config["fixed_depth"].cast<int>();
+        spec.layer_counting = config["layer_counting"].cast<std::string>() == "reference" ? led::LayerCounting::reference
+                                                                                          : led::LayerCounting::paper;
+    } else {
+        spec.top_k = config["top_k"].cast<int>();
+        spec.top_p = config["top_p"].cast<float>();
+        spec.min_p = config["min_p"].cast<float>();
+    }
+    return spec;
+}
+
+py::dict result_dict(const led::SampleResult & result) {
+    py::dict out;
+    out["tokens"] = result.tokens;
+    out["text"] = result.text;
+    out["finish_reason"] = result.finish_reason;
+    out["logprobs"] = result.logprobs;
+    out["explored_steps"] = result.explored_steps;
+    out["reasoning_tokens"] = result.reasoning_tokens;
+    out["seed"] = result.seed;
+    py::list trace;
+    for (const auto & step : result.trace) {
+        py::dict item;
+        item["explored"] = step.explored;
+        item["depth"] = step.depth;
+        item["entropies"] = step.entropies;
+        item["top1_probability"] = step.top1_probability;
+        item["candidates"] = step.candidates;
+        trace.append(item);
+    }
+    out["trace"] = trace;
+    py::dict timings;
+    timings["prompt_tokens"] = result.timings.prompt_tokens;
+    timings["prompt_seconds"] = result.timings.prompt_seconds;
+    timings["decode_tokens"] = result.timings.decode_tokens;
+    timings["decode_seconds"] = result.timings.decode_seconds;
+    out["timings"] = timings;
+    return out;
+}
+
+}  // namespace
+
+void register_generation(py::module_ & module) {
+    py::class_<led::BatchRun>(module, "BatchRun", "Samples of several prompts decoded together (use Model.generate*).")
+        .def(py::init([](led::Model & model, std::vector<std::vector<llama_token>> prompts, int n, const py::dict & config,
+                         int max_tokens, uint64_t seed, std::vector<std::string> stop, bool trace, int n_parallel) {
+                 led::RunOptions options;
+                 options.max_tokens = max_tokens;
+                 options.seed = seed;
+                 options.stop = std::move(stop);
+                 options.trace = trace;
+                 options.n_parallel = n_parallel;
+                 const led::SamplingSpec spec = spec_from(config);
+                 py::gil_scoped_release release;
+                 return std::make_unique<led::BatchRun>(model, std::move(prompts), n, spec, options);
+             }),
+             py::arg("model"), py::arg("prompts"), py::arg("n"), py::arg("config"), py::arg("max_tokens"), py::arg("seed"),
+             py::arg("stop"), py::arg("trace"), py::arg("n_parallel"), py::keep_alive<1, 2>())
+        .def("advance",
+             [](led::BatchRun & run) {
+                 std::vector<led::Piece> pieces;
+                 {
+                     py::gil_scoped_release release;
+                     pieces = run.advance();
+                 }
+                 py::list out;
+                 for (const auto & piece : pieces) {
+                     out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text)));
+                 }
+                 return out;
+             },
+             "Runs one llama_decode and returns [(prompt_index, sample_index, text)] that became final.")
+        .def_property_readonly("finished", &led::BatchRun::finished)
+        .def("close", &led::BatchRun::close, py::call_guard<py::gil_scoped_release>(),
+             "Stops every sequence and frees their cells; the model stays usable.")
+        .def("results",
+             [](const led::BatchRun & run) {
+                 py::list out;
+                 for (const auto & prompt : run.results()) {
+                     py::list samples;
+                     for (const auto & result : prompt) samples.append(result_dict(result));
+                     out.append(samples);
+                 }
+                 return out;
+             })
+        .def_property_readonly("stats", [](const led::BatchRun & run) {
+            const auto & stats = run.stats();
+            py::dict out;
+            out["prompt_tokens_evaluated"] = stats.prompt_tokens_evaluated;
+            out["decode_tokens_evaluated"] = stats.decode_tokens_evaluated;
+            out["decode_calls"] = stats.decode_calls;
+            out["explore_graphs"] = stats.explore_graphs;
+            out["explored_steps"] = stats.explored_steps;
+            out["decided_steps"] = stats.decided_steps;
+            out["n_parallel"] = stats.n_parallel;
+            out["peak_active"] = stats.peak_active;
+            return out;
+        });
+}

@@ -1,0 +1,86 @@
+// Bindings of a loaded model (model.h): metadata, tokenizer, and the per-depth logits probe.
+#include "decode_loop.h"
+#include "model.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+
+namespace {
+
+led::LayerCounting parse_layer_counting(const std::string & name) {
+    if (name == "paper") return led::LayerCounting::paper;
+    if (name == "reference") return led::LayerCounting::reference;
+    throw std::invalid_argument("layer_counting must be 'paper' or 'reference', not '" + name + "'");
+}
+
+std::unique_ptr<led::Model> load(const std::string & path, int n_ctx, int n_gpu_layers, int n_threads, bool verbose,
+                                 const std::string & kv_type, int flash_attention, int n_batch) {
+    led::ModelOptions options;
+    options.n_ctx = n_ctx;
+    options.n_gpu_layers = n_gpu_layers;
+    options.n_threads = n_threads;
+    options.verbose = verbose;
+    options.kv_type = kv_type;
+    options.flash_attention = flash_attention;
+    options.n_batch = n_batch;
+    py::gil_scoped_release release;
+    return std::make_unique<led::Model>(path, options);
+}
+
+llama_token special(const led::Model & model, llama_token (*getter)(const llama_vocab *)) {
+    return getter(model.vocab());
+}
+
+}  // namespace
+
+void register_model(py::module_ & module) {
+    py::class_<led::Model>(module, "ModelHandle", "A GGUF model loaded by llama.cpp (use led_cpp.Model).")
+        .def(py::init(&load), py::arg("path"), py::arg("n_ctx"), py::arg("n_gpu_layers"), py::arg("n_threads"),
+             py::arg("verbose"), py::arg("kv_type") = "f16", py::arg("flash_attention") = -1, py::arg("n_batch") = 512)
+        .def_property_readonly("n_layer", &led::Model::n_layer)
+        .def_property_readonly("n_embd", &led::Model::n_embd)
+        .def_property_readonly("n_vocab", &led::Model::n_vocab)
+        .def_property_readonly("n_ctx", [](const led::Model & model) { return model.options().n_ctx; })
+        .def_property_readonly("n_threads", [](const led::Model & model) { return model.options().n_threads; })
+        .def_property_readonly("architecture", &led::Model::architecture)
+        .def_property_readonly("chat_template", &led::Model::chat_template)
+        .def_property_readonly("bos_token_id", [](const led::Model & m) { return special(m, llama_vocab_bos); })
+        .def_property_readonly("eos_token_id", [](const led::Model & m) { return special(m, llama_vocab_eos); })
+        .def_property_readonly("eot_token_id", [](const led::Model & m) { return special(m, llama_vocab_eot); })
+        .def_property_readonly("add_bos", [](const led::Model & m) { return llama_vocab_get_add_bos(m.vocab()); })
+        .def("metadata", &led::Model::metadata, py::arg("key"), "A GGUF metadata value as text ('' when absent).")
+        .def("token_text", &led::Model::token_text, py::arg("token"), "The vocabulary entry of a token.")
+        .def("is_end_of_generation", &led::Model::is_end_of_generation, py::arg("token"))
+        .def("tokenize", &led::Model::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("detokenize",
+             [](const led::Model & model, const std::vector<llama_token> & tokens) {
+                 std::string text;
+                 {
+                     py::gil_scoped_release release;
+                     text = model.detokenize(tokens);
+                 }
+                 return py::bytes(text);
+             },
+             py::arg("tokens"), "The bytes the tokens stand for (decode as UTF-8 with errors='replace').")
+        .def("token_piece", [](const led::Model & model, llama_token token) { return py::bytes(model.token_piece(token)); },
+             py::arg("token"))
+        .def("depth_logits",
+             [](led::Model & model, const std::vector<llama_token> & tokens, int d, bool ln, const std::string & counting) {
+                 const auto layer_counting = parse_layer_counting(counting);
+                 std::vector<float> values;
+                 {
+                     py::gil_scoped_release release;
+                     values = led::depth_logits(model, tokens, d, ln, layer_counting);
+                 }
+                 const int64_t n_vocab = model.n_vocab();
+                 py::array_t<float> out({static_cast<int64_t>(d), n_vocab});
+                 std::copy(values.begin(), values.end(), out.mutable_data());
+                 return out;
+             },
+             py::arg("tokens"), py::arg("d"), py::arg("ln"), py::arg("layer_counting"),
+             "Per-depth logits [d, n_vocab] at the last token, through LED's in-graph capture and projection.");
+}

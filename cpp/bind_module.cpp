@@ -1,0 +1,15 @@
+// The led_cpp._core extension: one register function per binding file.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_math(py::module_ & module);
+void register_model(py::module_ & module);
+void register_generation(py::module_ & module);
+
+PYBIND11_MODULE(_core, module) {
+    module.doc() = "led_cpp's C++ core: LED math, GGUF models through llama.cpp, and the decode loop.";
+    register_math(module);
+    register_model(module);
+    register_generation(module);
+}

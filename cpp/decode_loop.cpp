@@ -1,0 +1,534 @@
+#include "decode_loop.h"
+
+#include "utf8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace led {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+// A float in [0, 1) from the top 24 bits: exact, and the same on every platform.
+float uniform(std::mt19937_64 & stream) {
+    return static_cast<float>(stream() >> 40) * (1.0f / 16777216.0f);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Standard sampling over the sorted candidates: top-p and min-p on the renormalised
+// candidates (temperature applied first, as transformers and vLLM do), then one draw.
+int draw_standard(const std::vector<float> & q, float top_p, float min_p, float u) {
+    const int k = static_cast<int>(q.size());
+    float total = 0.0f;
+    for (float p : q) total += p;
+    int keep = k;
+    if (top_p < 1.0f) {
+        float running = 0.0f;
+        for (int i = 0; i < k; ++i) {
+            if (running >= top_p * total) {
+                keep = i;
+                break;
+            }
+            running += q[i];
+        }
+    }
+    if (min_p > 0.0f) {
+        int i = 1;
+        while (i < keep && q[i] >= min_p * q[0]) ++i;
+        keep = i;
+    }
+    return draw_index(q.data(), std::max(keep, 1), u);
+}
+
+}  // namespace
+
+uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream) {
+    return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample) ^ stream);
+}
+
+BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples,
+                   const SamplingSpec & spec, const RunOptions & options)
+    : model_(model), prompts_(std::move(prompts)), spec_(spec), options_(options) {
+    const int n_ctx = model_.options().n_ctx;
+    const int n_vocab = model_.n_vocab();
+    const int n_layer = model_.n_layer();
+    if (prompts_.empty()) throw std::invalid_argument("no prompts were given");
+    if (n_samples < 1) throw std::invalid_argument("n must be at least 1");
+    if (options_.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
+    size_t longest = 0;
+    for (size_t p = 0; p < prompts_.size(); ++p) {
+        const auto & prompt = prompts_[p];
+        if (prompt.empty()) {
+            throw std::invalid_argument("prompt " + std::to_string(p) + " has no tokens; give at least one token");
+        }
+        for (llama_token token : prompt) {
+            if (token < 0 || token >= n_vocab) {
+                throw std::invalid_argument("prompt " + std::to_string(p) + " holds token id " + std::to_string(token) +
+                                            ", outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
+            }
+        }
+        if (prompt.size() + static_cast<size_t>(options_.max_tokens) > static_cast<size_t>(n_ctx)) {
+            throw std::invalid_argument(
+                "prompt " + std::to_string(p) + " has " + std::to_string(prompt.size()) + " tokens and max_tokens is " +
+                std::to_string(options_.max_tokens) + ": together they exceed the context of " + std::to_string(n_ctx) +
+                " tokens; shorten the prompt, lower max_tokens or load the model with a larger n_ctx");
+        }
+        longest = std::max(longest, prompt.size());
+    }
+    const int total = static_cast<int>(prompts_.size()) * n_samples;
+    if (options_.n_parallel > 0) {
+        n_parallel_ = std::min(options_.n_parallel, total);
+    } else {
+        const int fit = (n_ctx - static_cast<int>(longest)) / options_.max_tokens;
+        n_parallel_ = std::max(1, std::min({total, fit, 64}));
+    }
+    stats_.n_parallel = n_parallel_;
+    holder_slot_ = n_parallel_;
+    for (const auto & stop : options_.stop) {
+        if (stop.empty()) throw std::invalid_argument("stop strings must not be empty");
+        max_stop_ = std::max(max_stop_, stop.size());
+    }
+
+    GraphSettings settings;
+    const bool greedy = spec_.temperature == 0.0f;
+    settings.inverse_temperature = greedy ? 1.0f : 1.0f / spec_.temperature;
+    settings.n_slots = n_parallel_ + 1;
+    settings.n_threads = model_.options().n_threads;
+    settings.n_embd = model_.n_embd();
+    settings.capture.n_layer = n_layer;
+    if (spec_.led) {
+        if (spec_.d < 1 || spec_.d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+        if (spec_.k < 1 || spec_.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
+        settings.k = spec_.k;
+        for (int j = 1; j < spec_.d; ++j) {
+            const int il = depth_layer(n_layer, j, spec_.layer_counting);
+            if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
+            settings.capture.layers.push_back(il);
+        }
+    } else {
+        if (spec_.top_k < 0 || spec_.top_k > n_vocab) throw std::invalid_argument("top_k must lie in [0, n_vocab]");
+        settings.k = greedy ? 1 : (spec_.top_k == 0 ? n_vocab : spec_.top_k);
+    }
+    graph_state_ = std::make_unique<GraphState>(settings);
+
+    lease_ = std::make_unique<Model::Lease>(model_);
+    context_ = model_.context(n_parallel_ + 1);
+    for (int slot = 0; slot <= n_parallel_; ++slot) {
+        samplers_.push_back(make_graph_sampler(graph_state_.get(), slot));
+        llama_set_sampler(context_, slot, samplers_.back());
+    }
+    check_graph_state();
+    for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
+
+    results_.assign(prompts_.size(), std::vector<SampleResult>(n_samples));
+    prompt_seconds_.assign(prompts_.size(), 0.0);
+    samples_.resize(total);
+    for (int p = 0; p < static_cast<int>(prompts_.size()); ++p) {
+        for (int s = 0; s < n_samples; ++s) {
+            Sample & sample = samples_[p * n_samples + s];
+            sample.prompt = p;
+            sample.index = s;
+            sample.token_stream.seed(derive_seed(options_.seed, p, s, 0));
+            sample.gate_stream.seed(derive_seed(options_.seed, p, s, 1));
+            sample.depth_stream.seed(derive_seed(options_.seed, p, s, 2));
+            results_[p][s].seed = options_.seed;
+        }
+    }
+    remaining_ = total;
+}
+
+BatchRun::~BatchRun() { close(); }
+
+void BatchRun::close() {
+    if (context_ != nullptr) {
+        llama_memory_clear(llama_get_memory(context_), true);
+        for (int slot = 0; slot < static_cast<int>(samplers_.size()); ++slot) {
+            llama_set_sampler(context_, slot, nullptr);
+            llama_sampler_free(samplers_[slot]);
+        }
+        samplers_.clear();
+        context_ = nullptr;
+    }
+    lease_.reset();
+    closed_ = true;
+}
+
+void BatchRun::check_graph_state() const {
+    if (!graph_state_->error().empty()) {
+        throw std::runtime_error("LED cannot run on this model: " + graph_state_->error());
+    }
+}
+
+int BatchRun::cells_reserved() const {
+    // Each live prompt once (its samples share its cells), plus room for every active sample to
+    // reach max_tokens: admission below never lets a running sample run out of cells.
+    std::vector<bool> live(prompts_.size(), false);
+    if (holder_prompt_ >= 0) live[holder_prompt_] = true;
+    int cells = 0;
+    for (const Sample & sample : samples_) {
+        if (sample.status == Status::active) {
+            live[sample.prompt] = true;
+            cells += options_.max_tokens + 1;
+        }
+    }
+    for (size_t p = 0; p < prompts_.size(); ++p) {
+        if (live[p]) cells += static_cast<int>(prompts_[p].size());
+    }
+    return cells;
+}
+
+void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
+    const int k = graph_state_->settings().k;
+    const llama_token * candidates = llama_get_sampled_candidates_ith(context_, batch_index);
+    const float * probabilities = llama_get_sampled_probs_ith(context_, batch_index);
+    const uint32_t n_candidates = llama_get_sampled_candidates_count_ith(context_, batch_index);
+    if (candidates == nullptr || probabilities == nullptr || n_candidates != static_cast<uint32_t>(k)) {
+        check_graph_state();
+        throw std::runtime_error("llama.cpp returned no candidates from the LED sampler for output " +
+                                 std::to_string(batch_index));
+    }
+    step.candidates.assign(candidates, candidates + k);
+    step.probabilities.assign(probabilities, probabilities + k);
+    step.capture_slot = capture_slot;
+}
+
+bool BatchRun::prefill_chunk() {
+    if (next_waiting_ >= samples_.size()) return false;
+    const int wanted = samples_[next_waiting_].prompt;
+    const auto & prompt = prompts_[wanted];
+    if (holder_prompt_ == wanted && holder_done_ == prompt.size()) return false;
+    if (holder_prompt_ != wanted) {
+        // Start the next prompt once one of its samples could run beside the others.
+        if (cells_reserved() + static_cast<int>(prompt.size()) + options_.max_tokens + 1 > model_.options().n_ctx ||
+            free_slots_.empty()) {
+            if (active_ == 0) throw std::runtime_error("internal error: a prompt cannot be scheduled");
+            return false;
+        }
+        llama_memory_seq_rm(llama_get_memory(context_), holder_slot_, -1, -1);
+        holder_prompt_ = wanted;
+        holder_done_ = 0;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const size_t n_batch = std::min<size_t>(model_.options().n_batch, model_.options().n_ctx);
+    const size_t count = std::min(n_batch, prompt.size() - holder_done_);
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
+    for (size_t i = 0; i < count; ++i) {
+        batch.token[i] = prompt[holder_done_ + i];
+        batch.pos[i] = static_cast<llama_pos>(holder_done_ + i);
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = holder_slot_;
+        batch.logits[i] = holder_done_ + i + 1 == prompt.size();
+    }
+    batch.n_tokens = static_cast<int32_t>(count);
+    const int32_t status = llama_decode(context_, batch);
+    llama_batch_free(batch);
+    check_graph_state();
+    if (status == 2) throw std::runtime_error("generation was interrupted");
+    if (status != 0) {
+        throw std::runtime_error("llama_decode failed on the prompt (status " + std::to_string(status) + ")");
+    }
+    stats_.prompt_tokens_evaluated += static_cast<int64_t>(count);
+    holder_done_ += count;
+    prompt_seconds_[wanted] += seconds_since(start);
+    if (holder_done_ == prompt.size()) {
+        read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_);
+    }
+    return true;
+}
+
+void BatchRun::admit() {
+    while (next_waiting_ < samples_.size() && !free_slots_.empty()) {
+        Sample & sample = samples_[next_waiting_];
+        if (sample.prompt != holder_prompt_ || holder_done_ != prompts_[holder_prompt_].size()) return;
+        if (cells_reserved() + options_.max_tokens + 1 > model_.options().n_ctx) return;
+        sample.slot = free_slots_.back();
+        free_slots_.pop_back();
+        llama_memory_seq_cp(llama_get_memory(context_), holder_slot_, sample.slot, -1, -1);
+        sample.status = Status::active;
+        sample.position = static_cast<llama_pos>(prompts_[sample.prompt].size());
+        sample.step = holder_step_;
+        sample.has_step = true;
+        sample.started = std::chrono::steady_clock::now();
+        ++active_;
+        ++next_waiting_;
+        stats_.peak_active = std::max(stats_.peak_active, active_);
+    }
+}
+
+void BatchRun::decide(std::vector<Piece> & pieces) {
+    const bool greedy = spec_.temperature == 0.0f;
+    struct Decision {
+        Sample * sample;
+        int index = 0;
+        bool explored = false;
+        int depth = 0;
+        std::vector<float> entropies;
+    };
+    std::vector<Decision> decisions;
+    std::vector<ExploreQuery> queries;
+    std::vector<size_t> query_owner;
+    for (Sample & sample : samples_) {
+        if (sample.status != Status::active || !sample.has_step) continue;
+        const StepData & step = sample.step;
+        const auto & q = step.probabilities;
+        const int k = static_cast<int>(q.size());
+        const float u_gate = uniform(sample.gate_stream);
+        const float u_token = uniform(sample.token_stream);
+        const float u_depth = uniform(sample.depth_stream);
+        Decision decision{&sample};
+        if (!spec_.led) {
+            decision.index = greedy ? 0 : draw_standard(q, spec_.top_p, spec_.min_p, u_token);
+        } else {
+            const bool allowed = !spec_.think_only || sample.in_reasoning;
+            decision.explored = explores(q[0], spec_.exploit, allowed, u_gate);
+            if (decision.explored && spec_.d == 1) {
+                // No earlier depth: the posterior is the floored final layer alone (led_math).
+                std::vector<float> posterior(k);
+                decision.entropies.resize(1);
+                cumulative_posteriors(q.data(), 1, k, posterior.data(), decision.entropies.data());
+                decision.index = greedy ? argmax_first(posterior.data(), k) : draw_index(posterior.data(), k, u_token);
+            } else if (decision.explored || (options_.trace && spec_.d > 1)) {
+                ExploreQuery query;
+                query.slot = step.capture_slot;
+                query.candidates = step.candidates.data();
+                query.probabilities = q.data();
+                query.uniform_token = u_token;
+                query.depth = spec_.depth_rule == DepthRule::random
+                                  ? std::min(static_cast<int>(u_depth * static_cast<float>(spec_.d)), spec_.d - 1)
+                                  : spec_.fixed_depth;
+                queries.push_back(query);
+                query_owner.push_back(decisions.size());
+            }
+            if (!decision.explored) {
+                decision.index = greedy ? 0 : draw_index(q.data(), k, u_token);
+            }
+        }
+        decisions.push_back(std::move(decision));
+    }
+    if (!queries.empty()) {
+        ExploreSettings settings;
+        settings.d = spec_.d;
+        settings.k = spec_.k;
+        settings.inverse_temperature = graph_state_->settings().inverse_temperature;
+        settings.greedy = greedy;
+        settings.ln = spec_.ln;
+        settings.max_entropy = spec_.depth_rule == DepthRule::max_entropy;
+        const auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, queries);
+        ++stats_.explore_graphs;
+        for (size_t i = 0; i < answers.size(); ++i) {
+            Decision & decision = decisions[query_owner[i]];
+            decision.entropies = answers[i].entropies;
+            if (decision.explored) {
+                decision.index = answers[i].index;
+                decision.depth = answers[i].depth;
+            }
+        }
+    }
+    for (Decision & decision : decisions) {
+        Sample & sample = *decision.sample;
+        SampleResult & result = results_[sample.prompt][sample.index];
+        sample.has_step = false;
+        const StepData & step = sample.step;
+        const llama_token token = step.candidates[decision.index];
+        if (model_.is_end_of_generation(token)) {
+            finish(sample, "eos", pieces);
+            continue;
+        }
+        ++stats_.decided_steps;
+        if (decision.explored) {
+            ++stats_.explored_steps;
+            ++result.explored_steps;
+        }
+        result.tokens.push_back(token);
+        result.logprobs.push_back(std::log(step.probabilities[decision.index]));
+        if (options_.trace) {
+            TraceStep trace;
+            trace.explored = decision.explored;
+            trace.depth = decision.depth;
+            trace.entropies = std::move(decision.entropies);
+            trace.top1_probability = step.probabilities[0];
+            trace.candidates = step.candidates;
+            result.trace.push_back(std::move(trace));
+        }
+        if (sample.in_reasoning) ++result.reasoning_tokens;
+        const size_t before = sample.bytes.size();
+        sample.bytes += model_.token_piece(token);
+        if (sample.in_reasoning && spec_.led && spec_.think_only && !spec_.think_end.empty()) {
+            const size_t from = before >= spec_.think_end.size() ? before - spec_.think_end.size() + 1 : 0;
+            if (sample.bytes.find(spec_.think_end, from) != std::string::npos) sample.in_reasoning = false;
+        }
+        if (!options_.stop.empty()) {
+            size_t cut = std::string::npos;
+            const size_t from = before >= max_stop_ ? before - max_stop_ + 1 : 0;
+            for (const auto & stop : options_.stop) {
+                const size_t at = sample.bytes.find(stop, from);
+                if (at != std::string::npos && at >= sample.emitted) cut = std::min(cut, at);
+            }
+            if (cut != std::string::npos) {
+                sample.bytes.resize(cut);
+                finish(sample, "stop", pieces);
+                continue;
+            }
+        }
+        if (static_cast<int>(result.tokens.size()) >= options_.max_tokens) {
+            finish(sample, "length", pieces);
+            continue;
+        }
+        emit(sample, false, pieces);
+        sample.next_token = token;
+    }
+}
+
+void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
+    size_t end = sample.bytes.size();
+    if (!final) {
+        // Hold back what could still become a stop string, and an unfinished character.
+        end = max_stop_ > 1 ? (end >= max_stop_ - 1 ? end - (max_stop_ - 1) : 0) : end;
+        end = std::max(end, sample.emitted);
+        end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
+    }
+    if (end > sample.emitted) {
+        pieces.push_back({sample.prompt, sample.index,
+                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted))});
+        sample.emitted = end;
+    }
+}
+
+void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> & pieces) {
+    emit(sample, true, pieces);
+    SampleResult & result = results_[sample.prompt][sample.index];
+    result.finish_reason = reason;
+    result.text = sanitize_utf8(sample.bytes);
+    result.timings.prompt_tokens = static_cast<int>(prompts_[sample.prompt].size());
+    result.timings.prompt_seconds = prompt_seconds_[sample.prompt];
+    result.timings.decode_tokens = static_cast<int>(result.tokens.size());
+    result.timings.decode_seconds = seconds_since(sample.started);
+    llama_memory_seq_rm(llama_get_memory(context_), sample.slot, -1, -1);
+    free_slots_.push_back(sample.slot);
+    sample.slot = -1;
+    sample.status = Status::done;
+    sample.bytes.clear();
+    sample.bytes.shrink_to_fit();
+    --active_;
+    --remaining_;
+}
+
+void BatchRun::decode_active() {
+    std::vector<Sample *> running;
+    for (Sample & sample : samples_) {
+        if (sample.status == Status::active && !sample.has_step) running.push_back(&sample);
+    }
+    if (running.empty()) return;
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(running.size()), 0, 1);
+    for (size_t i = 0; i < running.size(); ++i) {
+        batch.token[i] = running[i]->next_token;
+        batch.pos[i] = running[i]->position;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = running[i]->slot;
+        batch.logits[i] = true;
+    }
+    batch.n_tokens = static_cast<int32_t>(running.size());
+    const int32_t status = llama_decode(context_, batch);
+    llama_batch_free(batch);
+    check_graph_state();
+    if (status == 2) throw std::runtime_error("generation was interrupted");
+    if (status != 0) {
+        throw std::runtime_error("llama_decode failed while generating (status " + std::to_string(status) +
+                                 "); the context may be too small for this many samples");
+    }
+    ++stats_.decode_calls;
+    stats_.decode_tokens_evaluated += static_cast<int64_t>(running.size());
+    for (size_t i = 0; i < running.size(); ++i) {
+        read_step(static_cast<int>(i), running[i]->step, running[i]->slot);
+        running[i]->has_step = true;
+        ++running[i]->position;
+    }
+}
+
+std::vector<Piece> BatchRun::advance() {
+    std::vector<Piece> pieces;
+    if (finished()) return pieces;
+    if (prefill_chunk()) return pieces;
+    admit();
+    decide(pieces);
+    if (!finished()) {
+        admit();
+        if (active_ > 0) decode_active();
+    }
+    return pieces;
+}
+
+}  // namespace led
+
+namespace led {
+
+std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & tokens, int d, bool ln,
+                                LayerCounting counting) {
+    const int n_layer = model.n_layer();
+    if (d < 1 || d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+    if (tokens.empty()) throw std::invalid_argument("depth_logits needs at least one token");
+    if (static_cast<int>(tokens.size()) > model.options().n_ctx) {
+        throw std::invalid_argument("the tokens do not fit in the context (n_ctx=" + std::to_string(model.options().n_ctx) + ")");
+    }
+    for (llama_token token : tokens) {
+        if (token < 0 || token >= model.n_vocab()) throw std::invalid_argument("token id outside the vocabulary");
+    }
+    GraphSettings settings;
+    settings.k = 1;
+    settings.n_slots = 1;
+    settings.n_threads = model.options().n_threads;
+    settings.n_embd = model.n_embd();
+    settings.capture.n_layer = n_layer;
+    settings.capture.layers.push_back(n_layer - 1);
+    for (int j = 1; j < d; ++j) {
+        const int il = depth_layer(n_layer, j, counting);
+        if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
+        settings.capture.layers.push_back(il);
+    }
+    GraphState state(settings);
+    Model::Lease lease(model);
+    llama_context * context = model.context(1);
+    llama_sampler * sampler = make_graph_sampler(&state, 0);
+    llama_set_sampler(context, 0, sampler);
+    struct Detach {
+        llama_context * context;
+        llama_sampler * sampler;
+        ~Detach() {
+            llama_memory_clear(llama_get_memory(context), true);
+            llama_set_sampler(context, 0, nullptr);
+            llama_sampler_free(sampler);
+        }
+    } detach{context, sampler};
+    const size_t n_batch = std::min<size_t>(model.options().n_batch, model.options().n_ctx);
+    for (size_t done = 0; done < tokens.size();) {
+        const size_t count = std::min(n_batch, tokens.size() - done);
+        llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
+        for (size_t i = 0; i < count; ++i) {
+            batch.token[i] = tokens[done + i];
+            batch.pos[i] = static_cast<llama_pos>(done + i);
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = 0;
+            batch.logits[i] = done + i + 1 == tokens.size();
+        }
+        batch.n_tokens = static_cast<int32_t>(count);
+        const int32_t status = llama_decode(context, batch);
+        llama_batch_free(batch);
+        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
+        if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
+        done += count;
+    }
+    return state.projector()->logits(state.head(), model.n_vocab(), 0, ln, true);
+}
+
+}  // namespace led

@@ -1,0 +1,179 @@
+// The decode loop: many samples of many prompts decoded together in one llama.cpp context, with
+// one prefill per prompt shared by its samples, continuous batching, per-sample random streams,
+// reasoning-segment state, stop strings and streaming UTF-8 text.
+#pragma once
+
+#include "led_math.h"
+#include "led_sampler.h"
+#include "model.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace led {
+
+struct SamplingSpec {
+    bool led = false;
+    float temperature = 0.6f;  // 0 = greedy
+    // standard sampling
+    int top_k = 20;            // 0 = whole vocabulary
+    float top_p = 0.95f;
+    float min_p = 0.0f;
+    // LED
+    int d = 8;
+    int k = 8;
+    bool ln = false;
+    bool exploit = true;
+    bool think_only = true;
+    std::string think_end = "</think>";
+    DepthRule depth_rule = DepthRule::max_entropy;
+    int fixed_depth = 0;
+    LayerCounting layer_counting = LayerCounting::paper;
+};
+
+struct RunOptions {
+    int max_tokens = 256;
+    uint64_t seed = 0;
+    std::vector<std::string> stop;
+    bool trace = false;
+    int n_parallel = 0;  // 0 = sized from the request and the context
+};
+
+struct TraceStep {
+    bool explored = false;
+    int depth = 0;                      // the depth whose posterior chose the token (0 = final layer)
+    std::vector<float> entropies;       // d values; empty when the depths were not evaluated
+    float top1_probability = 0.0f;
+    std::vector<int32_t> candidates;
+};
+
+struct Timings {
+    int prompt_tokens = 0;
+    double prompt_seconds = 0.0;
+    int decode_tokens = 0;
+    double decode_seconds = 0.0;
+};
+
+struct SampleResult {
+    std::vector<int32_t> tokens;
+    std::string text;
+    std::string finish_reason;
+    std::vector<float> logprobs;
+    std::vector<TraceStep> trace;
+    int explored_steps = 0;
+    int reasoning_tokens = 0;
+    uint64_t seed = 0;
+    Timings timings;
+};
+
+struct Piece {
+    int prompt;
+    int sample;
+    std::string text;
+};
+
+struct RunStats {
+    int64_t prompt_tokens_evaluated = 0;   // tokens submitted to llama_decode for prompts
+    int64_t decode_tokens_evaluated = 0;   // tokens submitted for generated tokens
+    int64_t decode_calls = 0;
+    int64_t explore_graphs = 0;            // depth projection graphs run
+    int64_t explored_steps = 0;
+    int64_t decided_steps = 0;
+    int n_parallel = 0;
+    int peak_active = 0;
+};
+
+// Seed of the stream of a sample: a function of (seed, prompt, sample, stream) only, so that a
+// sample's tokens do not depend on what else is in the batch.
+uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream);
+
+class BatchRun {
+public:
+    BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
+             const RunOptions & options);
+    ~BatchRun();
+    BatchRun(const BatchRun &) = delete;
+    BatchRun & operator=(const BatchRun &) = delete;
+
+    // Runs one llama_decode (a prompt chunk or one step of every active sample) and returns the
+    // text that became final.
+    std::vector<Piece> advance();
+    bool finished() const { return closed_ || remaining_ == 0; }
+    void close();
+
+    const std::vector<std::vector<SampleResult>> & results() const { return results_; }
+    const RunStats & stats() const { return stats_; }
+
+private:
+    struct StepData {
+        std::vector<int32_t> candidates;
+        std::vector<float> probabilities;
+        int capture_slot = 0;
+    };
+    enum class Status { waiting, active, done };
+    struct Sample {
+        int prompt = 0;
+        int index = 0;
+        Status status = Status::waiting;
+        int slot = -1;
+        llama_pos position = 0;
+        std::mt19937_64 token_stream, gate_stream, depth_stream;
+        bool in_reasoning = true;
+        bool has_step = false;
+        StepData step;
+        llama_token next_token = 0;
+        std::string bytes;
+        size_t emitted = 0;
+        std::chrono::steady_clock::time_point started;
+    };
+
+    bool prefill_chunk();
+    void admit();
+    void decide(std::vector<Piece> & pieces);
+    void decode_active();
+    void read_step(int batch_index, StepData & step, int capture_slot);
+    void finish(Sample & sample, const char * reason, std::vector<Piece> & pieces);
+    void emit(Sample & sample, bool final, std::vector<Piece> & pieces);
+    int cells_reserved() const;
+    void check_graph_state() const;
+
+    Model & model_;
+    llama_context * context_ = nullptr;
+    std::unique_ptr<Model::Lease> lease_;
+    std::vector<std::vector<llama_token>> prompts_;
+    SamplingSpec spec_;
+    RunOptions options_;
+    std::unique_ptr<GraphState> graph_state_;
+    std::vector<llama_sampler *> samplers_;
+    std::vector<Sample> samples_;
+    std::vector<std::vector<SampleResult>> results_;
+    std::vector<int> free_slots_;
+    std::vector<double> prompt_seconds_;
+    int n_parallel_ = 1;
+    int holder_slot_ = 0;
+    int holder_prompt_ = -1;
+    size_t holder_done_ = 0;
+    StepData holder_step_;
+    size_t next_waiting_ = 0;
+    int remaining_ = 0;
+    int active_ = 0;
+    size_t max_stop_ = 0;
+    bool closed_ = false;
+    RunStats stats_;
+};
+
+}  // namespace led
+
+namespace led {
+
+// Per-depth logits [d][n_vocab] at the last token of `tokens`, through the same capture and
+// projection LED decodes with (row 0 is the model's final layer through the same replayed head).
+// Copies full-vocabulary rows to the host: for tests and analyses, never used while decoding.
+std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & tokens, int d, bool ln,
+                                LayerCounting counting);
+
+}  // namespace led

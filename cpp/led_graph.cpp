@@ -1,0 +1,399 @@
+#include "led_graph.h"
+
+#include <ggml-cpu.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace led {
+
+namespace {
+
+constexpr int kMaxChain = 16;
+
+bool is_computed(const ggml_tensor * tensor) {
+    return tensor->op != GGML_OP_NONE;
+}
+
+std::string layer_name(int il) {
+    return "l_out-" + std::to_string(il);
+}
+
+ggml_tensor * find_layer(ggml_cgraph * graph, int il) {
+    if (il >= 0) {
+        return ggml_graph_get_tensor(graph, layer_name(il).c_str());
+    }
+    // The residual stream entering layer 0: the scaled embeddings where the architecture scales.
+    ggml_tensor * scaled = ggml_graph_get_tensor(graph, "inp_scaled");
+    return scaled != nullptr ? scaled : ggml_graph_get_tensor(graph, "inp_embd");
+}
+
+struct ContextDeleter {
+    void operator()(ggml_context * ctx) const { ggml_free(ctx); }
+};
+using ContextPtr = std::unique_ptr<ggml_context, ContextDeleter>;
+
+ContextPtr scratch_context(size_t n_tensors) {
+    ggml_init_params params = {
+        /*.mem_size   =*/ n_tensors * ggml_tensor_overhead() + ggml_graph_overhead_custom(n_tensors, false),
+        /*.mem_buffer =*/ nullptr,
+        /*.no_alloc   =*/ true,
+    };
+    return ContextPtr(ggml_init(params));
+}
+
+}  // namespace
+
+int depth_layer(int n_layer, int depth, LayerCounting counting) {
+    // paper: depth j is the output of layer n_layer-1-j; reference: the stream entering it.
+    return counting == LayerCounting::paper ? n_layer - 1 - depth : n_layer - 2 - depth;
+}
+
+std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
+    weight_ = nullptr;
+    norm_ops_.clear();
+    post_ops_.clear();
+    ggml_tensor * node = ggml_graph_get_tensor(graph, "result_output");
+    ggml_tensor * last_layer = ggml_graph_get_tensor(graph, layer_name(n_layer - 1).c_str());
+    if (node == nullptr || last_layer == nullptr) {
+        return "the model graph has no nodes named result_output and " + layer_name(n_layer - 1) +
+               " (LED needs an architecture whose graph names its layer outputs l_out-<il>)";
+    }
+    std::vector<Op> * chain = &post_ops_;
+    for (int steps = 0; node != last_layer; ++steps) {
+        if (steps > 2 * kMaxChain) {
+            return "the path from the last layer's output to the logits is longer than expected";
+        }
+        Op op{};
+        op.op = node->op;
+        std::memcpy(op.params, node->op_params, sizeof(op.params));
+        ggml_tensor * activation = nullptr;
+        switch (node->op) {
+            case GGML_OP_MUL_MAT:
+                if (chain == &norm_ops_) {
+                    return "the output head has two matrix products";
+                }
+                weight_ = node->src[0];
+                node = node->src[1];
+                chain = &norm_ops_;
+                continue;
+            case GGML_OP_RMS_NORM:
+            case GGML_OP_NORM:
+            case GGML_OP_SCALE:
+            case GGML_OP_UNARY:
+                activation = node->src[0];
+                break;
+            case GGML_OP_MUL:
+            case GGML_OP_ADD:
+                activation = is_computed(node->src[0]) ? node->src[0] : node->src[1];
+                op.operand = activation == node->src[0] ? node->src[1] : node->src[0];
+                if (is_computed(op.operand)) {
+                    return std::string("the output head combines two computed tensors in ") + ggml_op_desc(node);
+                }
+                break;
+            default:
+                return std::string("the output head uses the op ") + ggml_op_desc(node) +
+                       ", which LED cannot replay on earlier layers";
+        }
+        if (node->op == GGML_OP_UNARY) {
+            const auto unary = static_cast<ggml_unary_op>(op.params[0]);
+            if (unary != GGML_UNARY_OP_TANH) {
+                return std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+            }
+        }
+        chain->push_back(op);
+        node = activation;
+    }
+    if (weight_ == nullptr || is_computed(weight_)) {
+        weight_ = nullptr;
+        return "could not find the output head's weight in the model graph";
+    }
+    std::reverse(norm_ops_.begin(), norm_ops_.end());
+    std::reverse(post_ops_.begin(), post_ops_.end());
+    return "";
+}
+
+ggml_tensor * OutputHead::replay(ggml_context * ctx, ggml_tensor * x, const Op & op) {
+    float values[2];
+    std::memcpy(values, op.params, sizeof(values));
+    switch (op.op) {
+        case GGML_OP_RMS_NORM: return ggml_rms_norm(ctx, x, values[0]);
+        case GGML_OP_NORM:     return ggml_norm(ctx, x, values[0]);
+        case GGML_OP_SCALE:    return ggml_scale_bias(ctx, x, values[0], values[1]);
+        case GGML_OP_UNARY:    return ggml_unary(ctx, x, static_cast<ggml_unary_op>(op.params[0]));
+        case GGML_OP_MUL:      return ggml_mul(ctx, x, op.operand);
+        case GGML_OP_ADD:      return ggml_add(ctx, x, op.operand);
+        default:               throw std::logic_error("unreachable: unsupported op in the output head");
+    }
+}
+
+ggml_tensor * OutputHead::normalise(ggml_context * ctx, ggml_tensor * hidden) const {
+    for (const Op & op : norm_ops_) {
+        hidden = replay(ctx, hidden, op);
+    }
+    return hidden;
+}
+
+ggml_tensor * OutputHead::project(ggml_context * ctx, ggml_tensor * hidden) const {
+    ggml_tensor * logits = ggml_mul_mat(ctx, weight_, hidden);
+    for (const Op & op : post_ops_) {
+        logits = replay(ctx, logits, op);
+    }
+    return logits;
+}
+
+Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
+    const int64_t n_vocab = ggml_nelements(logits);
+    ggml_tensor * row = ggml_reshape_2d(ctx, logits, n_vocab, 1);
+    ggml_tensor * probabilities = ggml_soft_max_ext(ctx, row, nullptr, inverse_temperature, 0.0f);
+    ggml_set_name(probabilities, "led_final_probs");
+    // top_k leaves its k ids unordered; sorting k values afterwards keeps large rows off argsort.
+    ggml_tensor * unordered = ggml_top_k(ctx, probabilities, k);
+    ggml_tensor * unordered_probabilities =
+        ggml_get_rows(ctx, ggml_reshape_2d(ctx, probabilities, 1, n_vocab), unordered);
+    ggml_tensor * order = ggml_argsort(ctx, ggml_reshape_1d(ctx, unordered_probabilities, k), GGML_SORT_ORDER_DESC);
+    Candidates result;
+    result.ids = ggml_reshape_1d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, unordered, 1, k), order), k);
+    result.probabilities = ggml_reshape_1d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k);
+    ggml_set_name(result.ids, "led_candidates");
+    ggml_set_name(result.probabilities, "led_candidate_probs");
+    return result;
+}
+
+std::string capture_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t output_row,
+                         ggml_tensor * capture, int slot, ggml_tensor ** dependency) {
+    *dependency = nullptr;
+    const int64_t n_embd = capture->ne[0];
+    // llama.cpp sizes graphs by probing each sampler on a bare logits tensor (graph == nullptr):
+    // stand-ins of the right shapes give the probe the same number of nodes.
+    ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 1);
+    const int n_rows = static_cast<int>(spec.layers.size());
+    for (int i = 0; i < n_rows; ++i) {
+        const int il = spec.layers[i];
+        ggml_tensor * layer = graph != nullptr ? find_layer(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, 1);
+        if (layer == nullptr) {
+            return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("inp_embd")) +
+                   " (LED reads the outputs of the last d layers)";
+        }
+        if (layer->ne[0] != n_embd || layer->type != GGML_TYPE_F32) {
+            return "the node " + std::string(layer->name) + " is not an F32 hidden state of width n_embd";
+        }
+        ggml_tensor * hidden;
+        if (il == spec.n_layer - 1) {
+            // The last layer keeps only the output rows already.
+            hidden = ggml_view_2d(ctx, layer, n_embd, 1, layer->nb[1], output_row * layer->nb[1]);
+        } else {
+            if (out_ids == nullptr) {
+                return "the model graph has no out_ids input to map output rows to token positions";
+            }
+            ggml_tensor * position = ggml_view_1d(ctx, out_ids, 1, output_row * ggml_element_size(out_ids));
+            hidden = ggml_get_rows(ctx, layer, position);
+        }
+        ggml_tensor * target = ggml_view_1d(ctx, capture, n_embd,
+                                            (static_cast<size_t>(slot) * n_rows + i) * capture->nb[1]);
+        ggml_tensor * copied = ggml_cpy(ctx, hidden, target);
+        ggml_tensor * marker = ggml_view_1d(ctx, copied, 1, 0);
+        *dependency = *dependency == nullptr ? ggml_cont(ctx, marker) : ggml_concat(ctx, *dependency, marker, 0);
+    }
+    return "";
+}
+
+DepthProjector::DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
+                               int n_threads)
+    : n_captured_(n_captured) {
+    ggml_backend_dev_t device = ggml_backend_buft_get_device(buffer_type);
+    if (device == nullptr) {
+        device = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    }
+    device_name_ = ggml_backend_dev_name(device);
+    backend_ = ggml_backend_dev_init(device, nullptr);
+    if (backend_ == nullptr) {
+        throw std::runtime_error("LED could not start a backend on " + device_name_);
+    }
+    ggml_backend_reg_t registry = ggml_backend_dev_backend_reg(device);
+    auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(
+        ggml_backend_reg_get_proc_address(registry, "ggml_backend_set_n_threads"));
+    if (set_threads != nullptr) {
+        set_threads(backend_, n_threads);
+    }
+    ggml_init_params params = {ggml_tensor_overhead() * 2, nullptr, true};
+    capture_context_ = ggml_init(params);
+    capture_ = ggml_new_tensor_2d(capture_context_, GGML_TYPE_F32, n_embd,
+                                  static_cast<int64_t>(std::max(n_captured, 1)) * n_slots);
+    ggml_set_name(capture_, "led_capture");
+    capture_buffer_ = ggml_backend_alloc_ctx_tensors_from_buft(capture_context_, buffer_type);
+    if (capture_buffer_ == nullptr) {
+        throw std::runtime_error("LED could not allocate its capture buffer on " + device_name_);
+    }
+    ggml_backend_buffer_clear(capture_buffer_, 0);
+    allocator_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
+}
+
+DepthProjector::~DepthProjector() {
+    if (allocator_ != nullptr) ggml_gallocr_free(allocator_);
+    if (capture_buffer_ != nullptr) ggml_backend_buffer_free(capture_buffer_);
+    if (capture_context_ != nullptr) ggml_free(capture_context_);
+    if (backend_ != nullptr) ggml_backend_free(backend_);
+}
+
+void DepthProjector::compute(ggml_cgraph * graph) {
+    for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
+        ggml_tensor * node = ggml_graph_node(graph, i);
+        if (!ggml_backend_supports_op(backend_, node)) {
+            throw std::runtime_error(std::string("the ") + device_name_ + " backend cannot run " + ggml_op_desc(node) +
+                                     " for LED's depth projection; load the model with n_gpu_layers=0 to run LED on the CPU");
+        }
+    }
+    if (!ggml_gallocr_alloc_graph(allocator_, graph)) {
+        throw std::runtime_error("LED could not allocate its depth projection graph on " + device_name_);
+    }
+}
+
+std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int64_t n_vocab,
+                                                   const ExploreSettings & settings,
+                                                   const std::vector<ExploreQuery> & queries) {
+    const int n = static_cast<int>(queries.size());
+    const int d = settings.d;
+    const int k = settings.k;
+    const int depths = d - 1;
+    const int64_t m = static_cast<int64_t>(depths) * n;
+    ContextPtr ctx = scratch_context(128);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx.get(), 128, false);
+
+    ggml_tensor * q = ggml_new_tensor_3d(ctx.get(), GGML_TYPE_F32, k, 1, n);
+    ggml_set_input(q);
+    ggml_tensor * probabilities = q;  // depth 0 only when d == 1
+    ggml_tensor * rows = nullptr;
+    ggml_tensor * candidates = nullptr;
+    if (depths > 0) {
+        rows = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, m);
+        candidates = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_I32, k, m);
+        ggml_set_input(rows);
+        ggml_set_input(candidates);
+        ggml_tensor * hidden = ggml_get_rows(ctx.get(), capture_, rows);
+        if (settings.ln) {
+            hidden = head.normalise(ctx.get(), hidden);
+        }
+        ggml_tensor * logits = head.project(ctx.get(), hidden);
+        ggml_tensor * full = ggml_soft_max_ext_inplace(ctx.get(), logits, nullptr, settings.inverse_temperature, 0.0f);
+        ggml_tensor * picked = ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), full, 1, n_vocab, m), candidates);
+        probabilities = ggml_concat(ctx.get(), q, ggml_reshape_3d(ctx.get(), picked, k, depths, n), 1);
+    }
+    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
+    ggml_tensor * floored = ggml_clamp(ctx.get(), probabilities, 1e-6f, FLT_MAX);
+    ggml_tensor * by_depth = ggml_cont(ctx.get(), ggml_permute(ctx.get(), floored, 1, 0, 2, 3));
+    ggml_tensor * accumulated = ggml_cont(ctx.get(), ggml_permute(ctx.get(), ggml_cumsum(ctx.get(), by_depth), 1, 0, 2, 3));
+    ggml_tensor * posteriors = ggml_div(ctx.get(), accumulated, ggml_sum_rows(ctx.get(), accumulated));
+    ggml_tensor * log_posteriors = ggml_log(ctx.get(), ggml_clamp(ctx.get(), posteriors, 1e-9f, FLT_MAX));
+    ggml_tensor * entropies = ggml_reshape_2d(
+        ctx.get(), ggml_scale(ctx.get(), ggml_sum_rows(ctx.get(), ggml_mul(ctx.get(), posteriors, log_posteriors)), -1.0f),
+        d, n);
+    ggml_set_output(entropies);
+    ggml_tensor * chosen_depth;
+    ggml_tensor * forced_depth = nullptr;
+    if (settings.max_entropy) {
+        chosen_depth = ggml_argmax(ctx.get(), entropies);
+    } else {
+        forced_depth = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, n);
+        ggml_set_input(forced_depth);
+        chosen_depth = forced_depth;
+    }
+    ggml_set_output(chosen_depth);
+    ggml_tensor * chosen = ggml_reshape_2d(
+        ctx.get(), ggml_get_rows(ctx.get(), posteriors, ggml_reshape_2d(ctx.get(), chosen_depth, 1, n)), k, n);
+    ggml_tensor * uniform = nullptr;
+    ggml_tensor * index;
+    if (settings.greedy) {
+        index = ggml_argmax(ctx.get(), chosen);
+    } else {
+        // First candidate whose running sum exceeds u * total: k minus the count that exceed it.
+        uniform = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, 1, n);
+        ggml_set_input(uniform);
+        ggml_tensor * threshold = ggml_mul(ctx.get(), uniform, ggml_sum_rows(ctx.get(), chosen));
+        ggml_tensor * above = ggml_step(ctx.get(), ggml_sub(ctx.get(), ggml_cumsum(ctx.get(), chosen), threshold));
+        index = ggml_clamp(ctx.get(), ggml_scale_bias(ctx.get(), ggml_sum_rows(ctx.get(), above), -1.0f, static_cast<float>(k)),
+                           0.0f, static_cast<float>(k - 1));
+    }
+    ggml_set_output(index);
+    ggml_build_forward_expand(graph, entropies);
+    ggml_build_forward_expand(graph, chosen_depth);
+    ggml_build_forward_expand(graph, index);
+    compute(graph);
+
+    std::vector<float> host_q(static_cast<size_t>(k) * n);
+    std::vector<int32_t> host_rows(m), host_candidates(static_cast<size_t>(k) * m), host_depth(n);
+    std::vector<float> host_uniform(n);
+    for (int e = 0; e < n; ++e) {
+        const ExploreQuery & query = queries[e];
+        std::memcpy(host_q.data() + e * k, query.probabilities, sizeof(float) * k);
+        for (int j = 0; j < depths; ++j) {
+            host_rows[e * depths + j] = query.slot * n_captured_ + j;
+            std::memcpy(host_candidates.data() + (static_cast<size_t>(e) * depths + j) * k, query.candidates,
+                        sizeof(int32_t) * k);
+        }
+        host_depth[e] = query.depth;
+        host_uniform[e] = query.uniform_token;
+    }
+    ggml_backend_tensor_set(q, host_q.data(), 0, ggml_nbytes(q));
+    if (rows != nullptr) {
+        ggml_backend_tensor_set(rows, host_rows.data(), 0, ggml_nbytes(rows));
+        ggml_backend_tensor_set(candidates, host_candidates.data(), 0, ggml_nbytes(candidates));
+    }
+    if (forced_depth != nullptr) ggml_backend_tensor_set(forced_depth, host_depth.data(), 0, ggml_nbytes(forced_depth));
+    if (uniform != nullptr) ggml_backend_tensor_set(uniform, host_uniform.data(), 0, ggml_nbytes(uniform));
+    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("LED's depth projection failed on " + device_name_);
+    }
+
+    std::vector<float> host_entropies(static_cast<size_t>(d) * n);
+    std::vector<int32_t> host_chosen(n);
+    ggml_backend_tensor_get(entropies, host_entropies.data(), 0, ggml_nbytes(entropies));
+    ggml_backend_tensor_get(chosen_depth, host_chosen.data(), 0, ggml_nbytes(chosen_depth));
+    std::vector<ExploreAnswer> answers(n);
+    if (settings.greedy) {
+        std::vector<int32_t> host_index(n);
+        ggml_backend_tensor_get(index, host_index.data(), 0, ggml_nbytes(index));
+        for (int e = 0; e < n; ++e) answers[e].index = host_index[e];
+    } else {
+        std::vector<float> host_index(n);
+        ggml_backend_tensor_get(index, host_index.data(), 0, ggml_nbytes(index));
+        for (int e = 0; e < n; ++e) answers[e].index = static_cast<int>(host_index[e]);
+    }
+    for (int e = 0; e < n; ++e) {
+        answers[e].depth = host_chosen[e];
+        answers[e].entropies.assign(host_entropies.begin() + e * d, host_entropies.begin() + (e + 1) * d);
+    }
+    return answers;
+}
+
+std::vector<float> DepthProjector::logits(const OutputHead & head, int64_t n_vocab, int slot, bool ln,
+                                          bool final_row_normalised) {
+    ContextPtr ctx = scratch_context(64);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx.get(), 64, false);
+    std::vector<ggml_tensor *> outputs;
+    for (int i = 0; i < n_captured_; ++i) {
+        ggml_tensor * hidden = ggml_view_2d(ctx.get(), capture_, capture_->ne[0], 1, capture_->nb[1],
+                                            (static_cast<size_t>(slot) * n_captured_ + i) * capture_->nb[1]);
+        if ((i == 0 && final_row_normalised) || (i > 0 && ln)) {
+            hidden = head.normalise(ctx.get(), hidden);
+        }
+        ggml_tensor * logits = head.project(ctx.get(), hidden);
+        ggml_set_output(logits);
+        ggml_build_forward_expand(graph, logits);
+        outputs.push_back(logits);
+    }
+    compute(graph);
+    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("LED's depth projection failed on " + device_name_);
+    }
+    std::vector<float> result(static_cast<size_t>(n_captured_) * n_vocab);
+    for (int i = 0; i < n_captured_; ++i) {
+        ggml_backend_tensor_get(outputs[i], result.data() + static_cast<size_t>(i) * n_vocab, 0, sizeof(float) * n_vocab);
+    }
+    return result;
+}
+
+}  // namespace led

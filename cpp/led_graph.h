@@ -1,0 +1,119 @@
+// LED's ops inside llama.cpp's compute graph: finding the model's output head in a built graph,
+// the candidate ops added to the model graph, the capture of intermediate layer outputs, and
+// the depth projection graph that runs on the model's backend only for steps that explore.
+#pragma once
+
+#include <ggml.h>
+#include <ggml-alloc.h>
+#include <ggml-backend.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace led {
+
+enum class LayerCounting { paper, reference };
+
+// The layer whose output (graph node l_out-<il>) is depth j >= 1; -1 means the embeddings
+// entering layer 0.
+int depth_layer(int n_layer, int depth, LayerCounting counting);
+
+// The model's output head as the graph applies it: the final norm, the head weight (the same
+// tensor the model uses: no copy), and any transform after the head (logit scale, soft-cap).
+class OutputHead {
+public:
+    // Reads the head off a built model graph. Returns "" or why it cannot be replayed.
+    std::string discover(ggml_cgraph * graph, int n_layer);
+    bool found() const { return weight_ != nullptr; }
+    ggml_tensor * weight() const { return weight_; }
+    ggml_tensor * normalise(ggml_context * ctx, ggml_tensor * hidden) const;
+    ggml_tensor * project(ggml_context * ctx, ggml_tensor * hidden) const;
+
+private:
+    struct Op {
+        ggml_op op;
+        int32_t params[GGML_MAX_OP_PARAMS / sizeof(int32_t)];
+        ggml_tensor * operand;
+    };
+    static ggml_tensor * replay(ggml_context * ctx, ggml_tensor * x, const Op & op);
+    ggml_tensor * weight_ = nullptr;
+    std::vector<Op> norm_ops_;
+    std::vector<Op> post_ops_;
+};
+
+// The k most probable tokens of one logits row, sorted by probability, and their probabilities
+// normalised over the whole vocabulary at the given inverse temperature.
+struct Candidates {
+    ggml_tensor * ids;            // I32 [k]
+    ggml_tensor * probabilities;  // F32 [k]
+};
+Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature);
+
+// Copies one output row of each captured layer into the capture tensor slot. Returns a small
+// tensor that depends on every copy, so that a graph output built on it keeps them computed
+// exactly when the output is.
+struct CaptureSpec {
+    std::vector<int> layers;   // l_out index per captured row; n_layer-1 = the final layer
+    int n_layer = 0;
+};
+std::string capture_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t output_row,
+                         ggml_tensor * capture, int slot, ggml_tensor ** dependency);
+
+struct ExploreSettings {
+    int d = 8;
+    int k = 8;
+    float inverse_temperature = 1.0f;
+    bool greedy = false;
+    bool ln = false;
+    bool max_entropy = true;  // otherwise the depth comes from the query
+};
+
+struct ExploreQuery {
+    int slot = 0;
+    const int32_t * candidates = nullptr;    // k ids
+    const float * probabilities = nullptr;   // k final-layer probabilities (depth 0)
+    float uniform_token = 0.0f;
+    int depth = 0;                           // used when !max_entropy
+};
+
+struct ExploreAnswer {
+    int depth = 0;
+    int index = 0;                           // into the candidates
+    std::vector<float> entropies;            // d values
+};
+
+// Owns the capture tensor and runs the second, lazy graph: the captured depths through the
+// output head, full-vocabulary softmax, the candidates' posteriors, entropies, depth and draw.
+class DepthProjector {
+public:
+    DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
+                   int n_threads);
+    ~DepthProjector();
+    DepthProjector(const DepthProjector &) = delete;
+    DepthProjector & operator=(const DepthProjector &) = delete;
+
+    ggml_tensor * capture() const { return capture_; }
+    int n_captured() const { return n_captured_; }
+    const std::string & device_name() const { return device_name_; }
+
+    // One graph for every exploring sequence of a step. Captured rows are depths 1..d-1.
+    std::vector<ExploreAnswer> explore(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings,
+                                       const std::vector<ExploreQuery> & queries);
+
+    // Full logits of every captured row of a slot, [n_captured][n_vocab]; row 0 goes through the
+    // final norm when final_row_normalised, the others when ln. For tests and analyses only.
+    std::vector<float> logits(const OutputHead & head, int64_t n_vocab, int slot, bool ln, bool final_row_normalised);
+
+private:
+    void compute(ggml_cgraph * graph);
+    ggml_backend_t backend_ = nullptr;
+    ggml_backend_buffer_t capture_buffer_ = nullptr;
+    ggml_context * capture_context_ = nullptr;
+    ggml_gallocr_t allocator_ = nullptr;
+    ggml_tensor * capture_ = nullptr;
+    int n_captured_ = 0;
+    std::string device_name_;
+};
+
+}  // namespace led

@@ -1,0 +1,49 @@
+// The llama.cpp sampler that ties LED (and led_cpp's standard sampling) into the model graph
+// through llama.cpp's backend-sampling interface. Per output row it adds the candidate ops and,
+// for LED, the capture of the intermediate layer outputs; the tokens are decided on the host from
+// O(k) numbers, and exploring steps run the depth projector's graph.
+#pragma once
+
+#include "led_graph.h"
+
+#include <llama.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace led {
+
+struct GraphSettings {
+    int k = 8;                       // candidates taken from the final layer
+    float inverse_temperature = 1.0f;
+    CaptureSpec capture;             // empty layers: standard sampling, nothing captured
+    int64_t n_embd = 0;
+    int n_slots = 1;
+    int n_threads = 1;
+};
+
+// State shared by the samplers of one context: the head found in the graph and the projector.
+class GraphState {
+public:
+    explicit GraphState(const GraphSettings & settings) : settings_(settings) {}
+    const GraphSettings & settings() const { return settings_; }
+    const OutputHead & head() const { return head_; }
+    DepthProjector * projector() const { return projector_.get(); }
+    // Why LED cannot run on this model or backend, or "".
+    const std::string & error() const { return error_; }
+
+    bool initialise(ggml_backend_buffer_type_t buffer_type);
+    void apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data, int slot);
+
+private:
+    GraphSettings settings_;
+    OutputHead head_;
+    std::unique_ptr<DepthProjector> projector_;
+    std::string error_;
+};
+
+// A sampler chain holding one LED sampler for one sequence slot; free with llama_sampler_free.
+llama_sampler * make_graph_sampler(GraphState * state, int slot);
+
+}  // namespace led

@@ -1,0 +1,186 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace led {
+
+namespace {
+
+bool g_verbose = false;
+
+void log_callback(ggml_log_level level, const char * text, void *) {
+    if (g_verbose || level == GGML_LOG_LEVEL_ERROR) {
+        std::fputs(text, stderr);
+    }
+}
+
+void initialise_backend_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        llama_log_set(log_callback, nullptr);
+        llama_backend_init();
+    });
+}
+
+bool abort_callback(void * data) {
+    return static_cast<Model *>(data)->abort_requested.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+Model::Model(const std::string & path, const ModelOptions & options) : options_(options) {
+    initialise_backend_once();
+    g_verbose = options.verbose;
+    if (options_.n_threads <= 0) {
+        options_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    }
+    llama_model_params params = llama_model_default_params();
+    params.n_gpu_layers = options.n_gpu_layers;
+    model_ = llama_model_load_from_file(path.c_str(), params);
+    if (model_ == nullptr) {
+        throw std::runtime_error("llama.cpp could not load the model file '" + path +
+                                 "' (run with verbose=True to see why)");
+    }
+    vocab_ = llama_model_get_vocab(model_);
+}
+
+Model::~Model() {
+    if (context_ != nullptr) {
+        llama_free(context_);
+    }
+    if (model_ != nullptr) {
+        llama_model_free(model_);
+    }
+}
+
+int32_t Model::n_layer() const { return llama_model_n_layer(model_); }
+int32_t Model::n_embd() const { return llama_model_n_embd(model_); }
+int32_t Model::n_vocab() const { return llama_vocab_n_tokens(vocab_); }
+
+std::string Model::metadata(const std::string & key) const {
+    const int32_t size = llama_model_meta_val_str(model_, key.c_str(), nullptr, 0);
+    if (size < 0) {
+        return {};
+    }
+    std::string value(static_cast<size_t>(size) + 1, '\0');
+    llama_model_meta_val_str(model_, key.c_str(), value.data(), value.size());
+    value.resize(static_cast<size_t>(size));
+    return value;
+}
+
+std::string Model::architecture() const { return metadata("general.architecture"); }
+
+std::string Model::chat_template() const {
+    const char * text = llama_model_chat_template(model_, nullptr);
+    return text != nullptr ? text : "";
+}
+
+std::string Model::token_text(llama_token token) const {
+    if (token < 0 || token >= n_vocab()) {
+        return {};
+    }
+    return llama_vocab_get_text(vocab_, token);
+}
+
+bool Model::is_end_of_generation(llama_token token) const { return llama_vocab_is_eog(vocab_, token); }
+
+std::vector<llama_token> Model::tokenize(const std::string & text, bool add_special, bool parse_special) const {
+    if (text.size() > static_cast<size_t>(INT32_MAX / 2)) {
+        throw std::invalid_argument("text is too long to tokenize");
+    }
+    std::vector<llama_token> tokens(text.size() + 8);
+    int32_t n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                               static_cast<int32_t>(tokens.size()), add_special, parse_special);
+    if (n < 0) {
+        tokens.resize(static_cast<size_t>(-n));
+        n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
+    }
+    if (n < 0) {
+        throw std::runtime_error("llama.cpp could not tokenize the text");
+    }
+    tokens.resize(static_cast<size_t>(n));
+    return tokens;
+}
+
+std::string Model::token_piece(llama_token token) const {
+    char buffer[256];
+    int32_t n = llama_token_to_piece(vocab_, token, buffer, sizeof(buffer), 0, false);
+    if (n >= 0) {
+        return std::string(buffer, static_cast<size_t>(n));
+    }
+    std::string piece(static_cast<size_t>(-n), '\0');
+    n = llama_token_to_piece(vocab_, token, piece.data(), static_cast<int32_t>(piece.size()), 0, false);
+    piece.resize(static_cast<size_t>(std::max(n, 0)));
+    return piece;
+}
+
+std::string Model::detokenize(const std::vector<llama_token> & tokens) const {
+    const int32_t n_vocab_tokens = n_vocab();
+    for (llama_token token : tokens) {
+        if (token < 0 || token >= n_vocab_tokens) {
+            throw std::invalid_argument("token id " + std::to_string(token) + " is outside the vocabulary [0, " +
+                                        std::to_string(n_vocab_tokens) + ")");
+        }
+    }
+    std::string text;
+    for (llama_token token : tokens) {
+        text += token_piece(token);
+    }
+    return text;
+}
+
+llama_context * Model::context(int32_t n_seq_max) {
+    if (context_ != nullptr && context_seq_max_ >= n_seq_max) {
+        llama_memory_clear(llama_get_memory(context_), true);
+        return context_;
+    }
+    if (context_ != nullptr) {
+        llama_free(context_);
+        context_ = nullptr;
+    }
+    llama_context_params params = llama_context_default_params();
+    params.n_ctx = static_cast<uint32_t>(options_.n_ctx);
+    params.n_batch = static_cast<uint32_t>(std::min(options_.n_batch, options_.n_ctx));
+    params.n_ubatch = params.n_batch;
+    params.n_seq_max = static_cast<uint32_t>(n_seq_max);
+    params.n_threads = options_.n_threads;
+    params.n_threads_batch = options_.n_threads;
+    params.kv_unified = true;  // samples of one prompt share its cells
+    params.no_perf = true;
+    params.abort_callback = abort_callback;
+    params.abort_callback_data = this;
+    if (options_.kv_type == "f32") {
+        params.type_k = GGML_TYPE_F32;
+        params.type_v = GGML_TYPE_F32;
+    }
+    params.flash_attn_type = options_.flash_attention < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                             : options_.flash_attention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                             : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    context_ = llama_init_from_model(model_, params);
+    if (context_ == nullptr) {
+        throw std::runtime_error("llama.cpp could not create a context with n_ctx=" + std::to_string(options_.n_ctx) +
+                                 " and " + std::to_string(n_seq_max) +
+                                 " sequences (out of memory?); try a smaller n_ctx or n_parallel");
+    }
+    context_seq_max_ = n_seq_max;
+    return context_;
+}
+
+Model::Lease::Lease(Model & model) : model_(model) {
+    bool expected = false;
+    if (!model_.busy_.compare_exchange_strong(expected, true)) {
+        throw std::runtime_error(
+            "this Model is already generating (another Generation is open, maybe in another thread); "
+            "finish or close() it first, or load a second Model for concurrent generation");
+    }
+    model_.abort_requested = false;
+}
+
+Model::Lease::~Lease() { model_.busy_ = false; }
+
+}  // namespace led

@@ -1,0 +1,75 @@
+// A loaded GGUF model and the one llama.cpp context its generations share.
+#pragma once
+
+#include <llama.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace led {
+
+struct ModelOptions {
+    int32_t n_ctx = 4096;
+    int32_t n_gpu_layers = -1;
+    int32_t n_threads = 0;      // 0 = all hardware threads
+    int32_t n_batch = 512;
+    bool verbose = false;
+    std::string kv_type = "f16";  // "f16" or "f32" (exact comparisons in tests)
+    int flash_attention = -1;     // -1 auto, 0 off, 1 on
+};
+
+class Model {
+public:
+    Model(const std::string & path, const ModelOptions & options);
+    ~Model();
+    Model(const Model &) = delete;
+    Model & operator=(const Model &) = delete;
+
+    const llama_model * model() const { return model_; }
+    const llama_vocab * vocab() const { return vocab_; }
+    const ModelOptions & options() const { return options_; }
+
+    int32_t n_layer() const;
+    int32_t n_embd() const;
+    int32_t n_vocab() const;
+    std::string architecture() const;
+    std::string chat_template() const;  // empty when the GGUF has none
+    std::string metadata(const std::string & key) const;
+    std::string token_text(llama_token token) const;
+    bool is_end_of_generation(llama_token token) const;
+
+    std::vector<llama_token> tokenize(const std::string & text, bool add_special, bool parse_special) const;
+    std::string token_piece(llama_token token) const;
+    std::string detokenize(const std::vector<llama_token> & tokens) const;
+
+    // The context is made on first use and grown when a request needs more sequences.
+    // Only one generation may hold it at a time (see Lease).
+    llama_context * context(int32_t n_seq_max);
+
+    // Marks the context as in use by one generation; throws if another holds it.
+    class Lease {
+    public:
+        explicit Lease(Model & model);
+        ~Lease();
+        Lease(const Lease &) = delete;
+        Lease & operator=(const Lease &) = delete;
+    private:
+        Model & model_;
+    };
+
+    // Set by a generation to stop a long llama_decode early (checked by ggml between nodes).
+    std::atomic<bool> abort_requested{false};
+
+private:
+    ModelOptions options_;
+    llama_model * model_ = nullptr;
+    const llama_vocab * vocab_ = nullptr;
+    llama_context * context_ = nullptr;
+    int32_t context_seq_max_ = 0;
+    std::atomic<bool> busy_{false};
+};
+
+}  // namespace led

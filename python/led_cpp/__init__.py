@@ -1,0 +1,20 @@
+"""led_cpp: Latent Exploration Decoding for GGUF reasoning models, inside llama.cpp's graph."""
+
+from .config import LEDConfig, SamplingConfig
+from .generation import BatchStream, Generation
+from .gguf_check import ModelFileError
+from .model import Model
+from .results import GenerationResult, Timings, TraceStep
+
+__all__ = [
+    "BatchStream",
+    "Generation",
+    "GenerationResult",
+    "LEDConfig",
+    "Model",
+    "ModelFileError",
+    "SamplingConfig",
+    "Timings",
+    "TraceStep",
+]
+__version__ = "0.1.0"

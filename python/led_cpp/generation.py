@@ -1,0 +1,146 @@
+"""Streaming iterators over the C++ decode loop."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Deque, Iterator, List, Optional, Tuple
+
+from . import _core
+from .results import GenerationResult
+
+
+class _Run:
+    """Drives one native BatchRun; closes it on any exception, Ctrl-C included."""
+
+    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None) -> None:
+        self._native: Optional[_core.BatchRun] = native
+        self._trace = trace
+        self._progress = progress
+        self._results: Optional[List[List[GenerationResult]]] = None
+        self.stats: dict = {}
+
+    def pieces(self) -> Iterator[Tuple[int, int, str]]:
+        try:
+            while self._native is not None and not self._native.finished:
+                pieces = self._native.advance()
+                if self._progress is not None:
+                    self._progress.update(self._native.stats["decided_steps"] - self._progress.n)
+                yield from pieces
+            self._collect()
+        except BaseException:
+            self.close()
+            raise
+
+    def _collect(self) -> None:
+        if self._native is None:
+            return
+        self.stats = dict(self._native.stats)
+        self._results = [
+            [GenerationResult.from_native(item, self._trace) for item in prompt] for prompt in self._native.results()
+        ]
+        self.close()
+
+    @property
+    def results(self) -> Optional[List[List[GenerationResult]]]:
+        return self._results
+
+    def close(self) -> None:
+        native, self._native = self._native, None
+        if native is not None:
+            self.stats = dict(native.stats)
+            native.close()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+
+class Generation:
+    """Iterating yields text pieces as they are decoded; ``result`` holds the whole generation.
+
+    Pieces are always valid UTF-8, also when a character spans tokens. ``close()`` (or leaving a
+    ``with`` block, or Ctrl-C) stops decoding and leaves the model usable.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._pieces = run.pieces()
+
+    def __iter__(self) -> "Generation":
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            _, _, text = next(self._pieces)
+            if text:
+                return text
+
+    def __enter__(self) -> "Generation":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def result(self) -> GenerationResult:
+        """The finished generation; decodes to the end first if iteration has not."""
+        if self._run.results is None:
+            for _ in self:
+                pass
+        if self._run.results is None:
+            raise RuntimeError("the generation was closed before it finished; it has no result")
+        return self._run.results[0][0]
+
+    @property
+    def stats(self) -> dict:
+        return self._run.stats
+
+    def close(self) -> None:
+        run = getattr(self, "_run", None)
+        if run is not None:
+            run.close()
+
+
+class BatchStream:
+    """Yields ``(prompt_index, sample_index, text_piece)`` as pieces are decoded; afterwards
+    ``results[prompt_index][sample_index]`` holds each sample's GenerationResult."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._pieces = run.pieces()
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> Tuple[int, int, str]:
+        return next(self._pieces)
+
+    def __enter__(self) -> "BatchStream":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @property
+    def results(self) -> List[List[GenerationResult]]:
+        if self._run.results is None:
+            for _ in self:
+                pass
+        if self._run.results is None:
+            raise RuntimeError("the stream was closed before it finished; it has no results")
+        return self._run.results
+
+    @property
+    def stats(self) -> dict:
+        """Counts of the run: prompt_tokens_evaluated, decode_tokens_evaluated, explored_steps, ..."""
+        return self._run.stats
+
+    def close(self) -> None:
+        run = getattr(self, "_run", None)
+        if run is not None:
+            run.close()

@@ -1,0 +1,234 @@
+"""A GGUF model: load, tokenize, chat templates, and generation (single, batched, streamed)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core, chat
+from .config import LAYER_COUNTINGS, DecodingConfig, LEDConfig, SamplingConfig
+from .generation import BatchStream, Generation, _Run
+from .gguf_check import check_gguf_file
+from .results import GenerationResult
+
+Prompt = Union[str, Sequence[dict], Sequence[int]]
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional[int]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value}")
+    return value
+
+
+def _text(name: str, value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} is not valid Unicode text (lone surrogate at position {error.start})") from None
+    return value
+
+
+class Model:
+    """A GGUF model loaded by llama.cpp, with LED running inside its compute graph.
+
+    n_ctx is the context shared by all samples decoded together; n_gpu_layers=-1 offloads
+    every layer when led_cpp was built for a GPU; n_threads defaults to every core.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], *, n_ctx: int = 4096, n_gpu_layers: int = -1,
+                 n_threads: Optional[int] = None, verbose: bool = False, kv_type: str = "f16",
+                 flash_attention: Optional[bool] = None, n_batch: int = 512) -> None:
+        _positive_int("n_ctx", n_ctx)
+        _positive_int("n_batch", n_batch)
+        _positive_int("n_threads", n_threads, allow_none=True)
+        if isinstance(n_gpu_layers, bool) or not isinstance(n_gpu_layers, int):
+            raise TypeError(f"n_gpu_layers must be an int, not {type(n_gpu_layers).__name__}")
+        if kv_type not in ("f16", "f32"):
+            raise ValueError(f"kv_type must be 'f16' or 'f32', not {kv_type!r}")
+        self.path = Path(path)
+        self.summary = check_gguf_file(self.path)
+        self._native = _core.ModelHandle(
+            str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads or 0,
+            verbose=bool(verbose), kv_type=kv_type,
+            flash_attention=-1 if flash_attention is None else int(bool(flash_attention)), n_batch=n_batch,
+        )
+
+    @classmethod
+    def from_pretrained(cls, repo_id: str, filename: str, *, revision: Optional[str] = None,
+                        cache_dir: Optional[str] = None, **kwargs: Any) -> "Model":
+        """Downloads ``filename`` from a Hugging Face repository into the hub cache (honours
+        HF_HUB_OFFLINE: offline, only a cached file is used) and loads it."""
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir)
+        return cls(path, **kwargs)
+
+    # --- properties -----------------------------------------------------------------------
+    @property
+    def n_layer(self) -> int:
+        return self._native.n_layer
+
+    @property
+    def n_embd(self) -> int:
+        return self._native.n_embd
+
+    @property
+    def n_vocab(self) -> int:
+        return self._native.n_vocab
+
+    @property
+    def n_ctx(self) -> int:
+        return self._native.n_ctx
+
+    @property
+    def architecture(self) -> str:
+        return self._native.architecture
+
+    @property
+    def chat_template(self) -> Optional[str]:
+        return self._native.chat_template or None
+
+    @property
+    def bos_token_id(self) -> int:
+        return self._native.bos_token_id
+
+    @property
+    def eos_token_id(self) -> int:
+        return self._native.eos_token_id
+
+    @property
+    def eot_token_id(self) -> int:
+        return self._native.eot_token_id
+
+    @property
+    def bos_token(self) -> str:
+        return self._native.token_text(self.bos_token_id) if self.bos_token_id >= 0 else ""
+
+    @property
+    def eos_token(self) -> str:
+        return self._native.token_text(self.eos_token_id) if self.eos_token_id >= 0 else ""
+
+    def metadata(self, key: str) -> str:
+        """A GGUF metadata value as text ('' when absent)."""
+        return self._native.metadata(key)
+
+    # --- text ------------------------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> List[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        return self._native.tokenize(_text("text", text), add_special, parse_special)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._native.detokenize([int(token) for token in tokens]).decode("utf-8", errors="replace")
+
+    def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
+        template = self.chat_template
+        if template is None:
+            raise ValueError(f"{self.path.name} has no chat template; pass a plain string prompt instead of messages")
+        return chat.render(template, chat.check_messages(messages), add_generation_prompt=add_generation_prompt,
+                           bos_token=self.bos_token, eos_token=self.eos_token)
+
+    def prompt_tokens(self, prompt: Prompt) -> List[int]:
+        """The tokens a prompt (text, chat messages or token ids) is decoded from."""
+        if isinstance(prompt, str):
+            if not prompt:
+                raise ValueError("the prompt is empty; give some text")
+            return self.tokenize(prompt)
+        if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(item, dict) for item in prompt):
+            tokens = self.tokenize(self.apply_chat_template(prompt))
+            bos = self.bos_token_id
+            if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
+                tokens = tokens[1:]  # the template wrote the BOS token itself
+            return tokens
+        if isinstance(prompt, (list, tuple, np.ndarray)) and len(prompt) and all(
+                isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in prompt):
+            tokens = [int(item) for item in prompt]
+            if any(not 0 <= token < self.n_vocab for token in tokens):
+                raise ValueError(f"prompt token ids must lie in [0, {self.n_vocab})")
+            return tokens
+        raise ValueError("a prompt must be a non-empty str, a list of chat messages "
+                         "({'role': ..., 'content': ...}) or a list of token ids")
+
+    # --- generation --------------------------------------------------------------------------
+    def _start(self, prompts: Sequence[Prompt], *, n: int, config: Optional[DecodingConfig], max_tokens: int,
+               seed: Optional[int], stop: Union[str, Sequence[str]], trace: bool, n_parallel: Optional[int],
+               progress: bool = False) -> _Run:
+        config = SamplingConfig() if config is None else config
+        if not isinstance(config, (SamplingConfig, LEDConfig)):
+            raise TypeError(f"config must be a SamplingConfig or LEDConfig, not {type(config).__name__}")
+        config.check_model(self.n_layer, self.n_vocab)
+        _positive_int("n", n)
+        _positive_int("max_tokens", max_tokens)
+        _positive_int("n_parallel", n_parallel, allow_none=True)
+        if seed is None:
+            seed = secrets.randbits(63)
+        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an int in [0, 2**64), not {seed!r}")
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        for item in stops:
+            if not isinstance(item, str) or not item:
+                raise ValueError("stop strings must be non-empty str")
+            _text("a stop string", item)
+        if not isinstance(trace, bool):
+            raise TypeError("trace must be a bool")
+        tokens = [self.prompt_tokens(prompt) for prompt in prompts]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(tokens) * n * max_tokens, unit="tok", desc="generating", leave=False)
+        native = _core.BatchRun(self._native, tokens, n, config.to_native(), max_tokens, seed, stops, trace,
+                                n_parallel or 0)
+        return _Run(native, trace, bar)
+
+    def generate(self, prompt: Prompt, *, config: Optional[DecodingConfig] = None, max_tokens: int = 256,
+                 seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (), trace: bool = False) -> Generation:
+        """Starts one generation; iterate it for text pieces, then read ``.result``."""
+        return Generation(self._start([prompt], n=1, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
+                                      trace=trace, n_parallel=1))
+
+    def stream_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: Optional[DecodingConfig] = None,
+                     max_tokens: int = 256, seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (),
+                     trace: bool = False, n_parallel: Optional[int] = None, progress: bool = False) -> BatchStream:
+        """n samples of every prompt decoded together; yields (prompt_index, sample_index, piece)."""
+        if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
+            raise ValueError("prompts must be a non-empty list of prompts")
+        return BatchStream(self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
+                                       trace=trace, n_parallel=n_parallel, progress=progress))
+
+    def generate_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: Optional[DecodingConfig] = None,
+                       max_tokens: int = 256, seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (),
+                       trace: bool = False, n_parallel: Optional[int] = None,
+                       progress: bool = False) -> List[List[GenerationResult]]:
+        """n samples of every prompt, decoded together in one context; per prompt a list of n results.
+
+        Sample s of prompt p draws from its own random stream derived from (seed, p, s), so its
+        tokens equal those of the same sample generated alone."""
+        with self.stream_batch(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
+                               trace=trace, n_parallel=n_parallel, progress=progress) as stream:
+            return stream.results
+
+    def depth_logits(self, prompt: Prompt, *, d: int = 8, ln: bool = False,
+                     layer_counting: str = "paper") -> np.ndarray:
+        """Logits [d, n_vocab] of every depth LED reads at the prompt's last token, computed by
+        the same in-graph capture and output-head projection LED decodes with."""
+        _positive_int("d", d)
+        if d > self.n_layer:
+            raise ValueError(f"d={d} exceeds the model's {self.n_layer} layers")
+        if layer_counting not in LAYER_COUNTINGS:
+            raise ValueError(f"layer_counting must be one of {LAYER_COUNTINGS}, not {layer_counting!r}")
+        return self._native.depth_logits(self.prompt_tokens(prompt), d, bool(ln), layer_counting)
+
+    def __repr__(self) -> str:
+        return (f"Model({str(self.path)!r}, architecture={self.architecture!r}, n_layer={self.n_layer}, "
+                f"n_vocab={self.n_vocab}, n_ctx={self.n_ctx})")

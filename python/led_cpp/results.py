@@ -1,0 +1,77 @@
+"""What a generation returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Timings:
+    prompt_tokens: int
+    prompt_seconds: float
+    decode_tokens: int
+    decode_seconds: float
+
+    @property
+    def prompt_tokens_per_second(self) -> float:
+        return self.prompt_tokens / self.prompt_seconds if self.prompt_seconds > 0 else 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        return self.decode_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One generated token under trace=True."""
+
+    explored: bool
+    depth: int                      # depth whose posterior chose the token (0 = final layer)
+    entropies: Tuple[float, ...]    # the d entropies H_j; empty when the depths were not evaluated
+    top1_probability: float         # final layer's q[0]
+    candidates: Tuple[int, ...]     # the k candidate ids, descending probability
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    tokens: List[int]
+    text: str
+    finish_reason: str              # "length", "eos" or "stop"
+    logprobs: List[float]           # final layer's log-probability of each token at the sampling temperature
+    timings: Timings
+    trace: Optional[List[TraceStep]] = None
+    explored_steps: int = 0
+    reasoning_tokens: int = 0       # tokens generated inside the reasoning segment
+    seed: int = 0
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def explore_rate(self) -> float:
+        return self.explored_steps / len(self.tokens) if self.tokens else 0.0
+
+    @classmethod
+    def from_native(cls, native: dict, trace: bool) -> "GenerationResult":
+        steps = None
+        if trace:
+            steps = [
+                TraceStep(
+                    explored=item["explored"],
+                    depth=item["depth"],
+                    entropies=tuple(item["entropies"]),
+                    top1_probability=item["top1_probability"],
+                    candidates=tuple(item["candidates"]),
+                )
+                for item in native["trace"]
+            ]
+        return cls(
+            tokens=list(native["tokens"]),
+            text=native["text"],
+            finish_reason=native["finish_reason"],
+            logprobs=list(native["logprobs"]),
+            timings=Timings(**native["timings"]),
+            trace=steps,
+            explored_steps=native["explored_steps"],
+            reasoning_tokens=native["reasoning_tokens"],
+            seed=native["seed"],
+        )
