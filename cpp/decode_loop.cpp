@@ -10,6 +10,9 @@ namespace led {
 
 namespace {
 
+// Samples decoded together when the caller does not say (each has its own KV stream).
+constexpr int kDefaultParallel = 16;
+
 uint64_t splitmix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ULL;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -57,6 +60,13 @@ uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t s
     return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample) ^ stream);
 }
 
+std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count) {
+    std::mt19937_64 generator(derive_seed(seed, prompt, sample, stream));
+    std::vector<float> values(count);
+    for (float & value : values) value = uniform(generator);
+    return values;
+}
+
 BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples,
                    const SamplingSpec & spec, const RunOptions & options)
     : model_(model), prompts_(std::move(prompts)), spec_(spec), options_(options) {
@@ -87,12 +97,7 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
         longest = std::max(longest, prompt.size());
     }
     const int total = static_cast<int>(prompts_.size()) * n_samples;
-    if (options_.n_parallel > 0) {
-        n_parallel_ = std::min(options_.n_parallel, total);
-    } else {
-        const int fit = (n_ctx - static_cast<int>(longest)) / options_.max_tokens;
-        n_parallel_ = std::max(1, std::min({total, fit, 64}));
-    }
+    n_parallel_ = std::min(options_.n_parallel > 0 ? options_.n_parallel : kDefaultParallel, total);
     stats_.n_parallel = n_parallel_;
     holder_slot_ = n_parallel_;
     for (const auto & stop : options_.stop) {
@@ -123,7 +128,7 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
     graph_state_ = std::make_unique<GraphState>(settings);
 
     lease_ = std::make_unique<Model::Lease>(model_);
-    context_ = model_.context(n_parallel_ + 1);
+    context_ = model_.context(n_parallel_ + 1, static_cast<int32_t>(longest) + options_.max_tokens + 1);
     for (int slot = 0; slot <= n_parallel_; ++slot) {
         samplers_.push_back(make_graph_sampler(graph_state_.get(), slot));
         llama_set_sampler(context_, slot, samplers_.back());
@@ -170,24 +175,6 @@ void BatchRun::check_graph_state() const {
     }
 }
 
-int BatchRun::cells_reserved() const {
-    // Each live prompt once (its samples share its cells), plus room for every active sample to
-    // reach max_tokens: admission below never lets a running sample run out of cells.
-    std::vector<bool> live(prompts_.size(), false);
-    if (holder_prompt_ >= 0) live[holder_prompt_] = true;
-    int cells = 0;
-    for (const Sample & sample : samples_) {
-        if (sample.status == Status::active) {
-            live[sample.prompt] = true;
-            cells += options_.max_tokens + 1;
-        }
-    }
-    for (size_t p = 0; p < prompts_.size(); ++p) {
-        if (live[p]) cells += static_cast<int>(prompts_[p].size());
-    }
-    return cells;
-}
-
 void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     const int k = graph_state_->settings().k;
     const llama_token * candidates = llama_get_sampled_candidates_ith(context_, batch_index);
@@ -200,6 +187,7 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     }
     step.candidates.assign(candidates, candidates + k);
     step.probabilities.assign(probabilities, probabilities + k);
+    step.logits.assign(probabilities + k, probabilities + 2 * k);
     step.capture_slot = capture_slot;
 }
 
@@ -209,12 +197,8 @@ bool BatchRun::prefill_chunk() {
     const auto & prompt = prompts_[wanted];
     if (holder_prompt_ == wanted && holder_done_ == prompt.size()) return false;
     if (holder_prompt_ != wanted) {
-        // Start the next prompt once one of its samples could run beside the others.
-        if (cells_reserved() + static_cast<int>(prompt.size()) + options_.max_tokens + 1 > model_.options().n_ctx ||
-            free_slots_.empty()) {
-            if (active_ == 0) throw std::runtime_error("internal error: a prompt cannot be scheduled");
-            return false;
-        }
+        // Start the next prompt once a slot is free for one of its samples.
+        if (free_slots_.empty()) return false;
         llama_memory_seq_rm(llama_get_memory(context_), holder_slot_, -1, -1);
         holder_prompt_ = wanted;
         holder_done_ = 0;
@@ -251,7 +235,6 @@ void BatchRun::admit() {
     while (next_waiting_ < samples_.size() && !free_slots_.empty()) {
         Sample & sample = samples_[next_waiting_];
         if (sample.prompt != holder_prompt_ || holder_done_ != prompts_[holder_prompt_].size()) return;
-        if (cells_reserved() + options_.max_tokens + 1 > model_.options().n_ctx) return;
         sample.slot = free_slots_.back();
         free_slots_.pop_back();
         llama_memory_seq_cp(llama_get_memory(context_), holder_slot_, sample.slot, -1, -1);
@@ -351,7 +334,9 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
             ++result.explored_steps;
         }
         result.tokens.push_back(token);
-        result.logprobs.push_back(std::log(step.probabilities[decision.index]));
+        // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
+        result.logprobs.push_back(std::log(step.probabilities[0]) +
+                                  (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
         if (options_.trace) {
             TraceStep trace;
             trace.explored = decision.explored;
@@ -498,7 +483,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     }
     GraphState state(settings);
     Model::Lease lease(model);
-    llama_context * context = model.context(1);
+    llama_context * context = model.context(1, static_cast<int32_t>(tokens.size()) + 1);
     llama_sampler * sampler = make_graph_sampler(&state, 0);
     llama_set_sampler(context, 0, sampler);
     struct Detach {

@@ -40,7 +40,7 @@ struct RunOptions {
     uint64_t seed = 0;
     std::vector<std::string> stop;
     bool trace = false;
-    int n_parallel = 0;  // 0 = sized from the request and the context
+    int n_parallel = 0;  // 0 = min(samples, 16); each decoding sample has its own KV stream
 };
 
 struct TraceStep {
@@ -91,6 +91,9 @@ struct RunStats {
 // sample's tokens do not depend on what else is in the batch.
 uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream);
 
+// The first `count` uniforms of a sample's stream (0 token, 1 gate, 2 depth), as decoding draws them.
+std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count);
+
 class BatchRun {
 public:
     BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
@@ -112,6 +115,7 @@ private:
     struct StepData {
         std::vector<int32_t> candidates;
         std::vector<float> probabilities;
+        std::vector<float> logits;
         int capture_slot = 0;
     };
     enum class Status { waiting, active, done };
@@ -138,7 +142,6 @@ private:
     void read_step(int batch_index, StepData & step, int capture_slot);
     void finish(Sample & sample, const char * reason, std::vector<Piece> & pieces);
     void emit(Sample & sample, bool final, std::vector<Piece> & pieces);
-    int cells_reserved() const;
     void check_graph_state() const;
 
     Model & model_;

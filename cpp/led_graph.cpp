@@ -158,6 +158,7 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     Candidates result;
     result.ids = ggml_reshape_1d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, unordered, 1, k), order), k);
     result.probabilities = ggml_reshape_1d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k);
+    result.logits = ggml_reshape_1d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, logits, 1, n_vocab), result.ids), k);
     ggml_set_name(result.ids, "led_candidates");
     ggml_set_name(result.probabilities, "led_candidate_probs");
     return result;

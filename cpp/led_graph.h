@@ -47,6 +47,7 @@ private:
 struct Candidates {
     ggml_tensor * ids;            // I32 [k]
     ggml_tensor * probabilities;  // F32 [k]
+    ggml_tensor * logits;         // F32 [k], for log-probabilities that do not underflow
 };
 Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature);
 

@@ -148,7 +148,8 @@ StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOp
         index = greedy ? argmax_first(chosen, k) : draw_index(chosen, k, draws.token);
     }
     result.token = result.candidates[index];
-    result.logprob = std::log(q[index]);
+    // log p_0[token] from the logits, finite even where the probability underflows to 0.
+    result.logprob = std::log(q[0]) + (depth_logits[result.token] - depth_logits[result.candidates[0]]) * inverse_temperature;
     return result;
 }
 

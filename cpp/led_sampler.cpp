@@ -65,7 +65,8 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     // llama.cpp hands each sampler a view of its row of the (padded) logits matrix.
     const int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / logits->view_src->nb[1]) : 0;
     Candidates candidates = build_candidates(ctx, logits, settings_.k, settings_.inverse_temperature);
-    ggml_tensor * probabilities = candidates.probabilities;
+    // Returned to the host: the k probabilities, then the k logits.
+    ggml_tensor * probabilities = ggml_concat(ctx, candidates.probabilities, candidates.logits, 0);
     if (!settings_.capture.layers.empty()) {
         if (projector_ == nullptr) {
             error_ = "LED's sampler was not initialised by llama.cpp's backend sampling";
@@ -84,7 +85,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
         if (!error_.empty()) {
             return;
         }
-        // Host reads the first k values; the tail only keeps the captures in the graph.
+        // Host reads the first 2k values; the tail only keeps the captures in the graph.
         probabilities = ggml_concat(ctx, probabilities, dependency, 0);
     }
     data->candidates = candidates.ids;

@@ -134,8 +134,9 @@ std::string Model::detokenize(const std::vector<llama_token> & tokens) const {
     return text;
 }
 
-llama_context * Model::context(int32_t n_seq_max) {
-    if (context_ != nullptr && context_seq_max_ >= n_seq_max) {
+llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
+    n_ctx_seq = ((n_ctx_seq + 255) / 256) * 256;  // llama.cpp pads streams to 256 cells
+    if (context_ != nullptr && context_seq_max_ >= n_seq_max && context_seq_cells_ >= n_ctx_seq) {
         llama_memory_clear(llama_get_memory(context_), true);
         return context_;
     }
@@ -143,14 +144,16 @@ llama_context * Model::context(int32_t n_seq_max) {
         llama_free(context_);
         context_ = nullptr;
     }
+    n_seq_max = std::max(n_seq_max, context_seq_max_);
+    n_ctx_seq = std::max(n_ctx_seq, context_seq_cells_);
     llama_context_params params = llama_context_default_params();
-    params.n_ctx = static_cast<uint32_t>(options_.n_ctx);
+    params.n_ctx = static_cast<uint32_t>(n_ctx_seq) * static_cast<uint32_t>(n_seq_max);
     params.n_batch = static_cast<uint32_t>(std::min(options_.n_batch, options_.n_ctx));
     params.n_ubatch = params.n_batch;
     params.n_seq_max = static_cast<uint32_t>(n_seq_max);
     params.n_threads = options_.n_threads;
     params.n_threads_batch = options_.n_threads;
-    params.kv_unified = true;  // samples of one prompt share its cells
+    params.kv_unified = false;
     params.no_perf = true;
     params.abort_callback = abort_callback;
     params.abort_callback_data = this;
@@ -163,11 +166,12 @@ llama_context * Model::context(int32_t n_seq_max) {
                                                              : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     context_ = llama_init_from_model(model_, params);
     if (context_ == nullptr) {
-        throw std::runtime_error("llama.cpp could not create a context with n_ctx=" + std::to_string(options_.n_ctx) +
-                                 " and " + std::to_string(n_seq_max) +
-                                 " sequences (out of memory?); try a smaller n_ctx or n_parallel");
+        throw std::runtime_error("llama.cpp could not create a context of " + std::to_string(n_seq_max) +
+                                 " sequences of " + std::to_string(n_ctx_seq) +
+                                 " tokens (out of memory?); lower n_parallel or max_tokens");
     }
     context_seq_max_ = n_seq_max;
+    context_seq_cells_ = n_ctx_seq;
     return context_;
 }
 

@@ -45,9 +45,11 @@ public:
     std::string token_piece(llama_token token) const;
     std::string detokenize(const std::vector<llama_token> & tokens) const;
 
-    // The context is made on first use and grown when a request needs more sequences.
-    // Only one generation may hold it at a time (see Lease).
-    llama_context * context(int32_t n_seq_max);
+    // The context is made on first use and grown when a request needs more sequences or
+    // longer ones. Every sequence has its own KV stream of n_ctx_seq cells, so a sample's
+    // numbers do not depend on what else is decoded beside it. One generation holds it at a
+    // time (see Lease).
+    llama_context * context(int32_t n_seq_max, int32_t n_ctx_seq);
 
     // Marks the context as in use by one generation; throws if another holds it.
     class Lease {
@@ -69,6 +71,7 @@ private:
     const llama_vocab * vocab_ = nullptr;
     llama_context * context_ = nullptr;
     int32_t context_seq_max_ = 0;
+    int32_t context_seq_cells_ = 0;
     std::atomic<bool> busy_{false};
 };
 

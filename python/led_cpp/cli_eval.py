@@ -1,0 +1,174 @@
+"""``led-cpp eval`` and ``led-cpp compare``: accuracy runs (see led_cpp.evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import evaluation as ev
+
+_LED_FLAGS = ("d", "k", "ln", "exploit", "think_only", "think_end", "depth_rule",
+              "fixed_depth", "layer_counting")
+
+
+def register_eval_commands(subparsers) -> None:
+    """Add the ``eval`` and ``compare`` subcommands; each sets ``func`` (a callable
+    taking the parsed args and returning an exit status)."""
+    p = subparsers.add_parser(
+        "eval", help="accuracy (pass@k) of one decoding config on a benchmark",
+        description="Sample --n answers per problem, check them against the gold answers "
+        "and write OUT/samples.jsonl (one record per sample), OUT/summary.json and a table. "
+        "Rerunning with the same --out resumes; an --out holding a different run is refused.")
+    _common(p)
+    p.add_argument("--config", default="led", metavar="SPEC",
+                   help="led | standard | greedy, optionally with overrides "
+                   "name[:key=value]... (e.g. led:depth_rule=random); default led")
+    g = p.add_argument_group("LED options (with --config led; defaults: the authors')")
+    g.add_argument("--d", type=int, help="depths read, the final one included (8)")
+    g.add_argument("--k", type=int, help="candidate tokens from the final layer (8)")
+    g.add_argument("--ln", action="store_const", const=True,
+                   help="apply the final norm to intermediate depths")
+    g.add_argument("--no-exploit", dest="exploit", action="store_const", const=False,
+                   help="always explore (no confidence gate)")
+    g.add_argument("--no-think-only", dest="think_only", action="store_const", const=False,
+                   help="explore after the end-of-think marker too")
+    g.add_argument("--think-end", help="end-of-think marker (</think>); also where the "
+                   "answer region starts, for every config")
+    g.add_argument("--depth-rule", help="max_entropy | random | fixed")
+    g.add_argument("--fixed-depth", type=int, help="the depth of --depth-rule fixed")
+    g.add_argument("--layer-counting", help="paper (default) | reference (the authors' code)")
+    p.set_defaults(func=run_eval_command)
+
+    c = subparsers.add_parser(
+        "compare", help="several decoding configs on the same problems and seeds",
+        description="Run every config of --configs like `eval` (each in OUT/<config>/, "
+        "resumable) on the same problems with the same per-problem seeds, then print one "
+        "table. A config is name[:key=value]... with name led, standard or greedy; "
+        "`led:depth_rule=fixed:3` is short for `led:depth_rule=fixed:fixed_depth=3`.")
+    _common(c)
+    c.add_argument("--configs", required=True, metavar="SPEC,SPEC,...",
+                   help="comma-separated specs, e.g. standard,led,led:depth_rule=random,"
+                   "led:depth_rule=fixed:3")
+    c.set_defaults(func=run_compare_command)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", required=True, help="GGUF model file")
+    p.add_argument("--dataset", required=True,
+                   help="gsm8k | math500 | aime2024 | aime2025 | FILE.json")
+    p.add_argument("--out", required=True, help="output directory (resumed if it exists)")
+    p.add_argument("--n", type=int, help="samples per problem (default 16; 1 for greedy)")
+    p.add_argument("--limit", type=int, help="only the first N problems")
+    p.add_argument("--temperature", type=float,
+                   help="temperature of configs that set none (default 0.6)")
+    p.add_argument("--max-tokens", type=int, default=2048,
+                   help="new tokens per sample (default 2048; the authors used 32768)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--n-ctx", type=int, help="context size given to the model")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--n-gpu-layers", type=int, default=-1, help="layers on the GPU (-1: all)")
+    p.add_argument("--n-parallel", type=int, help="sequences decoded together")
+    p.add_argument("--verify-timeout", type=float, default=5.0,
+                   help="seconds per answer check before it counts as wrong (5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fail(message: str) -> int:
+    print(f"led-cpp: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _default_n(args, specs) -> int:
+    if args.n is not None:
+        return args.n
+    return 1 if all(s.name == "greedy" for s in specs) else 16
+
+
+def _precheck(args, specs, n: int, dirs) -> None:
+    """Refuse bad configs, a bad dataset or a mismatching --out before the model is
+    loaded."""
+    if len(set(dirs)) != len(dirs):
+        raise ValueError("the same config is listed twice")
+    problems, _ = ev._select(args.dataset, args.limit)
+    for spec, out in zip(specs, dirs):
+        cfg = spec.build()
+        think_end = (getattr(args, "think_end", None) or getattr(cfg, "think_end", None)
+                     or ev.DEFAULT_THINK_END)
+        ev.check_out_dir(out, ev.run_identity(
+            model=os.path.basename(args.model), problems=problems, config=cfg, n=n,
+            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end))
+
+
+def _load_model(args):
+    import led_cpp
+
+    kw = {"n_gpu_layers": args.n_gpu_layers, "n_threads": args.threads}
+    if args.n_ctx is not None:
+        kw["n_ctx"] = args.n_ctx
+    return led_cpp.Model(args.model, **kw)
+
+
+def _run(args, specs, dirs, call) -> int:
+    n = _default_n(args, specs)
+    try:
+        _precheck(args, specs, n, dirs)
+    except (ValueError, FileNotFoundError, TypeError) as e:  # bad spec, dataset or --out
+        return _fail(str(e))
+    model = _load_model(args)
+    try:
+        summaries = call(model, n)
+    except ev.RunMismatchError as e:
+        return _fail(str(e))
+    print(ev.format_table(summaries))
+    print(f"results: {args.out}")
+    return 0
+
+
+def run_eval_command(args) -> int:
+    try:
+        spec = ev.parse_config_spec(args.config, temperature=args.temperature)
+        led = {k: getattr(args, k) for k in _LED_FLAGS if getattr(args, k) is not None}
+        if spec.name != "led":
+            led.pop("think_end", None)  # the answer marker applies to every config
+            if led:
+                names = ", ".join("--" + k.replace("_", "-") for k in led)
+                raise ValueError(f"{names}: LED options need --config led")
+            led = {}
+        clash = [k for k in led if k in dict(spec.params)]
+        if clash:
+            raise ValueError(f"{', '.join(clash)} set both in --config and as an option")
+        spec = spec.with_params(**led)
+        if spec.name == "led" and dict(spec.params).get("depth_rule") == "fixed" \
+                and "fixed_depth" not in dict(spec.params):
+            raise ValueError("--depth-rule fixed needs --fixed-depth")
+    except ValueError as e:
+        return _fail(str(e))
+
+    def call(model, n):
+        return [ev.evaluate(model, args.dataset, spec, n=n, limit=args.limit,
+                            max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
+                            progress=not args.no_progress, think_end=args.think_end,
+                            model_name=os.path.basename(args.model),
+                            verify_timeout=args.verify_timeout, n_parallel=args.n_parallel)]
+
+    return _run(args, [spec], [args.out], call)
+
+
+def run_compare_command(args) -> int:
+    try:
+        specs = [ev.parse_config_spec(s, temperature=args.temperature)
+                 for s in args.configs.split(",") if s.strip()]
+        if not specs:
+            raise ValueError("--configs is empty")
+    except ValueError as e:
+        return _fail(str(e))
+
+    def call(model, n):
+        return ev.compare(model, args.dataset, specs, n=n, limit=args.limit,
+                          max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
+                          progress=not args.no_progress,
+                          model_name=os.path.basename(args.model),
+                          verify_timeout=args.verify_timeout, n_parallel=args.n_parallel)
+
+    return _run(args, specs, [os.path.join(args.out, s.dirname) for s in specs], call)

