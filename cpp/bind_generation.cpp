@@ -51,6 +51,11 @@ py::dict result_dict(const led::SampleResult & result) {
         item["entropies"] = step.entropies;
         item["top1_probability"] = step.top1_probability;
         item["candidates"] = step.candidates;
+        if (!step.layer_entropies.empty()) {
+            item["layer_entropies"] = step.layer_entropies;
+            item["layer_top_normalised"] = step.layer_top_normalised;
+            item["layer_top_raw"] = step.layer_top_raw;
+        }
         trace.append(item);
     }
     out["trace"] = trace;
@@ -68,19 +73,22 @@ py::dict result_dict(const led::SampleResult & result) {
 void register_generation(py::module_ & module) {
     py::class_<led::BatchRun>(module, "BatchRun", "Samples of several prompts decoded together (use Model.generate*).")
         .def(py::init([](led::Model & model, std::vector<std::vector<llama_token>> prompts, int n, const py::dict & config,
-                         int max_tokens, uint64_t seed, std::vector<std::string> stop, bool trace, int n_parallel) {
+                         int max_tokens, uint64_t seed, std::vector<std::string> stop, bool trace, int n_parallel,
+                         int analysis_top_k) {
                  led::RunOptions options;
                  options.max_tokens = max_tokens;
                  options.seed = seed;
                  options.stop = std::move(stop);
                  options.trace = trace;
                  options.n_parallel = n_parallel;
+                 options.analysis_top_k = analysis_top_k;
                  const led::SamplingSpec spec = spec_from(config);
                  py::gil_scoped_release release;
                  return std::make_unique<led::BatchRun>(model, std::move(prompts), n, spec, options);
              }),
              py::arg("model"), py::arg("prompts"), py::arg("n"), py::arg("config"), py::arg("max_tokens"), py::arg("seed"),
-             py::arg("stop"), py::arg("trace"), py::arg("n_parallel"), py::keep_alive<1, 2>())
+             py::arg("stop"), py::arg("trace"), py::arg("n_parallel"), py::arg("analysis_top_k") = 0,
+             py::keep_alive<1, 2>())
         .def("advance",
              [](led::BatchRun & run) {
                  std::vector<led::Piece> pieces;

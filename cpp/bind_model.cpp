@@ -1,6 +1,7 @@
 // Bindings of a loaded model (model.h): metadata, tokenizer, and the per-depth logits probe.
 #include "decode_loop.h"
 #include "model.h"
+#include "raw_decode.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -82,5 +83,21 @@ void register_model(py::module_ & module) {
                  return out;
              },
              py::arg("tokens"), py::arg("d"), py::arg("ln"), py::arg("layer_counting"),
-             "Per-depth logits [d, n_vocab] at the last token, through LED's in-graph capture and projection.");
+             "Per-depth logits [d, n_vocab] at the last token, through LED's in-graph capture and projection.")
+        .def("raw_decode",
+             [](led::Model & model, int n_prompt, int n_generate, int n_sequences) {
+                 led::RawDecodeTimings timings;
+                 {
+                     py::gil_scoped_release release;
+                     timings = led::raw_decode(model, n_prompt, n_generate, n_sequences);
+                 }
+                 py::dict out;
+                 out["prompt_seconds"] = timings.prompt_seconds;
+                 out["decode_seconds"] = timings.decode_seconds;
+                 out["prompt_tokens"] = timings.prompt_tokens;
+                 out["decode_tokens"] = timings.decode_tokens;
+                 return out;
+             },
+             py::arg("n_prompt"), py::arg("n_generate"), py::arg("n_sequences"),
+             "llama.cpp's own decode with no sampler (like llama-batched-bench): the benchmarks' baseline.");
 }

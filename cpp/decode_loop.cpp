@@ -124,6 +124,14 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
     } else {
         if (spec_.top_k < 0 || spec_.top_k > n_vocab) throw std::invalid_argument("top_k must lie in [0, n_vocab]");
         settings.k = greedy ? 1 : (spec_.top_k == 0 ? n_vocab : spec_.top_k);
+        if (options_.analysis_top_k > 0) {
+            if (options_.analysis_top_k > n_vocab) throw std::invalid_argument("the analysis top_k exceeds n_vocab");
+            // Every layer's output, the final layer first: the paper's per-layer analyses.
+            for (int il = n_layer - 1; il >= 0; --il) settings.capture.layers.push_back(il);
+        }
+    }
+    if (spec_.led && options_.analysis_top_k > 0) {
+        throw std::invalid_argument("layer analysis runs with standard sampling (SamplingConfig), not LED");
     }
     graph_state_ = std::make_unique<GraphState>(settings);
 
@@ -344,6 +352,13 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
             trace.entropies = std::move(decision.entropies);
             trace.top1_probability = step.probabilities[0];
             trace.candidates = step.candidates;
+            if (options_.analysis_top_k > 0) {
+                auto statistics = graph_state_->projector()->layer_statistics(
+                    graph_state_->head(), model_.n_vocab(), step.capture_slot, options_.analysis_top_k);
+                trace.layer_entropies = std::move(statistics.entropies);
+                trace.layer_top_normalised = std::move(statistics.top_normalised);
+                trace.layer_top_raw = std::move(statistics.top_raw);
+            }
             result.trace.push_back(std::move(trace));
         }
         if (sample.in_reasoning) ++result.reasoning_tokens;

@@ -41,6 +41,7 @@ struct RunOptions {
     std::vector<std::string> stop;
     bool trace = false;
     int n_parallel = 0;  // 0 = min(samples, 16); each decoding sample has its own KV stream
+    int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
 };
 
 struct TraceStep {
@@ -49,6 +50,10 @@ struct TraceStep {
     std::vector<float> entropies;       // d values; empty when the depths were not evaluated
     float top1_probability = 0.0f;
     std::vector<int32_t> candidates;
+    // analysis_top_k > 0 only: per layer, final first (n_layer values, n_layer x top_k ids)
+    std::vector<float> layer_entropies;
+    std::vector<int32_t> layer_top_normalised;
+    std::vector<int32_t> layer_top_raw;
 };
 
 struct Timings {

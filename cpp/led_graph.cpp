@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -26,9 +27,14 @@ ggml_tensor * find_layer(ggml_cgraph * graph, int il) {
     if (il >= 0) {
         return ggml_graph_get_tensor(graph, layer_name(il).c_str());
     }
-    // The residual stream entering layer 0: the scaled embeddings where the architecture scales.
-    ggml_tensor * scaled = ggml_graph_get_tensor(graph, "inp_scaled");
-    return scaled != nullptr ? scaled : ggml_graph_get_tensor(graph, "inp_embd");
+    // The residual stream entering layer 0: the scaled embeddings where the architecture scales,
+    // else the token embeddings (named "embd"; "inp_embd" is the unused raw-vector input).
+    for (const char * name : {"inp_scaled", "embd", "inp_embd"}) {
+        if (ggml_tensor * tensor = ggml_graph_get_tensor(graph, name)) {
+            return tensor;
+        }
+    }
+    return nullptr;
 }
 
 struct ContextDeleter {
@@ -395,6 +401,47 @@ std::vector<float> DepthProjector::logits(const OutputHead & head, int64_t n_voc
         ggml_backend_tensor_get(outputs[i], result.data() + static_cast<size_t>(i) * n_vocab, 0, sizeof(float) * n_vocab);
     }
     return result;
+}
+
+DepthProjector::LayerStatistics DepthProjector::layer_statistics(const OutputHead & head, int64_t n_vocab, int slot,
+                                                                 int top_k) {
+    ContextPtr ctx = scratch_context(64);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx.get(), 64, false);
+    const int n = n_captured_;
+    ggml_tensor * hidden = ggml_view_2d(ctx.get(), capture_, capture_->ne[0], n, capture_->nb[1],
+                                        static_cast<size_t>(slot) * n * capture_->nb[1]);
+    ggml_tensor * normalised = head.project(ctx.get(), head.normalise(ctx.get(), hidden));
+    ggml_tensor * raw = head.project(ctx.get(), ggml_cont(ctx.get(), hidden));
+    ggml_tensor * probabilities = ggml_soft_max(ctx.get(), normalised);
+    ggml_tensor * log_probabilities = ggml_log(ctx.get(), ggml_clamp(ctx.get(), probabilities, 1e-30f, FLT_MAX));
+    ggml_tensor * entropies = ggml_scale(ctx.get(), ggml_sum_rows(ctx.get(), ggml_mul(ctx.get(), probabilities, log_probabilities)),
+                                         -1.0f / std::log(static_cast<float>(n_vocab)));
+    // top_k leaves its ids unordered; order them by logit so every smaller top-k is a prefix.
+    const auto ordered_top = [&](ggml_tensor * logits) {
+        ggml_tensor * ids = ggml_top_k(ctx.get(), logits, top_k);
+        ggml_tensor * values = ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), logits, 1, n_vocab, n), ids);
+        ggml_tensor * order = ggml_argsort(ctx.get(), ggml_reshape_2d(ctx.get(), values, top_k, n), GGML_SORT_ORDER_DESC);
+        return ggml_reshape_2d(ctx.get(), ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), ids, 1, top_k, n), order),
+                               top_k, n);
+    };
+    ggml_tensor * top_normalised = ordered_top(normalised);
+    ggml_tensor * top_raw = ordered_top(raw);
+    for (ggml_tensor * output : {entropies, top_normalised, top_raw}) {
+        ggml_set_output(output);
+        ggml_build_forward_expand(graph, output);
+    }
+    compute(graph);
+    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error("LED's layer analysis failed on " + device_name_);
+    }
+    LayerStatistics statistics;
+    statistics.entropies.resize(n);
+    statistics.top_normalised.resize(static_cast<size_t>(n) * top_k);
+    statistics.top_raw.resize(static_cast<size_t>(n) * top_k);
+    ggml_backend_tensor_get(entropies, statistics.entropies.data(), 0, ggml_nbytes(entropies));
+    ggml_backend_tensor_get(top_normalised, statistics.top_normalised.data(), 0, ggml_nbytes(top_normalised));
+    ggml_backend_tensor_get(top_raw, statistics.top_raw.data(), 0, ggml_nbytes(top_raw));
+    return statistics;
 }
 
 }  // namespace led

@@ -106,6 +106,16 @@ public:
     // final norm when final_row_normalised, the others when ln. For tests and analyses only.
     std::vector<float> logits(const OutputHead & head, int64_t n_vocab, int slot, bool ln, bool final_row_normalised);
 
+    // The paper's per-layer analyses for one slot whose captured rows are every layer, final
+    // first: each layer's normalised entropy (full vocabulary, final norm applied, T = 1) and
+    // its top_k token ids (descending logit) with and without the final norm. [n_captured], [n_captured][top_k] x 2.
+    struct LayerStatistics {
+        std::vector<float> entropies;
+        std::vector<int32_t> top_normalised;
+        std::vector<int32_t> top_raw;
+    };
+    LayerStatistics layer_statistics(const OutputHead & head, int64_t n_vocab, int slot, int top_k);
+
 private:
     void compute(ggml_cgraph * graph);
     ggml_backend_t backend_ = nullptr;

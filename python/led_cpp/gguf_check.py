@@ -28,15 +28,19 @@ What is checked, in file order
   >3 is too new; a version with zero low 16 bits is a byte-swapped, big-endian
   file).
 * Tensor and key/value counts: non-negative as int64, within validator limits
-  (65,536 keys, 1,048,576 tensors) and not more than the rest of the file could
-  hold at the minimum record size (14 bytes per key/value, 33 per tensor).
+  (65,536 keys, 131,072 tensors; they bound the time spent on a hostile file to
+  under a second) and not more than the rest of the file could hold at the
+  minimum record size (14 bytes per key/value, 33 per tensor).
 * Every key/value: key non-empty, at most 65,535 bytes (GGUF spec), no NUL byte,
   inside the file, unique; value type known (0..12); arrays not nested
   (gguf.cpp rejects element type ARRAY), at most 2**30 elements
   (``GGUF_MAX_ARRAY_ELEMENTS``), element count x minimum element size within the
-  remaining bytes, string arrays at most 4,194,304 elements (validator limit,
-  keeps the walk under about a second on hostile files); every string at most
-  2**30 bytes (``GGUF_MAX_STRING_LENGTH``) and inside the file.
+  remaining bytes; every string at most 2**30 bytes (``GGUF_MAX_STRING_LENGTH``)
+  and inside the file.  Validator limits on top (llama.cpp would allocate that
+  much memory; no real file comes close): numeric arrays at most 16,777,216
+  elements, string arrays at most 4,194,304, strings at most 16 MiB, the
+  vocabulary (``tokenizer.ggml.tokens``, kept in memory for the duplicate check)
+  at most 1,048,576 tokens of under 1 MiB each.
 * ``general.alignment``: uint32, non-zero power of two.
 * Every tensor-table entry: name non-empty, shorter than 64 bytes
   (``GGML_MAX_NAME``), no NUL byte, unique; ``n_dims`` 1..4; every dimension
@@ -81,11 +85,12 @@ pinned llama.cpp, caught here:**
   ``gguf_get_val_str``/``gguf_get_val_f32``, which assert on the type.
 * Memory exhaustion: gguf.cpp resizes a string array to its element count
   (32 bytes per ``std::string``) before reading the elements, bounded only by
-  ``count * 8 <= bytes left in the file``, and sizes the ggml context by the
-  tensor count; hostile counts in a large file make it allocate tens of GB
-  (``std::bad_alloc`` is caught, but on Linux overcommit the process is
-  OOM-killed while the strings are constructed).  Caught here by the element
-  walk, the string-array and count limits.
+  ``count * 8 <= bytes left in the file``; it reads numeric arrays of up to
+  2**30 elements (8 GiB) and strings of up to 1 GiB into memory, and sizes the
+  ggml context by the tensor count.  Hostile counts in a large file make it
+  allocate tens of GB (``std::bad_alloc`` is caught, but with Linux overcommit
+  the process is OOM-killed while the memory is touched).  Caught here by the
+  validator limits on counts, arrays and strings.
 
 **Rejected gracefully by llama.cpp (error return / C++ exception), caught here
 earlier with a clearer message:** bad magic, version 0/1/>3 and byte-swapped
@@ -104,7 +109,7 @@ write scalars as 1-d tensors) and zero-sized dimensions (zero-element weights;
 gguf.cpp accepts them, the loader's synthetic-tensor path asserts ``ne >= 1``),
 empty tensor names, NUL bytes inside keys or tensor names (llama.cpp looks both
 up as C strings, so they alias other names), keys over 65,535 bytes,
-vocabulary tokens of 1 MiB or more, and the count limits above.
+and the validator limits above.
 
 **Not checked (left to llama.cpp):** tensor shapes against the
 hyper-parameters, the set of tensors an architecture needs, whether the
@@ -165,6 +170,9 @@ class ModelFileError(ValueError):
         self.problem = problem
         self.advice = advice
         self.internal_error = internal_error
+
+    def __str__(self) -> str:  # also for the OSError subclass, whose __str__ differs
+        return str(self.args[0]) if self.args else ""
 
 
 class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
@@ -300,9 +308,12 @@ LLAMA_MAX_LAYERS = 512
 LLAMA_MAX_EXPERTS = 1024
 
 MAX_KEY_LENGTH = 65535  # GGUF spec
-MAX_KV_COUNT = 1 << 16  # validator limits (real files: < 100 keys, < 20k tensors)
-MAX_TENSOR_COUNT = 1 << 20
-MAX_STRING_ARRAY_ELEMENTS = 1 << 22  # real vocabularies: < 300k tokens
+MAX_KV_COUNT = 1 << 16  # validator limits (real files: < 100 keys, < 5,000 tensors)
+MAX_TENSOR_COUNT = 1 << 17
+MAX_STRING_ARRAY_ELEMENTS = 1 << 22  # real vocabularies: < 300k tokens, merges < 1M
+MAX_VOCAB_TOKENS = 1 << 20  # tokenizer.ggml.tokens is kept in memory for the duplicate check
+MAX_NUMERIC_ARRAY_ELEMENTS = 1 << 24  # llama.cpp would allocate up to 8 GiB for 2**30 elements
+MAX_STRING_VALUE = 1 << 24  # 16 MiB; chat templates, the longest real strings, are < 1 MiB
 MAX_TOKEN_LENGTH = (1 << 20) - 8  # see _Reader.walk_strings
 
 _HEADER_SIZE = 24  # magic, version, n_tensors, n_kv
@@ -611,6 +622,12 @@ class _Reader:
                 f"{self.tell() - 8:,} claims {n:,} bytes but only {rem:,} bytes remain",
                 _ADV_TRUNCATED,
             )
+        if n > MAX_STRING_VALUE:
+            raise _Fail(
+                f"{what} element #{i} is a string of {n:,} bytes (validator limit: "
+                f"{MAX_STRING_VALUE:,})",
+                _ADV_LIMIT,
+            )
         if out is None:
             self.skip(n)
             return
@@ -801,13 +818,24 @@ def _parse(r: _Reader, path: str) -> GGUFSummary:
                         f"(validator limit: {MAX_STRING_ARRAY_ELEMENTS:,})",
                         _ADV_LIMIT,
                     )
-                collected = r.walk_strings(
-                    count, key == b"tokenizer.ggml.tokens", f"string array {skey}"
-                )
+                is_vocab = key == b"tokenizer.ggml.tokens"
+                if is_vocab and count > MAX_VOCAB_TOKENS:
+                    raise _Fail(
+                        f"the tokenizer vocabulary {skey} has {count:,} tokens (validator "
+                        f"limit: {MAX_VOCAB_TOKENS:,})",
+                        _ADV_LIMIT,
+                    )
+                collected = r.walk_strings(count, is_vocab, f"string array {skey}")
                 if collected is not None:
                     tokens = collected
                 values[key] = (vtype, _Array(etype, count, None))
             else:
+                if count > MAX_NUMERIC_ARRAY_ELEMENTS:
+                    raise _Fail(
+                        f"metadata key {skey} is an array of {count:,} {ename} values "
+                        f"(validator limit: {MAX_NUMERIC_ARRAY_ELEMENTS:,})",
+                        _ADV_LIMIT,
+                    )
                 if min_bytes <= _KEEP_ARRAY_BYTES:
                     raw: Optional[bytes] = r.read(min_bytes)
                 else:
@@ -820,6 +848,12 @@ def _parse(r: _Reader, path: str) -> GGUFSummary:
                 GGUF_MAX_STRING_LENGTH,
                 f"llama.cpp's limit is {GGUF_MAX_STRING_LENGTH:,}",
             )
+            if n > MAX_STRING_VALUE:
+                raise _Fail(
+                    f"the string value of metadata key {skey} is {n:,} bytes long (validator "
+                    f"limit: {MAX_STRING_VALUE:,})",
+                    _ADV_LIMIT,
+                )
             if n <= _KEEP_STRING:
                 values[key] = (vtype, r.read(n))
             else:
@@ -961,8 +995,8 @@ def _parse(r: _Reader, path: str) -> GGUFSummary:
         prev = t
 
     # --- metadata semantics --------------------------------------------------
-    architecture = _check_architecture(values)
     _check_key_types(values)
+    architecture = _check_architecture(values)
     if architecture is not None:
         _check_hparams(values, architecture)
     _check_vocab(values, tokens)
@@ -1196,6 +1230,8 @@ def _expert_used_max(v: Optional[Tuple[int, Any]], n_layer: int) -> int:
 
 
 def _check_vocab(values: Dict[bytes, Tuple[int, Any]], tokens: Optional[List[bytes]]) -> None:
+    """llama_vocab::impl::load maps every token (read as a C string, empty ones
+    renamed ``[EMPTY_<id>]``) to its id and asserts that no two collide."""
     if tokens is None:
         return
     mv = values.get(b"tokenizer.ggml.model")
@@ -1204,22 +1240,38 @@ def _check_vocab(values: Dict[bytes, Tuple[int, Any]], tokens: Optional[List[byt
     model = _cstr(mv[1]) if mv[1] is not None else None
     if model in (b"no_vocab", b"none"):
         return
-    distinct = set(tokens)
-    if len(distinct) == len(tokens) and b"" not in distinct and b"\0" not in b"".join(tokens):
-        return
+    has_nul = b"\0" in b"".join(tokens)
+    if not has_nul:
+        distinct = set(tokens)
+        if len(distinct) == len(tokens) and b"" not in distinct:
+            return  # the common case
+        del distinct
+    words = [_cstr(t) for t in tokens] if has_nul else tokens
     seen: Dict[bytes, int] = {}
-    for i, t in enumerate(tokens):
-        word = _cstr(t)
-        if not word:
-            word = b"[EMPTY_%d]" % i
-        j = seen.setdefault(word, i)
+    n_empty = 0
+    for i, w in enumerate(words):
+        if not w:
+            n_empty += 1
+            continue
+        j = seen.setdefault(w, i)
         if j != i:
-            raise _Fail(
-                f"the tokenizer vocabulary ('tokenizer.ggml.tokens') contains token "
-                f"{_show(word)} twice (ids {j} and {i}); llama.cpp aborts on a vocabulary "
-                "with duplicate tokens",
-                _ADV_ABORT,
-            )
+            raise _duplicate_token(w, j, i)
+    if n_empty:  # a literal "[EMPTY_<id>]" token clashes with the renamed empty token <id>
+        for w, i in seen.items():
+            if w.startswith(b"[EMPTY_") and w.endswith(b"]"):
+                digits = w[7:-1]
+                if 0 < len(digits) <= 10 and digits.isdigit() and (digits == b"0" or digits[:1] != b"0"):
+                    j = int(digits)
+                    if j < len(words) and not words[j]:
+                        raise _duplicate_token(w, min(i, j), max(i, j))
+
+
+def _duplicate_token(word: bytes, first: int, second: int) -> _Fail:
+    return _Fail(
+        f"the tokenizer vocabulary ('tokenizer.ggml.tokens') contains token {_show(word)} twice "
+        f"(ids {first} and {second}); llama.cpp aborts on a vocabulary with duplicate tokens",
+        _ADV_ABORT,
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class Model:
     # --- generation --------------------------------------------------------------------------
     def _start(self, prompts: Sequence[Prompt], *, n: int, config: Optional[DecodingConfig], max_tokens: int,
                seed: Optional[int], stop: Union[str, Sequence[str]], trace: bool, n_parallel: Optional[int],
-               progress: bool = False) -> _Run:
+               progress: bool = False, layer_analysis: int = 0) -> _Run:
         config = SamplingConfig() if config is None else config
         if not isinstance(config, (SamplingConfig, LEDConfig)):
             raise TypeError(f"config must be a SamplingConfig or LEDConfig, not {type(config).__name__}")
@@ -181,6 +181,12 @@ class Model:
             _text("a stop string", item)
         if not isinstance(trace, bool):
             raise TypeError("trace must be a bool")
+        if isinstance(layer_analysis, bool) or not isinstance(layer_analysis, int) or layer_analysis < 0:
+            raise ValueError(f"layer_analysis must be an int >= 0, not {layer_analysis!r}")
+        if layer_analysis:
+            if not isinstance(config, SamplingConfig):
+                raise ValueError("layer_analysis runs with a SamplingConfig, not LED")
+            trace = True
         tokens = [self.prompt_tokens(prompt) for prompt in prompts]
         bar = None
         if progress:
@@ -188,7 +194,7 @@ class Model:
 
             bar = tqdm(total=len(tokens) * n * max_tokens, unit="tok", desc="generating", leave=False)
         native = _core.BatchRun(self._native, tokens, n, config.to_native(), max_tokens, seed, stops, trace,
-                                n_parallel or 0)
+                                n_parallel or 0, layer_analysis)
         return _Run(native, trace, bar)
 
     def generate(self, prompt: Prompt, *, config: Optional[DecodingConfig] = None, max_tokens: int = 256,
@@ -209,13 +215,18 @@ class Model:
     def generate_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: Optional[DecodingConfig] = None,
                        max_tokens: int = 256, seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (),
                        trace: bool = False, n_parallel: Optional[int] = None,
-                       progress: bool = False) -> List[List[GenerationResult]]:
+                       progress: bool = False, layer_analysis: int = 0) -> List[List[GenerationResult]]:
         """n samples of every prompt, decoded together in one context; per prompt a list of n results.
 
         Sample s of prompt p draws from its own random stream derived from (seed, p, s), so its
-        tokens equal those of the same sample generated alone."""
-        with self.stream_batch(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
-                               trace=trace, n_parallel=n_parallel, progress=progress) as stream:
+        tokens equal those of the same sample generated alone. layer_analysis=K (standard
+        sampling only) fills every trace step with each layer's normalised entropy and top-K ids
+        (the paper's Figures 2 and 4), computed by the same in-graph capture and head as LED."""
+        if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
+            raise ValueError("prompts must be a non-empty list of prompts")
+        run = self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop, trace=trace,
+                          n_parallel=n_parallel, progress=progress, layer_analysis=layer_analysis)
+        with BatchStream(run) as stream:
             return stream.results
 
     def depth_logits(self, prompt: Prompt, *, d: int = 8, ln: bool = False,

@@ -31,6 +31,24 @@ class TraceStep:
     entropies: Tuple[float, ...]    # the d entropies H_j; empty when the depths were not evaluated
     top1_probability: float         # final layer's q[0]
     candidates: Tuple[int, ...]     # the k candidate ids, descending probability
+    # With layer_analysis > 0 (standard sampling): per layer, the final layer first
+    layer_entropies: Tuple[float, ...] = ()         # normalised entropy, final norm applied, T = 1
+    layer_top_normalised: Tuple[Tuple[int, ...], ...] = ()  # top ids per layer by logit, final norm applied
+    layer_top_raw: Tuple[Tuple[int, ...], ...] = ()         # top ids per layer, without the final norm
+
+
+def _layer_fields(item: dict) -> dict:
+    if "layer_entropies" not in item:
+        return {}
+    entropies = tuple(item["layer_entropies"])
+    n_layer = len(entropies)
+    width = len(item["layer_top_normalised"]) // max(n_layer, 1)
+
+    def rows(values: list) -> Tuple[Tuple[int, ...], ...]:
+        return tuple(tuple(values[i * width:(i + 1) * width]) for i in range(n_layer))
+
+    return {"layer_entropies": entropies, "layer_top_normalised": rows(item["layer_top_normalised"]),
+            "layer_top_raw": rows(item["layer_top_raw"])}
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,7 @@ class GenerationResult:
                     entropies=tuple(item["entropies"]),
                     top1_probability=item["top1_probability"],
                     candidates=tuple(item["candidates"]),
+                    **_layer_fields(item),
                 )
                 for item in native["trace"]
             ]
