@@ -37,7 +37,28 @@ llama_token special(const led::Model & model, llama_token (*getter)(const llama_
 
 }  // namespace
 
+void quantize(const std::string & source, const std::string & target, const std::string & type, int n_threads) {
+    led::initialise_llama();
+    llama_model_quantize_params params = llama_model_quantize_default_params();
+    params.nthread = n_threads;
+    if (type == "Q4_K_M") {
+        params.ftype = LLAMA_FTYPE_MOSTLY_Q4_K_M;
+    } else if (type == "Q8_0") {
+        params.ftype = LLAMA_FTYPE_MOSTLY_Q8_0;
+    } else if (type == "F16") {
+        params.ftype = LLAMA_FTYPE_MOSTLY_F16;
+    } else {
+        throw std::invalid_argument("type must be Q4_K_M, Q8_0 or F16, not " + type);
+    }
+    if (llama_model_quantize(source.c_str(), target.c_str(), &params) != 0) {
+        throw std::runtime_error("llama.cpp could not quantize " + source);
+    }
+}
+
 void register_model(py::module_ & module) {
+    module.def("quantize", &quantize, py::arg("source"), py::arg("target"), py::arg("type"), py::arg("n_threads") = 0,
+               py::call_guard<py::gil_scoped_release>(),
+               "Quantizes a GGUF with llama.cpp's quantize API (for the benchmarks' random-weight models).");
     py::class_<led::Model>(module, "ModelHandle", "A GGUF model loaded by llama.cpp (use led_cpp.Model).")
         .def(py::init(&load), py::arg("path"), py::arg("n_ctx"), py::arg("n_gpu_layers"), py::arg("n_threads"),
              py::arg("verbose"), py::arg("kv_type") = "f16", py::arg("flash_attention") = -1, py::arg("n_batch") = 512)

@@ -133,14 +133,9 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
     if (spec_.led && options_.analysis_top_k > 0) {
         throw std::invalid_argument("layer analysis runs with standard sampling (SamplingConfig), not LED");
     }
-    graph_state_ = std::make_unique<GraphState>(settings);
-
     lease_ = std::make_unique<Model::Lease>(model_);
     context_ = model_.context(n_parallel_ + 1, static_cast<int32_t>(longest) + options_.max_tokens + 1);
-    for (int slot = 0; slot <= n_parallel_; ++slot) {
-        samplers_.push_back(make_graph_sampler(graph_state_.get(), slot));
-        llama_set_sampler(context_, slot, samplers_.back());
-    }
+    graph_state_ = &model_.attach_samplers(settings);
     check_graph_state();
     for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
 
@@ -166,11 +161,6 @@ BatchRun::~BatchRun() { close(); }
 void BatchRun::close() {
     if (context_ != nullptr) {
         llama_memory_clear(llama_get_memory(context_), true);
-        for (int slot = 0; slot < static_cast<int>(samplers_.size()); ++slot) {
-            llama_set_sampler(context_, slot, nullptr);
-            llama_sampler_free(samplers_[slot]);
-        }
-        samplers_.clear();
         context_ = nullptr;
     }
     lease_.reset();
@@ -496,20 +486,13 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
         if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
         settings.capture.layers.push_back(il);
     }
-    GraphState state(settings);
     Model::Lease lease(model);
     llama_context * context = model.context(1, static_cast<int32_t>(tokens.size()) + 1);
-    llama_sampler * sampler = make_graph_sampler(&state, 0);
-    llama_set_sampler(context, 0, sampler);
-    struct Detach {
+    GraphState & state = model.attach_samplers(settings);
+    struct Clear {
         llama_context * context;
-        llama_sampler * sampler;
-        ~Detach() {
-            llama_memory_clear(llama_get_memory(context), true);
-            llama_set_sampler(context, 0, nullptr);
-            llama_sampler_free(sampler);
-        }
-    } detach{context, sampler};
+        ~Clear() { llama_memory_clear(llama_get_memory(context), true); }
+    } clear{context};
     const size_t n_batch = std::min<size_t>(model.options().n_batch, model.options().n_ctx);
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);

@@ -155,8 +155,7 @@ private:
     std::vector<std::vector<llama_token>> prompts_;
     SamplingSpec spec_;
     RunOptions options_;
-    std::unique_ptr<GraphState> graph_state_;
-    std::vector<llama_sampler *> samplers_;
+    GraphState * graph_state_ = nullptr;  // owned by the model, shared by its generations
     std::vector<Sample> samples_;
     std::vector<std::vector<SampleResult>> results_;
     std::vector<int> free_slots_;

@@ -21,6 +21,12 @@ struct GraphSettings {
     int64_t n_embd = 0;
     int n_slots = 1;
     int n_threads = 1;
+
+    bool operator==(const GraphSettings & other) const {
+        return k == other.k && inverse_temperature == other.inverse_temperature &&
+               capture.layers == other.capture.layers && capture.n_layer == other.capture.n_layer &&
+               n_embd == other.n_embd && n_slots == other.n_slots && n_threads == other.n_threads;
+    }
 };
 
 // State shared by the samplers of one context: the head found in the graph and the projector.

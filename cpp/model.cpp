@@ -18,13 +18,17 @@ void log_callback(ggml_log_level level, const char * text, void *) {
     }
 }
 
-void initialise_backend_once() {
+}  // namespace
+
+void initialise_llama() {
     static std::once_flag once;
     std::call_once(once, [] {
         llama_log_set(log_callback, nullptr);
         llama_backend_init();
     });
 }
+
+namespace {
 
 bool abort_callback(void * data) {
     return static_cast<Model *>(data)->abort_requested.load(std::memory_order_relaxed);
@@ -33,7 +37,7 @@ bool abort_callback(void * data) {
 }  // namespace
 
 Model::Model(const std::string & path, const ModelOptions & options) : options_(options) {
-    initialise_backend_once();
+    initialise_llama();
     g_verbose = options.verbose;
     if (options_.n_threads <= 0) {
         options_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
@@ -49,6 +53,7 @@ Model::Model(const std::string & path, const ModelOptions & options) : options_(
 }
 
 Model::~Model() {
+    detach_samplers();
     if (context_ != nullptr) {
         llama_free(context_);
     }
@@ -140,6 +145,7 @@ llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
         llama_memory_clear(llama_get_memory(context_), true);
         return context_;
     }
+    detach_samplers();
     if (context_ != nullptr) {
         llama_free(context_);
         context_ = nullptr;
@@ -173,6 +179,34 @@ llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
     context_seq_max_ = n_seq_max;
     context_seq_cells_ = n_ctx_seq;
     return context_;
+}
+
+void Model::detach_samplers() {
+    if (context_ != nullptr) {
+        for (size_t slot = 0; slot < samplers_.size(); ++slot) {
+            llama_set_sampler(context_, static_cast<llama_seq_id>(slot), nullptr);
+        }
+    }
+    for (llama_sampler * sampler : samplers_) {
+        llama_sampler_free(sampler);
+    }
+    samplers_.clear();
+    graph_state_.reset();
+}
+
+GraphState & Model::attach_samplers(const GraphSettings & wanted) {
+    GraphSettings settings = wanted;
+    settings.n_slots = context_seq_max_;  // every slot of the context, so smaller runs reuse them
+    if (graph_state_ != nullptr && graph_state_->settings() == settings) {
+        return *graph_state_;
+    }
+    detach_samplers();
+    graph_state_ = std::make_unique<GraphState>(settings);
+    for (int slot = 0; slot < settings.n_slots; ++slot) {
+        samplers_.push_back(make_graph_sampler(graph_state_.get(), slot));
+        llama_set_sampler(context_, slot, samplers_.back());
+    }
+    return *graph_state_;
 }
 
 Model::Lease::Lease(Model & model) : model_(model) {

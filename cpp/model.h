@@ -1,6 +1,8 @@
 // A loaded GGUF model and the one llama.cpp context its generations share.
 #pragma once
 
+#include "led_sampler.h"
+
 #include <llama.h>
 
 #include <atomic>
@@ -10,6 +12,9 @@
 #include <vector>
 
 namespace led {
+
+// llama.cpp's global set-up (logging, backends), once per process.
+void initialise_llama();
 
 struct ModelOptions {
     int32_t n_ctx = 4096;
@@ -62,11 +67,20 @@ public:
         Model & model_;
     };
 
+    // The samplers tied into the context's graph, one per sequence slot, sharing one state.
+    // Kept attached between generations with the same settings: attaching makes llama.cpp
+    // reserve its graphs again. Call after context().
+    GraphState & attach_samplers(const GraphSettings & settings);
+
     // Set by a generation to stop a long llama_decode early (checked by ggml between nodes).
     std::atomic<bool> abort_requested{false};
 
 private:
+    void detach_samplers();
+
     ModelOptions options_;
+    std::unique_ptr<GraphState> graph_state_;
+    std::vector<llama_sampler *> samplers_;
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     llama_context * context_ = nullptr;

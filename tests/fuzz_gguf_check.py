@@ -36,7 +36,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "python" / "led_cpp"

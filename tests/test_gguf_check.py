@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import shutil
 import struct
 import sys
 import time
@@ -88,7 +87,7 @@ def valid(tmp_path_factory) -> Path:
 def layout(valid):
     """Byte offsets inside the valid file, from gguf's own reader."""
     r = gguf.GGUFReader(str(valid))
-    kv = {name: int(f.offset) for name, f in r.fields.items()}
+    kv = {name: int(f.offset) for name, f in r.fields.items() if not name.startswith("GGUF.")}
     tensors = [(t.name, int(t.field.offset)) for t in r.tensors]
     return {"kv": kv, "tensors": tensors, "tensor_info_start": tensors[0][1],
             "data_start": int(r.data_offset), "size": valid.stat().st_size,
@@ -210,8 +209,30 @@ def test_missing_file(tmp_path):
     assert e.filename == str(p)
 
 
+def test_unusable_path(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot be accessed"):
+        gc.check_gguf_file(str(tmp_path / "a\0b.gguf"))
+    with pytest.raises(ModelFileError, match="cannot be accessed"):
+        gc.check_gguf_file(tmp_path / ("x" * 5000))
+
+
+def test_read_error(valid):
+    class Failing(io.BytesIO):
+        def read(self, n=-1):
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(ModelFileError, match="reading the file failed"):
+        gc._check_stream(Failing(valid.read_bytes()), valid.stat().st_size, str(valid))
+
+
 def test_directory(tmp_path):
     rejected(tmp_path, "directory")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="POSIX only")
+def test_device(tmp_path):
+    with pytest.raises(ModelFileError, match="a device"):
+        gc.check_gguf_file("/dev/null")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
@@ -235,6 +256,8 @@ def test_empty_file(tmp_path):
     (struct.pack("<Q", 100) + b'{"__metadata__": {}}' + b"\0" * 80, "safetensors"),
     (b"PK\x03\x04" + b"\0" * 60, "ZIP"),
     (b"GGU", "truncated"),
+    (b"FUGG" + b"\0" * 60, "byte-reversed"),
+    (b'  {"model": "x"}' + b" " * 60, "JSON"),
 ])
 def test_not_gguf(tmp_path, data, hint):
     rejected(write(tmp_path, data), hint)
@@ -311,10 +334,18 @@ def test_truncated_inside_tensor_data(valid, layout, tmp_path):
 
 def test_truncated_reports_where(valid, layout, tmp_path):
     data = valid.read_bytes()
-    p = write(tmp_path, data[:kv_value_offset(layout, "llama.block_count") + 2])
-    rejected(p, "truncated", "llama.block_count")
+    p = write(tmp_path, data[:kv_value_offset(layout, "tokenizer.ggml.scores") + 2])
+    rejected(p, "truncated", "inside the value of metadata key 'tokenizer.ggml.scores'")
+    p = write(tmp_path, data[:kv_value_offset(layout, "tokenizer.ggml.scores") + 4 + 4 + 8 + 5])
+    rejected(p, "truncated", "'tokenizer.ggml.scores' is an array of 8 float32 values")
     p = write(tmp_path, data[:layout["tensor_info_start"] + 20])
     rejected(p, "truncated", "tensor table")
+
+
+def test_file_shrinking_while_being_read(valid):
+    data = valid.read_bytes()
+    with pytest.raises(ModelFileError, match="truncated"):
+        gc._check_stream(io.BytesIO(data[:300]), len(data), "shrinking.gguf")
 
 
 def test_tensor_data_past_eof(valid, layout, tmp_path):
@@ -375,8 +406,28 @@ def test_absurd_array_length(tmp_path, valid, layout, count, needle):
 
 def test_string_array_over_validator_limit(tmp_path):
     n = gc.MAX_STRING_ARRAY_ELEMENTS + 1
+    kv = KV("tokenizer.ggml.merges", ARR, (n, b"\0" * (8 * n)), etype=STR)
+    rejected(built(tmp_path, [KV("general.architecture", STR, "llama"), kv]), "merges", "validator limit")
+
+
+def test_numeric_array_over_validator_limit(tmp_path):
+    n = gc.MAX_NUMERIC_ARRAY_ELEMENTS + 1
+    kv = KV("tokenizer.ggml.precompiled_charsmap", ARR, (n, b"\0" * n), etype=U8)
+    rejected(built(tmp_path, llama_kvs() + [kv]), "precompiled_charsmap", "16,777,217 uint8", "validator limit")
+
+
+def test_string_over_validator_limit(tmp_path):
+    kv = KV("tokenizer.chat_template", STR, "x" * (gc.MAX_STRING_VALUE + 1))
+    rejected(built(tmp_path, llama_kvs() + [kv]), "chat_template", "16,777,217 bytes", "validator limit")
+    kv = KV("tokenizer.ggml.merges", ARR, ["a b", "x" * (gc.MAX_STRING_VALUE + 1)], etype=STR)
+    rejected(built(tmp_path, llama_kvs() + [kv]), "merges", "element #1", "validator limit")
+
+
+def test_vocabulary_over_validator_limit(tmp_path):
+    n = gc.MAX_VOCAB_TOKENS + 1
     kv = KV("tokenizer.ggml.tokens", ARR, (n, b"\0" * (8 * n)), etype=STR)
-    rejected(built(tmp_path, [KV("general.architecture", STR, "llama"), kv]), "validator limit")
+    rejected(built(tmp_path, [KV("general.architecture", STR, "llama"), kv]), "1,048,577 tokens",
+             "validator limit")
 
 
 @pytest.mark.parametrize("vtype", [13, 255, 0xFFFFFFFF])
@@ -482,7 +533,7 @@ def test_unaligned_tensor_offset(tmp_path):
 
 
 def test_overlapping_tensors(tmp_path):
-    t = [Tensor("a", [64], F32_T), Tensor("b", [64], F32_T, offset=128), Tensor("c", [64], F32_T, offset=192)]
+    t = [Tensor("a", [8], F32_T), Tensor("b", [64], F32_T), Tensor("c", [64], F32_T, offset=256)]
     rejected(built(tmp_path, llama_kvs(), t), "'c'", "overlaps", "'b'")
 
 
@@ -512,9 +563,39 @@ def test_architecture_wrong_type(tmp_path):
     rejected(built(tmp_path, kvs, one_tensor()), "general.architecture", "must be a string")
 
 
+def test_architecture_not_utf8(tmp_path):
+    kvs = [KV("general.architecture", STR, b"ll\xffama")] + llama_kvs()[1:]
+    rejected(built(tmp_path, kvs, one_tensor()), "general.architecture", "not valid UTF-8")
+
+
+def test_architecture_absurdly_long(tmp_path):
+    kvs = [KV("general.architecture", STR, "x" * 70000)] + llama_kvs()[1:]
+    rejected(built(tmp_path, kvs, one_tensor()), "general.architecture", "absurdly long")
+
+
+def test_vocabulary_of_wrong_type(tmp_path):
+    kvs = _with(llama_kvs(), **{"tokenizer.ggml.tokens": (ARR, (U32, [1, 2, 3]))})
+    rejected(built(tmp_path, kvs, one_tensor()), "'tokenizer.ggml.tokens' must be array of string but is "
+             "array of uint32")
+
+
 def test_architecture_empty(tmp_path):
     kvs = [KV("general.architecture", STR, "")] + llama_kvs()[1:]
     rejected(built(tmp_path, kvs, one_tensor()), "general.architecture", "is empty")
+
+
+def test_split_part_without_split_count(tmp_path):
+    rejected(built(tmp_path, [KV("split.no", U16, 1)], one_tensor()), "part 2 of a split model", "split.count")
+
+
+def test_validator_bug_still_raises_model_file_error(monkeypatch, valid):
+    def broken(r, path):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(gc, "_parse", broken)
+    with pytest.raises(ModelFileError) as ei:
+        gc.check_gguf_file(valid)
+    assert ei.value.internal_error and "KeyError" in str(ei.value) and str(valid) in str(ei.value)
 
 
 def test_split_no_wrong_type_would_abort(tmp_path):
@@ -552,10 +633,36 @@ def _with(kvs, **changes):
     ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (U32, 2),
       "llama.expert_group_count": (U32, 4), "llama.expert_group_used_count": (U32, 4)}, "not in 1..3"),
     ({"llama.expert_group_count": (U32, 2)}, "has no experts"),
+    ({"llama.expert_count": (U32, 4), "llama.expert_used_count": (U32, 2),
+      "llama.expert_group_count": (U32, 4)}, "expert_group_count 4 is not below expert_count 4"),
     ({"llama.rope.scaling.type": (STR, "dynamic")}, "rope.scaling.type is 'dynamic'"),
 ])
 def test_hyperparameters_llama_cpp_asserts_on(tmp_path, changes, needle):
     rejected(built(tmp_path, _with(llama_kvs(), **changes), one_tensor()), needle, "abort")
+
+
+@pytest.mark.parametrize("arch, changes, needle", [
+    ("llama", {"llama.expert_used_count": (ARR, (BOOL, [True]))}, "expert_used_count 1 exceeds expert_count 0"),
+    ("wavtokenizer-dec", {"wavtokenizer-dec.posnet.block_count": (U32, 2),
+                          "wavtokenizer-dec.convnext.block_count": (U32, 1)}, "posnet.block_count 2 exceeds"),
+])
+def test_more_hyperparameter_asserts(tmp_path, arch, changes, needle):
+    kvs = _with(llama_kvs(arch=arch), **changes)
+    rejected(built(tmp_path, kvs, one_tensor()), needle, "abort")
+
+
+@pytest.mark.parametrize("arch, changes", [
+    # llama.cpp stops with an ordinary error (wrong array length / element type) before asserting
+    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (U32, [9, 9]))}),
+    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (F32, [9.0]))}),
+    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (U64, 9)}),
+    # hunyuan-dense with a single "expert" is treated as dense
+    ("hunyuan-dense", {"hunyuan-dense.expert_count": (U32, 1), "hunyuan-dense.expert_used_count": (U32, 1)}),
+    # clip models skip the hyper-parameters
+    ("clip", {"clip.block_count": (U32, 0)}),
+])
+def test_hyperparameter_cases_llama_cpp_survives(tmp_path, arch, changes):
+    gc.check_gguf_file(built(tmp_path, _with(llama_kvs(arch=arch), **changes), one_tensor()))
 
 
 def test_hyperparameter_checks_accept_valid_moe(tmp_path):
@@ -577,9 +684,16 @@ def test_hyperparameters_of_wrong_type_are_left_to_llama_cpp(tmp_path):
     (["a", "b", "a"], "'a' twice (ids 0 and 2)"),
     (["a", "b", "a\0junk"], "'a' twice (ids 0 and 2)"),          # read as a C string
     (["", "x", "[EMPTY_0]"], "'[EMPTY_0]' twice (ids 0 and 2)"),  # empty tokens are renamed
+    (["[EMPTY_1]", "", "x"], "'[EMPTY_1]' twice (ids 0 and 1)"),
+    (["x", "b\0", "", "b"], "'b' twice (ids 1 and 3)"),
 ])
 def test_duplicate_vocabulary_tokens(tmp_path, tokens, needle):
     rejected(built(tmp_path, llama_kvs(tokens=tokens), one_tensor()), "tokenizer.ggml.tokens", needle, "abort")
+
+
+def test_empty_and_nul_tokens_without_clashes_pass(tmp_path):
+    tokens = ["", "a", "", "[EMPTY_01]", "[EMPTY_5]", "b\0c", "c\0b"]
+    gc.check_gguf_file(built(tmp_path, llama_kvs(tokens=tokens), one_tensor()))
 
 
 def test_duplicate_tokens_ignored_without_a_vocabulary(tmp_path):
@@ -628,20 +742,21 @@ def test_read_boundaries_do_not_matter(monkeypatch, tmp_path, valid):
 def test_walk_strings_against_reference():
     """Differential test of the hot loop: random strings, random buffer sizes."""
     rng = np.random.default_rng(1)
-    for trial in range(60):
+    for trial in range(150):
         n = int(rng.integers(0, 40))
         strings = [bytes(rng.integers(0, 256, int(rng.integers(0, 12)), dtype=np.uint8)) for _ in range(n)]
-        payload = b"".join(struct.pack("<Q", len(s)) + s for s in strings) + b"tail"
-        for chunk in (1, 7, 8, 9, 24, 4096):
+        payload = b"".join(struct.pack("<Q", len(s)) + s for s in strings) + b"tail"[:int(rng.integers(0, 5))]
+        tail = len(payload) - sum(8 + len(s) for s in strings)
+        for chunk in (1, 7, 8, 9, 15, 24, 31, 47, 4096, *range(max(1, len(payload) - 12), len(payload))):
             r = gc._Reader(io.BytesIO(payload), len(payload))
             old = gc._CHUNK
             gc._CHUNK = chunk
             try:
                 got = r.walk_strings(n, True, "x")
                 assert got == strings
-                assert r.tell() == len(payload) - 4
+                assert r.tell() == len(payload) - tail
                 r2 = gc._Reader(io.BytesIO(payload), len(payload))
-                assert r2.walk_strings(n, False, "x") is None and r2.tell() == len(payload) - 4
+                assert r2.walk_strings(n, False, "x") is None and r2.tell() == len(payload) - tail
             finally:
                 gc._CHUNK = old
 
