@@ -1,5 +1,6 @@
 // Bindings of the decode loop (decode_loop.h): a run advanced step by step with the GIL released.
 #include "decode_loop.h"
+#include "interrupts.h"
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -91,11 +92,7 @@ void register_generation(py::module_ & module) {
              py::keep_alive<1, 2>())
         .def("advance",
              [](led::BatchRun & run) {
-                 std::vector<led::Piece> pieces;
-                 {
-                     py::gil_scoped_release release;
-                     pieces = run.advance();
-                 }
+                 std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });
                  py::list out;
                  for (const auto & piece : pieces) {
                      out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text)));

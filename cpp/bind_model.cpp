@@ -1,5 +1,6 @@
 // Bindings of a loaded model (model.h): metadata, tokenizer, and the per-depth logits probe.
 #include "decode_loop.h"
+#include "interrupts.h"
 #include "model.h"
 #include "raw_decode.h"
 
@@ -27,8 +28,13 @@ std::unique_ptr<led::Model> load(const std::string & path, int n_ctx, int n_gpu_
     options.kv_type = kv_type;
     options.flash_attention = flash_attention;
     options.n_batch = n_batch;
-    py::gil_scoped_release release;
-    return std::make_unique<led::Model>(path, options);
+    std::unique_ptr<led::Model> model;
+    {
+        py::gil_scoped_release release;
+        model = std::make_unique<led::Model>(path, options);
+    }
+    install_interrupt_check(*model);
+    return model;
 }
 
 llama_token special(const led::Model & model, llama_token (*getter)(const llama_vocab *)) {
@@ -93,11 +99,8 @@ void register_model(py::module_ & module) {
         .def("depth_logits",
              [](led::Model & model, const std::vector<llama_token> & tokens, int d, bool ln, const std::string & counting) {
                  const auto layer_counting = parse_layer_counting(counting);
-                 std::vector<float> values;
-                 {
-                     py::gil_scoped_release release;
-                     values = led::depth_logits(model, tokens, d, ln, layer_counting);
-                 }
+                 std::vector<float> values =
+                     run_interruptible([&] { return led::depth_logits(model, tokens, d, ln, layer_counting); });
                  const int64_t n_vocab = model.n_vocab();
                  py::array_t<float> out({static_cast<int64_t>(d), n_vocab});
                  std::copy(values.begin(), values.end(), out.mutable_data());
@@ -107,11 +110,8 @@ void register_model(py::module_ & module) {
              "Per-depth logits [d, n_vocab] at the last token, through LED's in-graph capture and projection.")
         .def("raw_decode",
              [](led::Model & model, int n_prompt, int n_generate, int n_sequences) {
-                 led::RawDecodeTimings timings;
-                 {
-                     py::gil_scoped_release release;
-                     timings = led::raw_decode(model, n_prompt, n_generate, n_sequences);
-                 }
+                 led::RawDecodeTimings timings =
+                     run_interruptible([&] { return led::raw_decode(model, n_prompt, n_generate, n_sequences); });
                  py::dict out;
                  out["prompt_seconds"] = timings.prompt_seconds;
                  out["decode_seconds"] = timings.decode_seconds;

@@ -216,7 +216,7 @@ bool BatchRun::prefill_chunk() {
     const int32_t status = llama_decode(context_, batch);
     llama_batch_free(batch);
     check_graph_state();
-    if (status == 2) throw std::runtime_error("generation was interrupted");
+    if (status == 2) throw Interrupted();
     if (status != 0) {
         throw std::runtime_error("llama_decode failed on the prompt (status " + std::to_string(status) + ")");
     }
@@ -432,7 +432,7 @@ void BatchRun::decode_active() {
     const int32_t status = llama_decode(context_, batch);
     llama_batch_free(batch);
     check_graph_state();
-    if (status == 2) throw std::runtime_error("generation was interrupted");
+    if (status == 2) throw Interrupted();
     if (status != 0) {
         throw std::runtime_error("llama_decode failed while generating (status " + std::to_string(status) +
                                  "); the context may be too small for this many samples");
@@ -508,6 +508,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
         const int32_t status = llama_decode(context, batch);
         llama_batch_free(batch);
         if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
+        if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
         done += count;
     }

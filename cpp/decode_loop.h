@@ -11,10 +11,16 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace led {
+
+// llama_decode was stopped by the model's abort or interrupt check.
+struct Interrupted : std::runtime_error {
+    Interrupted() : std::runtime_error("generation was interrupted") {}
+};
 
 struct SamplingSpec {
     bool led = false;

@@ -31,7 +31,8 @@ void initialise_llama() {
 namespace {
 
 bool abort_callback(void * data) {
-    return static_cast<Model *>(data)->abort_requested.load(std::memory_order_relaxed);
+    auto * model = static_cast<Model *>(data);
+    return model->abort_requested.load(std::memory_order_relaxed) || (model->interrupt_check && model->interrupt_check());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <llama.h>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -74,6 +75,8 @@ public:
 
     // Set by a generation to stop a long llama_decode early (checked by ggml between nodes).
     std::atomic<bool> abort_requested{false};
+    // Also asked between nodes: lets the Python binding stop a decode on Ctrl-C.
+    std::function<bool()> interrupt_check;
 
 private:
     void detach_samplers();

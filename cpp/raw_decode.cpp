@@ -1,5 +1,7 @@
 #include "raw_decode.h"
 
+#include "decode_loop.h"
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -32,6 +34,7 @@ RawDecodeTimings raw_decode(Model & model, int n_prompt, int n_generate, int n_s
         batch.n_tokens = static_cast<int32_t>(tokens.size());
         const int32_t status = llama_decode(context, batch);
         llama_batch_free(batch);
+        if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
     };
 
