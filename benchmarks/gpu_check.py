@@ -77,9 +77,10 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
         model._native.raw_decode(prompt_tokens, 8, sequences)
         timings = model._native.raw_decode(prompt_tokens, tokens, sequences)
         return {"tokens_per_second": timings["decode_tokens"] / timings["decode_seconds"], "explore_rate": 0.0}
+    d = min(8, model.n_layer)
     decoding = {"standard": led_cpp.SamplingConfig(),
-                "led": led_cpp.LEDConfig(think_only=False),
-                "led-no-exploit": led_cpp.LEDConfig(exploit=False, think_only=False)}[config]
+                "led": led_cpp.LEDConfig(d=d, think_only=False),
+                "led-no-exploit": led_cpp.LEDConfig(d=d, exploit=False, think_only=False)}[config]
     model.generate_batch(prompts, n=sequences, config=decoding, max_tokens=8, seed=1)  # warm up
     results = model.generate_batch(prompts, n=sequences, config=decoding, max_tokens=tokens, seed=2,
                                    n_parallel=sequences)[0]

@@ -15,10 +15,13 @@ if [ -d .whl ]; then
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 start=$(date +%s)
-export CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 ${CMAKE_ARGS:-}"
+if [ -z "${LED_GPU_CHECK_CPU:-}" ]; then  # LED_GPU_CHECK_CPU=1: a CPU rehearsal of this script
+  export CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 ${CMAKE_ARGS:-}"
+fi
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/led_cpp_build . 2>&1 | tail -20
-export PYTHONPATH="/tmp/led_cpp_build:$PYTHONPATH"
+rm -rf /tmp/led_cpp_build
+python3 -m pip install --no-build-isolation --no-deps --target /tmp/led_cpp_build . > "$OUT_DIR/build.log" 2>&1 || { tail -40 "$OUT_DIR/build.log"; exit 1; }
+export PYTHONPATH="/tmp/led_cpp_build${PYTHONPATH:+:$PYTHONPATH}"
 echo "build: $(( $(date +%s) - start )) s" | tee "$OUT_DIR/build_time.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/gpu.txt" || true
 cd /tmp && PYTHONUNBUFFERED=1 python3 "$OLDPWD/benchmarks/gpu_check.py" --out "$OUT_DIR" "${@:2}"

@@ -152,60 +152,66 @@ ggml_tensor * OutputHead::project(ggml_context * ctx, ggml_tensor * hidden) cons
 }
 
 Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
-    const int64_t n_vocab = ggml_nelements(logits);
-    ggml_tensor * row = ggml_reshape_2d(ctx, logits, n_vocab, 1);
-    ggml_tensor * probabilities = ggml_soft_max_ext(ctx, row, nullptr, inverse_temperature, 0.0f);
+    const int64_t n_vocab = logits->ne[0];
+    const int64_t rows = ggml_nelements(logits) / n_vocab;
+    ggml_tensor * matrix = ggml_reshape_2d(ctx, logits, n_vocab, rows);
+    ggml_tensor * probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
     ggml_set_name(probabilities, "led_final_probs");
     // top_k leaves its k ids unordered; sorting k values afterwards keeps large rows off argsort.
-    ggml_tensor * unordered = ggml_top_k(ctx, probabilities, k);
+    ggml_tensor * unordered = ggml_top_k(ctx, probabilities, k);  // [k, rows]
     ggml_tensor * unordered_probabilities =
-        ggml_get_rows(ctx, ggml_reshape_2d(ctx, probabilities, 1, n_vocab), unordered);
-    ggml_tensor * order = ggml_argsort(ctx, ggml_reshape_1d(ctx, unordered_probabilities, k), GGML_SORT_ORDER_DESC);
+        ggml_get_rows(ctx, ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows), unordered);  // [1, k, rows]
+    ggml_tensor * order = ggml_argsort(ctx, ggml_reshape_2d(ctx, unordered_probabilities, k, rows), GGML_SORT_ORDER_DESC);
+    ggml_tensor * ids = ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, unordered, 1, k, rows), order), k, rows);
+    ggml_tensor * sorted = ggml_reshape_2d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k, rows);
+    ggml_tensor * sorted_logits =
+        ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, matrix, 1, n_vocab, rows), ids), k, rows);
     Candidates result;
-    result.ids = ggml_reshape_1d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, unordered, 1, k), order), k);
-    result.probabilities = ggml_reshape_1d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k);
-    result.logits = ggml_reshape_1d(ctx, ggml_get_rows(ctx, ggml_reshape_2d(ctx, logits, 1, n_vocab), result.ids), k);
+    result.ids = ids;
+    result.values = ggml_concat(ctx, sorted, sorted_logits, 0);
     ggml_set_name(result.ids, "led_candidates");
-    ggml_set_name(result.probabilities, "led_candidate_probs");
+    ggml_set_name(result.values, "led_candidate_values");
     return result;
 }
 
-std::string capture_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t output_row,
-                         ggml_tensor * capture, int slot, ggml_tensor ** dependency) {
-    *dependency = nullptr;
-    const int64_t n_embd = capture->ne[0];
-    // llama.cpp sizes graphs by probing each sampler on a bare logits tensor (graph == nullptr):
-    // stand-ins of the right shapes give the probe the same number of nodes.
-    ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 1);
-    const int n_rows = static_cast<int>(spec.layers.size());
-    for (int i = 0; i < n_rows; ++i) {
-        const int il = spec.layers[i];
-        ggml_tensor * layer = graph != nullptr ? find_layer(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, 1);
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
+                             int64_t n_rows, ggml_tensor ** stacked) {
+    *stacked = nullptr;
+    ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_rows);
+    for (int il : spec.layers) {
+        ggml_tensor * layer = graph != nullptr ? find_layer(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
         if (layer == nullptr) {
-            return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("inp_embd")) +
+            return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("embd")) +
                    " (LED reads the outputs of the last d layers)";
         }
         if (layer->ne[0] != n_embd || layer->type != GGML_TYPE_F32) {
             return "the node " + std::string(layer->name) + " is not an F32 hidden state of width n_embd";
         }
         ggml_tensor * hidden;
-        if (il == spec.n_layer - 1) {
-            // The last layer keeps only the output rows already.
-            hidden = ggml_view_2d(ctx, layer, n_embd, 1, layer->nb[1], output_row * layer->nb[1]);
+        if (il == spec.n_layer - 1 && graph != nullptr) {
+            hidden = layer;  // the last layer keeps only the output rows already
         } else {
             if (out_ids == nullptr) {
                 return "the model graph has no out_ids input to map output rows to token positions";
             }
-            ggml_tensor * position = ggml_view_1d(ctx, out_ids, 1, output_row * ggml_element_size(out_ids));
-            hidden = ggml_get_rows(ctx, layer, position);
+            hidden = ggml_get_rows(ctx, layer, out_ids);
         }
-        ggml_tensor * target = ggml_view_1d(ctx, capture, n_embd,
-                                            (static_cast<size_t>(slot) * n_rows + i) * capture->nb[1]);
-        ggml_tensor * copied = ggml_cpy(ctx, hidden, target);
-        ggml_tensor * marker = ggml_view_1d(ctx, copied, 1, 0);
-        *dependency = *dependency == nullptr ? ggml_cont(ctx, marker) : ggml_concat(ctx, *dependency, marker, 0);
+        if (hidden->ne[1] != n_rows) {
+            return "the node " + std::string(layer->name) + " does not hold one row per output";
+        }
+        hidden = ggml_reshape_3d(ctx, ggml_cont(ctx, hidden), n_embd, 1, n_rows);
+        *stacked = *stacked == nullptr ? hidden : ggml_concat(ctx, *stacked, hidden, 1);
     }
     return "";
+}
+
+ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row, ggml_tensor * capture, int slot) {
+    const int64_t n_embd = stacked->ne[0];
+    const int64_t layers = stacked->ne[1];
+    ggml_tensor * source = ggml_view_2d(ctx, stacked, n_embd, layers, stacked->nb[1], row * stacked->nb[2]);
+    ggml_tensor * target = ggml_view_2d(ctx, capture, n_embd, layers, capture->nb[1],
+                                        static_cast<size_t>(slot) * layers * capture->nb[1]);
+    return ggml_view_1d(ctx, ggml_cpy(ctx, source, target), 1, 0);
 }
 
 DepthProjector::DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,

@@ -42,24 +42,29 @@ private:
     std::vector<Op> post_ops_;
 };
 
-// The k most probable tokens of one logits row, sorted by probability, and their probabilities
-// normalised over the whole vocabulary at the given inverse temperature.
+// For every row of a logits matrix [n_vocab, rows]: the k most probable tokens sorted by
+// probability (ids, I32 [k, rows]) and, per row, their probabilities normalised over the whole
+// vocabulary at the given inverse temperature followed by their logits (values, F32 [2k, rows]).
 struct Candidates {
-    ggml_tensor * ids;            // I32 [k]
-    ggml_tensor * probabilities;  // F32 [k]
-    ggml_tensor * logits;         // F32 [k], for log-probabilities that do not underflow
+    ggml_tensor * ids;
+    ggml_tensor * values;
 };
 Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature);
 
-// Copies one output row of each captured layer into the capture tensor slot. Returns a small
-// tensor that depends on every copy, so that a graph output built on it keeps them computed
-// exactly when the output is.
+// The output rows of every captured layer, stacked per row: [n_embd, layers, rows] (one
+// get_rows per layer for the whole batch). graph == nullptr builds stand-ins (llama.cpp's
+// sizing probe).
 struct CaptureSpec {
     std::vector<int> layers;   // l_out index per captured row; n_layer-1 = the final layer
     int n_layer = 0;
 };
-std::string capture_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t output_row,
-                         ggml_tensor * capture, int slot, ggml_tensor ** dependency);
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
+                             int64_t n_rows, ggml_tensor ** stacked);
+
+// Copies one output row's stacked layers into a slot of the capture tensor. Returns a one-value
+// tensor that depends on the copy: as a sampler output it is computed exactly when that
+// sampler's row is active.
+ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row, ggml_tensor * capture, int slot);
 
 struct ExploreSettings {
     int d = 8;

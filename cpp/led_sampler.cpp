@@ -26,6 +26,10 @@ void sampler_backend_apply(llama_sampler * sampler, ggml_context * ctx, ggml_cgr
     slot->state->apply(ctx, graph, data, slot->slot);
 }
 
+void sampler_backend_reset(llama_sampler * sampler) {
+    static_cast<SlotSampler *>(sampler->ctx)->state->reset();
+}
+
 llama_sampler_i sampler_interface = {
     /* .name              = */ sampler_name,
     /* .accept            = */ nullptr,
@@ -37,7 +41,7 @@ llama_sampler_i sampler_interface = {
     /* .backend_accept    = */ nullptr,
     /* .backend_apply     = */ sampler_backend_apply,
     /* .backend_set_input = */ nullptr,
-    /* .backend_reset     = */ nullptr,
+    /* .backend_reset     = */ sampler_backend_reset,
     /* .copy_state        = */ nullptr,
 };
 
@@ -57,40 +61,49 @@ bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
     return error_.empty();
 }
 
+void GraphState::reset() { batch_ = Batch{}; }
+
 void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data, int slot) {
     if (!error_.empty()) {
         return;
     }
     ggml_tensor * logits = data->logits;
-    // llama.cpp hands each sampler a view of its row of the (padded) logits matrix.
-    const int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / logits->view_src->nb[1]) : 0;
-    Candidates candidates = build_candidates(ctx, logits, settings_.k, settings_.inverse_temperature);
-    // Returned to the host: the k probabilities, then the k logits.
-    ggml_tensor * probabilities = ggml_concat(ctx, candidates.probabilities, candidates.logits, 0);
-    if (!settings_.capture.layers.empty()) {
-        if (projector_ == nullptr) {
-            error_ = "LED's sampler was not initialised by llama.cpp's backend sampling";
-            return;
-        }
-        // A logits tensor that is not a view of the model's logits is llama.cpp's sizing probe.
-        const bool probe = logits->view_src == nullptr;
-        if (!probe && !head_.found()) {
-            error_ = head_.discover(graph, settings_.capture.n_layer);
-            if (!error_.empty()) {
-                return;
-            }
-        }
-        ggml_tensor * dependency = nullptr;
-        error_ = capture_rows(ctx, probe ? nullptr : graph, settings_.capture, row, projector_->capture(), slot, &dependency);
-        if (!error_.empty()) {
-            return;
-        }
-        // Host reads the first 2k values; the tail only keeps the captures in the graph.
-        probabilities = ggml_concat(ctx, probabilities, dependency, 0);
+    const int k = settings_.k;
+    const bool capturing = !settings_.capture.layers.empty();
+    if (capturing && projector_ == nullptr) {
+        error_ = "LED's sampler was not initialised by llama.cpp's backend sampling";
+        return;
     }
-    data->candidates = candidates.ids;
-    data->probs = probabilities;
-    data->logits = nullptr;
+    // llama.cpp hands each sampler a view of its row of the padded logits matrix; a bare tensor
+    // is its sizing probe, which gets the same ops on that one row.
+    ggml_tensor * matrix = logits->view_src != nullptr ? logits->view_src : logits;
+    const int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / matrix->nb[1]) : 0;
+    const int64_t n_rows = ggml_nelements(matrix) / matrix->ne[0];
+    if (batch_.logits != matrix) {
+        batch_ = Batch{};
+        batch_.logits = matrix;
+        batch_.candidates = build_candidates(ctx, matrix, k, settings_.inverse_temperature);
+        if (capturing) {
+            const bool probe = logits->view_src == nullptr;
+            if (!probe && !head_.found()) {
+                error_ = head_.discover(graph, settings_.capture.n_layer);
+                if (!error_.empty()) return;
+            }
+            // The padded matrix has one row more than the model's outputs.
+            const int64_t n_outputs = probe ? n_rows : n_rows - 1;
+            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, settings_.capture, settings_.n_embd, n_outputs,
+                                      &batch_.stacked);
+            if (!error_.empty()) return;
+        }
+    }
+    const Candidates & candidates = batch_.candidates;
+    data->candidates = ggml_view_1d(ctx, candidates.ids, k, row * candidates.ids->nb[1]);
+    data->probs = ggml_view_1d(ctx, candidates.values, 2 * k, row * candidates.values->nb[1]);
+    // The capture rides along as a one-value output (the host never reads it), so only active
+    // rows are copied: llama.cpp applies inactive samplers to row 0 without computing them.
+    data->logits = capturing && row < batch_.stacked->ne[2]
+                       ? capture_row(ctx, batch_.stacked, row, projector_->capture(), slot)
+                       : nullptr;
 }
 
 llama_sampler * make_graph_sampler(GraphState * state, int slot) {

@@ -40,13 +40,24 @@ public:
     const std::string & error() const { return error_; }
 
     bool initialise(ggml_backend_buffer_type_t buffer_type);
+    // Per graph build: forget the ops of the previous graph.
+    void reset();
+    // Adds the ops for all output rows on the first call of a graph build; every sampler then
+    // takes its row's views (and copies its row's captured layers to its slot).
     void apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data, int slot);
 
 private:
+    struct Batch {
+        ggml_tensor * logits = nullptr;        // the padded logits matrix the ops were built on
+        Candidates candidates{};
+        ggml_tensor * stacked = nullptr;       // captured layers of every output row
+    };
+
     GraphSettings settings_;
     OutputHead head_;
     std::unique_ptr<DepthProjector> projector_;
     std::string error_;
+    Batch batch_;
 };
 
 // A sampler chain holding one LED sampler for one sequence slot; free with llama_sampler_free.

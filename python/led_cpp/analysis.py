@@ -257,7 +257,8 @@ def analyze_entropy(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
         "layers": curve["layers"], "mean_entropy": means, "num_tokens": curve["num_tokens"],
         "final_layer_entropy": means[-1],
         "max_entropy_layer": max(range(n_layer), key=lambda il: means[il]),
-        "top_drop": means[-2] - means[-1] if n_layer > 1 else 0.0,
+        # final layer minus the layer below it: a collapse shows as a large negative step
+        "top_layer_change": means[-1] - means[-2] if n_layer > 1 else 0.0,
         "generation_seconds": seconds,
         "samples": [{"problem_id": p.id, "finish_reason": r.finish_reason, "tokens": list(r.tokens),
                      "mean_entropy": m}
@@ -516,8 +517,9 @@ def format_report(data: dict) -> str:
         values = " ".join(f"{v:.3f}" for v in data["mean_entropy"])
         return (f"{head}, {data['num_tokens']} tokens\n"
                 f"normalised entropy by layer (0 -> {len(data['layers']) - 1}): {values}\n"
-                f"final layer {data['final_layer_entropy']:.4f}, drop over the top layer "
-                f"{data['top_drop']:+.4f}, highest at layer {data['max_entropy_layer']}")
+                f"final layer {data['final_layer_entropy']:.4f} ({data['top_layer_change']:+.4f} "
+                f"from the layer below; a collapse is a large negative step), highest at layer "
+                f"{data['max_entropy_layer']}")
     if kind == "coverage":
         lines = [f"{head}, {data['num_tokens']} tokens",
                  "coverage of the final top-k by layer (0 -> top), with / without final norm:"]
