@@ -47,6 +47,7 @@ die() { echo "sanitize.sh: $*" >&2; echo "RESULT: ERROR (setup)"; exit 2; }
 
 LIBASAN="$(gcc -print-file-name=libasan.so)"
 [ -e "$LIBASAN" ] || die "gcc has no libasan.so ($LIBASAN); install libasan (gcc's AddressSanitizer runtime)"
+PY_EXE="$("$PY" -c "import sys; print(sys.executable)")" || die "cannot run $PY"
 PYBIND11_DIR="$("$PY" -c "import pybind11; print(pybind11.get_cmake_dir())")" || die "pybind11 is not installed for $PY"
 
 # --- build -------------------------------------------------------------------------------
@@ -59,18 +60,19 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     if [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja >/dev/null; then
         generator=(-G Ninja)
     fi
+    mkdir -p "$BUILD"
     echo "== configuring $BUILD"
     cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" \
         -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address" -DCMAKE_MODULE_LINKER_FLAGS="-fsanitize=address" \
         -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF -DGGML_CCACHE=OFF "${launcher[@]}" \
-        -DPython_EXECUTABLE="$(command -v "$PY")" -Dpybind11_DIR="$PYBIND11_DIR" \
-        >"$BUILD.configure.log" 2>&1 || { tail -n 40 "$BUILD.configure.log"; die "cmake configure failed"; }
+        -DPython_EXECUTABLE="$PY_EXE" -Dpybind11_DIR="$PYBIND11_DIR" \
+        >"$BUILD/configure.log" 2>&1 || { tail -n 40 "$BUILD/configure.log"; die "cmake configure failed"; }
     echo "== building _core with $JOBS jobs (several minutes the first time)"
     start=$(date +%s)
-    cmake --build "$BUILD" --target _core -j "$JOBS" >"$BUILD.build.log" 2>&1 \
-        || { tail -n 60 "$BUILD.build.log"; die "the build failed (log: $BUILD.build.log)"; }
+    cmake --build "$BUILD" --target _core -j "$JOBS" >"$BUILD/build.log" 2>&1 \
+        || { tail -n 60 "$BUILD/build.log"; die "the build failed (log: $BUILD/build.log)"; }
     echo "   built in $(( $(date +%s) - start )) s"
 fi
 SO="$(ls "$BUILD"/_core*.so 2>/dev/null | head -n 1)"
@@ -100,15 +102,17 @@ EOF
 
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-export LD_PRELOAD="$LIBASAN${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=1:log_path=$LOGS/asan:halt_on_error=1:detect_odr_violation=0:symbolize=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS="suppressions=$SUPP:print_suppressions=0:report_objects=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export PYTHONMALLOC="${PYTHONMALLOC:-malloc}"
-export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
+SAN_ENV=(
+    LD_PRELOAD="$LIBASAN${LD_PRELOAD:+:$LD_PRELOAD}"
+    ASAN_OPTIONS="detect_leaks=1:log_path=$LOGS/asan:halt_on_error=1:detect_odr_violation=0:symbolize=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    LSAN_OPTIONS="suppressions=$SUPP:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    PYTHONMALLOC="${PYTHONMALLOC:-malloc}"
+    PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
+)
 
-where="$(cd "$ROOT" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" "$PY" -c \
-    "import led_cpp, led_cpp._core as c, os; print(os.path.realpath(c.__file__))" 2>&1)" \
-    || die "led_cpp does not import under AddressSanitizer: $where"
+where="$(cd "$ROOT" && env "${SAN_ENV[@]}" "$PY_EXE" -c \
+    "import os, led_cpp._core as c; print(os.path.realpath(c.__file__))" 2>"$LOGS/import.err")" \
+    || die "led_cpp does not import under AddressSanitizer: $(tail -n 20 "$LOGS/import.err")"
 [ "$where" = "$(realpath "$SO")" ] || die "python imported $where, not the sanitized $SO"
 echo "== led_cpp._core: $where"
 rm -f "$LOGS"/asan.*
@@ -116,12 +120,12 @@ rm -f "$LOGS"/asan.*
 # --- tests -------------------------------------------------------------------------------
 echo "== pytest $* (AddressSanitizer + LeakSanitizer; logs in $LOGS)"
 start=$(date +%s)
-(cd "$ROOT" && "$PY" -m pytest -p no:cacheprovider -q "$@")
+(cd "$ROOT" && env "${SAN_ENV[@]}" "$PY_EXE" -m pytest -p no:cacheprovider -q "$@")
 pytest_status=$?
 echo "   pytest exit status $pytest_status after $(( $(date +%s) - start )) s"
 
 # --- reports -------------------------------------------------------------------------------
-"$PY" - "$LOGS" <<'EOF'
+"$PY_EXE" - "$LOGS" <<'EOF'
 import re
 import sys
 from pathlib import Path

@@ -36,7 +36,7 @@ JOIN_TIMEOUT = 60  # seconds; a join that times out means a hang
 
 
 def load(path, **kwargs) -> led_cpp.Model:
-    options = dict(n_ctx=N_CTX, n_threads=1)
+    options = dict(n_ctx=N_CTX, n_threads=1, n_gpu_layers=0)  # CPU: the timings below assume it
     options.update(kwargs)
     return led_cpp.Model(path, **options)
 
@@ -184,6 +184,8 @@ def test_one_generation_iterated_from_two_threads(wide_path):
             return next(generation)
         except ValueError as error:
             return error
+        except StopIteration:
+            return ""
 
     _, intruded = run_threads([consume, intrude])
     if isinstance(intruded, ValueError):
@@ -196,7 +198,7 @@ def test_one_generation_iterated_from_two_threads(wide_path):
 _CLOSE_DURING_DECODE = """
 import sys, threading, time
 import led_cpp
-model = led_cpp.Model(sys.argv[1], n_ctx=1024, n_threads=1, n_batch=1024)
+model = led_cpp.Model(sys.argv[1], n_ctx=1024, n_threads=1, n_batch=1024, n_gpu_layers=0)
 prompt = list(range(1, 257)) * 3
 for trial in range(3):
     generation = model.generate(prompt, max_tokens=200, seed=trial)
