@@ -1,5 +1,7 @@
 #include "utf8.h"
 
+#include <cstdint>
+
 namespace led {
 
 namespace {
