@@ -6,7 +6,9 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <stdexcept>
 
 namespace led {
@@ -252,7 +254,7 @@ DepthProjector::~DepthProjector() {
     if (backend_ != nullptr) ggml_backend_free(backend_);
 }
 
-void DepthProjector::compute(ggml_cgraph * graph) {
+void DepthProjector::check_support(ggml_cgraph * graph) {
     for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
         ggml_tensor * node = ggml_graph_node(graph, i);
         if (!ggml_backend_supports_op(backend_, node)) {
@@ -260,9 +262,89 @@ void DepthProjector::compute(ggml_cgraph * graph) {
                                      " for LED's depth projection; load the model with n_gpu_layers=0 to run LED on the CPU");
         }
     }
+}
+
+void DepthProjector::compute(ggml_cgraph * graph) {
+    check_support(graph);
     if (!ggml_gallocr_alloc_graph(allocator_, graph)) {
         throw std::runtime_error("LED could not allocate its depth projection graph on " + device_name_);
     }
+}
+
+DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & head, int64_t n_vocab,
+                                                             const ExploreSettings & settings, int n) {
+    const auto key = std::make_tuple(n, settings.d, settings.k, settings.inverse_temperature, settings.greedy, settings.ln,
+                                     settings.max_entropy, head.weight());
+    auto found = explore_graphs_.find(key);
+    if (found != explore_graphs_.end()) {
+        return found->second;
+    }
+    const int d = settings.d;
+    const int k = settings.k;
+    const int depths = d - 1;
+    const int64_t m = static_cast<int64_t>(depths) * n;
+    ExploreGraph built;
+    built.context.reset(scratch_context(160).release());
+    ggml_context * ctx = built.context.get();
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 160, false);
+    built.graph = graph;
+
+    // All inputs in two tensors (one F32, one I32) so a step sets them with two copies.
+    const int64_t n_float = static_cast<int64_t>(k) * n + n;
+    const int64_t n_int = m + static_cast<int64_t>(k) * m + n;
+    built.floats = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n_float);
+    built.ints = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, std::max<int64_t>(n_int, 1));
+    ggml_set_input(built.floats);
+    ggml_set_input(built.ints);
+    ggml_tensor * q = ggml_view_3d(ctx, built.floats, k, 1, n, k * sizeof(float), k * sizeof(float), 0);
+    ggml_tensor * uniform = ggml_view_2d(ctx, built.floats, 1, n, sizeof(float), static_cast<size_t>(k) * n * sizeof(float));
+    ggml_tensor * probabilities = q;  // depth 0 only when d == 1
+    if (depths > 0) {
+        ggml_tensor * rows = ggml_view_1d(ctx, built.ints, m, 0);
+        ggml_tensor * candidates = ggml_view_2d(ctx, built.ints, k, m, k * sizeof(int32_t), m * sizeof(int32_t));
+        ggml_tensor * hidden = ggml_get_rows(ctx, capture_, rows);
+        if (settings.ln) {
+            hidden = head.normalise(ctx, hidden);
+        }
+        ggml_tensor * logits = head.project(ctx, hidden);
+        ggml_tensor * full = ggml_soft_max_ext_inplace(ctx, logits, nullptr, settings.inverse_temperature, 0.0f);
+        ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), candidates);
+        probabilities = ggml_concat(ctx, ggml_cont(ctx, q), ggml_reshape_3d(ctx, picked, k, depths, n), 1);
+    } else {
+        probabilities = ggml_cont(ctx, q);
+    }
+    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
+    ggml_tensor * floored = ggml_clamp(ctx, probabilities, 1e-6f, FLT_MAX);
+    ggml_tensor * by_depth = ggml_cont(ctx, ggml_permute(ctx, floored, 1, 0, 2, 3));
+    ggml_tensor * accumulated = ggml_cont(ctx, ggml_permute(ctx, ggml_cumsum(ctx, by_depth), 1, 0, 2, 3));
+    ggml_tensor * posteriors = ggml_div(ctx, accumulated, ggml_sum_rows(ctx, accumulated));
+    ggml_tensor * log_posteriors = ggml_log(ctx, ggml_clamp(ctx, posteriors, 1e-9f, FLT_MAX));
+    ggml_tensor * entropies =
+        ggml_reshape_2d(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, posteriors, log_posteriors)), -1.0f), d, n);
+    ggml_tensor * chosen_depth = settings.max_entropy
+                                     ? ggml_argmax(ctx, entropies)
+                                     : ggml_view_1d(ctx, built.ints, n, (m + static_cast<int64_t>(k) * m) * sizeof(int32_t));
+    ggml_tensor * chosen =
+        ggml_reshape_2d(ctx, ggml_get_rows(ctx, posteriors, ggml_reshape_2d(ctx, chosen_depth, 1, n)), k, n);
+    ggml_tensor * index;
+    if (settings.greedy) {
+        index = ggml_argmax(ctx, chosen);
+    } else {
+        // First candidate whose running sum exceeds u * total: k minus the count that exceed it.
+        ggml_tensor * threshold = ggml_mul(ctx, uniform, ggml_sum_rows(ctx, chosen));
+        ggml_tensor * above = ggml_step(ctx, ggml_sub(ctx, ggml_cumsum(ctx, chosen), threshold));
+        index = ggml_clamp(ctx, ggml_scale_bias(ctx, ggml_sum_rows(ctx, above), -1.0f, static_cast<float>(k)), 0.0f,
+                           static_cast<float>(k - 1));
+    }
+    for (ggml_tensor * output : {entropies, chosen_depth, index}) {
+        ggml_set_output(output);
+        ggml_build_forward_expand(graph, output);
+    }
+    built.entropies = entropies;
+    built.chosen_depth = chosen_depth;
+    built.index = index;
+    check_support(graph);
+    return explore_graphs_.emplace(key, std::move(built)).first->second;
 }
 
 std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int64_t n_vocab,
@@ -273,111 +355,54 @@ std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int6
     const int k = settings.k;
     const int depths = d - 1;
     const int64_t m = static_cast<int64_t>(depths) * n;
-    ContextPtr ctx = scratch_context(128);
-    ggml_cgraph * graph = ggml_new_graph_custom(ctx.get(), 128, false);
-
-    ggml_tensor * q = ggml_new_tensor_3d(ctx.get(), GGML_TYPE_F32, k, 1, n);
-    ggml_set_input(q);
-    ggml_tensor * probabilities = q;  // depth 0 only when d == 1
-    ggml_tensor * rows = nullptr;
-    ggml_tensor * candidates = nullptr;
-    if (depths > 0) {
-        rows = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, m);
-        candidates = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_I32, k, m);
-        ggml_set_input(rows);
-        ggml_set_input(candidates);
-        ggml_tensor * hidden = ggml_get_rows(ctx.get(), capture_, rows);
-        if (settings.ln) {
-            hidden = head.normalise(ctx.get(), hidden);
-        }
-        ggml_tensor * logits = head.project(ctx.get(), hidden);
-        ggml_tensor * full = ggml_soft_max_ext_inplace(ctx.get(), logits, nullptr, settings.inverse_temperature, 0.0f);
-        ggml_tensor * picked = ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), full, 1, n_vocab, m), candidates);
-        probabilities = ggml_concat(ctx.get(), q, ggml_reshape_3d(ctx.get(), picked, k, depths, n), 1);
+    ExploreGraph & built = explore_graph(head, n_vocab, settings, n);
+    // The graph of a given shape is built once and allocated afresh each step (another shape may
+    // have moved the allocator's buffer since); the same shape gets the same addresses, which
+    // lets backends replay it (CUDA graphs).
+    for (ggml_tensor * tensor = ggml_get_first_tensor(built.context.get()); tensor != nullptr;
+         tensor = ggml_get_next_tensor(built.context.get(), tensor)) {
+        tensor->data = nullptr;
+        tensor->buffer = nullptr;
     }
-    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
-    ggml_tensor * floored = ggml_clamp(ctx.get(), probabilities, 1e-6f, FLT_MAX);
-    ggml_tensor * by_depth = ggml_cont(ctx.get(), ggml_permute(ctx.get(), floored, 1, 0, 2, 3));
-    ggml_tensor * accumulated = ggml_cont(ctx.get(), ggml_permute(ctx.get(), ggml_cumsum(ctx.get(), by_depth), 1, 0, 2, 3));
-    ggml_tensor * posteriors = ggml_div(ctx.get(), accumulated, ggml_sum_rows(ctx.get(), accumulated));
-    ggml_tensor * log_posteriors = ggml_log(ctx.get(), ggml_clamp(ctx.get(), posteriors, 1e-9f, FLT_MAX));
-    ggml_tensor * entropies = ggml_reshape_2d(
-        ctx.get(), ggml_scale(ctx.get(), ggml_sum_rows(ctx.get(), ggml_mul(ctx.get(), posteriors, log_posteriors)), -1.0f),
-        d, n);
-    ggml_set_output(entropies);
-    ggml_tensor * chosen_depth;
-    ggml_tensor * forced_depth = nullptr;
-    if (settings.max_entropy) {
-        chosen_depth = ggml_argmax(ctx.get(), entropies);
-    } else {
-        forced_depth = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, n);
-        ggml_set_input(forced_depth);
-        chosen_depth = forced_depth;
+    if (!ggml_gallocr_alloc_graph(allocator_, built.graph)) {
+        throw std::runtime_error("LED could not allocate its depth projection graph on " + device_name_);
     }
-    ggml_set_output(chosen_depth);
-    ggml_tensor * chosen = ggml_reshape_2d(
-        ctx.get(), ggml_get_rows(ctx.get(), posteriors, ggml_reshape_2d(ctx.get(), chosen_depth, 1, n)), k, n);
-    ggml_tensor * uniform = nullptr;
-    ggml_tensor * index;
-    if (settings.greedy) {
-        index = ggml_argmax(ctx.get(), chosen);
-    } else {
-        // First candidate whose running sum exceeds u * total: k minus the count that exceed it.
-        uniform = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, 1, n);
-        ggml_set_input(uniform);
-        ggml_tensor * threshold = ggml_mul(ctx.get(), uniform, ggml_sum_rows(ctx.get(), chosen));
-        ggml_tensor * above = ggml_step(ctx.get(), ggml_sub(ctx.get(), ggml_cumsum(ctx.get(), chosen), threshold));
-        index = ggml_clamp(ctx.get(), ggml_scale_bias(ctx.get(), ggml_sum_rows(ctx.get(), above), -1.0f, static_cast<float>(k)),
-                           0.0f, static_cast<float>(k - 1));
-    }
-    ggml_set_output(index);
-    ggml_build_forward_expand(graph, entropies);
-    ggml_build_forward_expand(graph, chosen_depth);
-    ggml_build_forward_expand(graph, index);
-    compute(graph);
-
-    std::vector<float> host_q(static_cast<size_t>(k) * n);
-    std::vector<int32_t> host_rows(m), host_candidates(static_cast<size_t>(k) * m), host_depth(n);
-    std::vector<float> host_uniform(n);
+    std::vector<float> floats(static_cast<size_t>(k) * n + n);
+    std::vector<int32_t> ints(std::max<int64_t>(m + static_cast<int64_t>(k) * m + n, 1));
     for (int e = 0; e < n; ++e) {
         const ExploreQuery & query = queries[e];
-        std::memcpy(host_q.data() + e * k, query.probabilities, sizeof(float) * k);
+        std::memcpy(floats.data() + static_cast<size_t>(e) * k, query.probabilities, sizeof(float) * k);
+        floats[static_cast<size_t>(k) * n + e] = query.uniform_token;
         for (int j = 0; j < depths; ++j) {
-            host_rows[e * depths + j] = query.slot * n_captured_ + j;
-            std::memcpy(host_candidates.data() + (static_cast<size_t>(e) * depths + j) * k, query.candidates,
-                        sizeof(int32_t) * k);
+            const int64_t row = static_cast<int64_t>(e) * depths + j;
+            ints[row] = query.slot * n_captured_ + j;
+            std::memcpy(ints.data() + m + row * k, query.candidates, sizeof(int32_t) * k);
         }
-        host_depth[e] = query.depth;
-        host_uniform[e] = query.uniform_token;
+        ints[m + static_cast<int64_t>(k) * m + e] = query.depth;
     }
-    ggml_backend_tensor_set(q, host_q.data(), 0, ggml_nbytes(q));
-    if (rows != nullptr) {
-        ggml_backend_tensor_set(rows, host_rows.data(), 0, ggml_nbytes(rows));
-        ggml_backend_tensor_set(candidates, host_candidates.data(), 0, ggml_nbytes(candidates));
-    }
-    if (forced_depth != nullptr) ggml_backend_tensor_set(forced_depth, host_depth.data(), 0, ggml_nbytes(forced_depth));
-    if (uniform != nullptr) ggml_backend_tensor_set(uniform, host_uniform.data(), 0, ggml_nbytes(uniform));
-    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+    ggml_backend_tensor_set_async(backend_, built.floats, floats.data(), 0, ggml_nbytes(built.floats));
+    ggml_backend_tensor_set_async(backend_, built.ints, ints.data(), 0, ggml_nbytes(built.ints));
+    if (ggml_backend_graph_compute_async(backend_, built.graph) != GGML_STATUS_SUCCESS) {
         throw std::runtime_error("LED's depth projection failed on " + device_name_);
     }
-
     std::vector<float> host_entropies(static_cast<size_t>(d) * n);
     std::vector<int32_t> host_chosen(n);
-    ggml_backend_tensor_get(entropies, host_entropies.data(), 0, ggml_nbytes(entropies));
-    ggml_backend_tensor_get(chosen_depth, host_chosen.data(), 0, ggml_nbytes(chosen_depth));
-    std::vector<ExploreAnswer> answers(n);
+    std::vector<int32_t> host_index_int(n);
+    std::vector<float> host_index_float(n);
+    ggml_backend_tensor_get_async(backend_, built.entropies, host_entropies.data(), 0, ggml_nbytes(built.entropies));
+    ggml_backend_tensor_get_async(backend_, built.chosen_depth, host_chosen.data(), 0, ggml_nbytes(built.chosen_depth));
     if (settings.greedy) {
-        std::vector<int32_t> host_index(n);
-        ggml_backend_tensor_get(index, host_index.data(), 0, ggml_nbytes(index));
-        for (int e = 0; e < n; ++e) answers[e].index = host_index[e];
+        ggml_backend_tensor_get_async(backend_, built.index, host_index_int.data(), 0, ggml_nbytes(built.index));
     } else {
-        std::vector<float> host_index(n);
-        ggml_backend_tensor_get(index, host_index.data(), 0, ggml_nbytes(index));
-        for (int e = 0; e < n; ++e) answers[e].index = static_cast<int>(host_index[e]);
+        ggml_backend_tensor_get_async(backend_, built.index, host_index_float.data(), 0, ggml_nbytes(built.index));
     }
+    ggml_backend_synchronize(backend_);
+    std::vector<ExploreAnswer> answers(n);
     for (int e = 0; e < n; ++e) {
+        answers[e].index = settings.greedy ? host_index_int[e] : static_cast<int>(host_index_float[e]);
         answers[e].depth = host_chosen[e];
-        answers[e].entropies.assign(host_entropies.begin() + e * d, host_entropies.begin() + (e + 1) * d);
+        answers[e].entropies.assign(host_entropies.begin() + static_cast<size_t>(e) * d,
+                                    host_entropies.begin() + static_cast<size_t>(e + 1) * d);
     }
     return answers;
 }

@@ -8,7 +8,10 @@
 #include <ggml-backend.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace led {
@@ -122,7 +125,24 @@ public:
     LayerStatistics layer_statistics(const OutputHead & head, int64_t n_vocab, int slot, int top_k);
 
 private:
+    struct ContextDeleter {
+        void operator()(ggml_context * ctx) const { ggml_free(ctx); }
+    };
+    struct ExploreGraph {
+        std::unique_ptr<ggml_context, ContextDeleter> context;
+        ggml_cgraph * graph = nullptr;
+        ggml_tensor * floats = nullptr;        // inputs: q [k, n], uniforms [n]
+        ggml_tensor * ints = nullptr;          // inputs: capture rows, candidates, forced depths
+        ggml_tensor * entropies = nullptr;
+        ggml_tensor * chosen_depth = nullptr;
+        ggml_tensor * index = nullptr;
+    };
+    using ExploreKey = std::tuple<int, int, int, float, bool, bool, bool, const ggml_tensor *>;
+
+    ExploreGraph & explore_graph(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings, int n);
+    void check_support(ggml_cgraph * graph);
     void compute(ggml_cgraph * graph);
+    std::map<ExploreKey, ExploreGraph> explore_graphs_;
     ggml_backend_t backend_ = nullptr;
     ggml_backend_buffer_t capture_buffer_ = nullptr;
     ggml_context * capture_context_ = nullptr;
