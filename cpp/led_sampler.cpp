@@ -77,12 +77,15 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     // llama.cpp hands each sampler a view of its row of the padded logits matrix; a bare tensor
     // is its sizing probe, which gets the same ops on that one row.
     ggml_tensor * matrix = logits->view_src != nullptr ? logits->view_src : logits;
-    const int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / matrix->nb[1]) : 0;
+    int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / matrix->nb[1]) : 0;
     const int64_t n_rows = ggml_nelements(matrix) / matrix->ne[0];
     if (batch_.logits != matrix) {
         batch_ = Batch{};
         batch_.logits = matrix;
-        batch_.candidates = build_candidates(ctx, matrix, k, settings_.inverse_temperature);
+        // Skip the padding row llama.cpp adds (it is only there to keep one-output graphs static).
+        const int64_t n_real = logits->view_src != nullptr && n_rows > 1 ? n_rows - 1 : n_rows;
+        batch_.candidates = build_candidates(ctx, ggml_view_2d(ctx, matrix, matrix->ne[0], n_real, matrix->nb[1], 0), k,
+                                             settings_.inverse_temperature);
         if (capturing) {
             const bool probe = logits->view_src == nullptr;
             if (!probe && !head_.found()) {
@@ -97,6 +100,9 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
         }
     }
     const Candidates & candidates = batch_.candidates;
+    if (row >= candidates.ids->ne[1]) {
+        row = 0;  // an inactive sampler on a graph with no outputs: never computed
+    }
     data->candidates = ggml_view_1d(ctx, candidates.ids, k, row * candidates.ids->nb[1]);
     data->probs = ggml_view_1d(ctx, candidates.values, 2 * k, row * candidates.values->nb[1]);
     // The capture rides along as a one-value output (the host never reads it), so only active
