@@ -159,10 +159,17 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
 BatchRun::~BatchRun() { close(); }
 
 void BatchRun::close() {
+    if (closed_) return;
+    // From another thread while advance() decodes: stop the decode, then wait for advance().
+    close_requested_ = true;
+    model_.abort_requested = true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
     if (context_ != nullptr) {
         llama_memory_clear(llama_get_memory(context_), true);
         context_ = nullptr;
     }
+    model_.abort_requested = false;
     lease_.reset();
     closed_ = true;
 }
@@ -177,15 +184,17 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     const int k = graph_state_->settings().k;
     const llama_token * candidates = llama_get_sampled_candidates_ith(context_, batch_index);
     const float * probabilities = llama_get_sampled_probs_ith(context_, batch_index);
+    const float * logits = llama_get_sampled_logits_ith(context_, batch_index);
     const uint32_t n_candidates = llama_get_sampled_candidates_count_ith(context_, batch_index);
-    if (candidates == nullptr || probabilities == nullptr || n_candidates != static_cast<uint32_t>(k)) {
+    if (candidates == nullptr || probabilities == nullptr || logits == nullptr ||
+        n_candidates != static_cast<uint32_t>(k)) {
         check_graph_state();
         throw std::runtime_error("llama.cpp returned no candidates from the LED sampler for output " +
                                  std::to_string(batch_index));
     }
     step.candidates.assign(candidates, candidates + k);
     step.probabilities.assign(probabilities, probabilities + k);
-    step.logits.assign(probabilities + k, probabilities + 2 * k);
+    step.logits.assign(logits, logits + k);
     step.capture_slot = capture_slot;
 }
 
@@ -447,14 +456,20 @@ void BatchRun::decode_active() {
 }
 
 std::vector<Piece> BatchRun::advance() {
+    std::lock_guard<std::mutex> lock(mutex_);
     std::vector<Piece> pieces;
     if (finished()) return pieces;
-    if (prefill_chunk()) return pieces;
-    admit();
-    decide(pieces);
-    if (!finished()) {
+    try {
+        if (prefill_chunk()) return pieces;
         admit();
-        if (active_ > 0) decode_active();
+        decide(pieces);
+        if (!finished()) {
+            admit();
+            if (active_ > 0) decode_active();
+        }
+    } catch (const Interrupted &) {
+        if (close_requested_) return pieces;  // closed from another thread: end quietly
+        throw;
     }
     return pieces;
 }

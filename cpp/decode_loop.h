@@ -7,7 +7,9 @@
 #include "led_sampler.h"
 #include "model.h"
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -116,7 +118,7 @@ public:
     // Runs one llama_decode (a prompt chunk or one step of every active sample) and returns the
     // text that became final.
     std::vector<Piece> advance();
-    bool finished() const { return closed_ || remaining_ == 0; }
+    bool finished() const { return closed_ || close_requested_ || remaining_ == 0; }
     void close();
 
     const std::vector<std::vector<SampleResult>> & results() const { return results_; }
@@ -175,7 +177,9 @@ private:
     int remaining_ = 0;
     int active_ = 0;
     size_t max_stop_ = 0;
-    bool closed_ = false;
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> close_requested_{false};
+    std::mutex mutex_;  // advance() and close() may come from different threads
     RunStats stats_;
 };
 

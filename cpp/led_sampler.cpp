@@ -103,13 +103,15 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     if (row >= candidates.ids->ne[1]) {
         row = 0;  // an inactive sampler on a graph with no outputs: never computed
     }
+    // Each output is at most k <= n_vocab values per row, as llama.cpp's row buffers require.
     data->candidates = ggml_view_1d(ctx, candidates.ids, k, row * candidates.ids->nb[1]);
-    data->probs = ggml_view_1d(ctx, candidates.values, 2 * k, row * candidates.values->nb[1]);
+    data->probs = ggml_view_1d(ctx, candidates.values, k, row * candidates.values->nb[1]);
+    data->logits = ggml_view_1d(ctx, candidates.values, k, row * candidates.values->nb[1] + k * sizeof(float));
     // The capture rides along as a one-value output (the host never reads it), so only active
     // rows are copied: llama.cpp applies inactive samplers to row 0 without computing them.
-    data->logits = capturing && row < batch_.stacked->ne[2]
-                       ? capture_row(ctx, batch_.stacked, row, projector_->capture(), slot)
-                       : nullptr;
+    data->sampled = capturing && row < batch_.stacked->ne[2]
+                        ? ggml_cast(ctx, capture_row(ctx, batch_.stacked, row, projector_->capture(), slot), GGML_TYPE_I32)
+                        : nullptr;
 }
 
 llama_sampler * make_graph_sampler(GraphState * state, int slot) {

@@ -9,6 +9,7 @@ one thread, so the whole file runs in a few seconds.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from tiny_models import MERGES, build_vocab, write_tiny_model  # noqa: E402
 N_CTX = 64
 N_LAYER = 4  # write_tiny_model's default
 N_VOCAB = 264  # tiny_models' vocabulary: 256 bytes + 1 merge + 7 special tokens
+# a GGML_ASSERT in a subprocess: no gdb attaching for a backtrace
+_NO_GDB = {**os.environ, "GGML_NO_BACKTRACE": "1"}
 
 
 def load(path, **kwargs) -> led_cpp.Model:
@@ -445,11 +448,13 @@ def test_generate_options(model, kwargs, kind, needle):
     raises(kind, needle, call=lambda: model.generate("hello", **options).result)
 
 
-@pytest.mark.parametrize("stop", [None, 3], ids=repr)
-@pytest.mark.xfail(strict=True, reason="led_cpp bug: stop=None / stop=3 raise \"TypeError: 'NoneType' object is not "
-                                       "iterable\" (message does not name stop); Model._start iterates stop unchecked")
+@pytest.mark.parametrize("stop", [3, {"a"}], ids=repr)
 def test_stop_not_a_list(model, stop):
     raises(TypeError, "stop", call=lambda: model.generate("hello", max_tokens=4, stop=stop))
+
+
+def test_stop_none_means_no_stop_strings(model):
+    assert len(model.generate("hello", max_tokens=4, seed=0, stop=None).result.tokens) >= 1
 
 
 _EDGE_SCRIPT = """
@@ -469,14 +474,10 @@ print(model.generate("hi", max_tokens=2, seed=0, config=config).result.tokens)
     f"LEDConfig(d={N_LAYER}, k={N_VOCAB})",
     f"LEDConfig(d={N_LAYER}, k={N_VOCAB // 2 + 1})",
 ])
-@pytest.mark.xfail(strict=True, reason="led_cpp bug: a candidate count k > n_vocab/2 (top_k=0, top_k or LED k near "
-                                       "n_vocab) aborts the process with GGML_ASSERT(n_elements <= stride) in "
-                                       "llama-context.cpp copy_tensor_async_rows: led_sampler.cpp hands llama.cpp a "
-                                       "probs view of 2*k floats, whose row stride is n_vocab")
 def test_largest_legal_k_does_not_crash(tiny_path, config):
     """The largest legal candidate counts run (in a subprocess, since the failure is an abort)."""
     run = subprocess.run([sys.executable, "-c", _EDGE_SCRIPT, str(tiny_path), config], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, env=_NO_GDB, timeout=120)
     assert run.returncode == 0, f"exit status {run.returncode}: {run.stderr.strip()[-500:]}"
 
 
@@ -489,10 +490,6 @@ def test_large_k_runs(model, config):
 
 @pytest.mark.parametrize("temperature", [1e-39, 1e-40, 1e-44], ids=repr)
 @pytest.mark.parametrize("led", [False, True], ids=["sampling", "led"])
-@pytest.mark.xfail(strict=True, reason="led_cpp bug: a tiny positive temperature (about 1e-45 < T <= 1e-38; in "
-                                       "float32 1/T overflows to inf) passes validation and yields NaN logprobs "
-                                       "and a degenerate token stream (the same token repeated) - a silent wrong "
-                                       "answer; it should be refused or treated as greedy")
 def test_tiny_positive_temperature_is_refused_or_greedy(model, temperature, led):
     def config(t):
         return LEDConfig(temperature=t, d=3, k=4, think_only=False) if led else SamplingConfig(temperature=t)

@@ -18,6 +18,17 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+# Below this, 1/T overflows float32 on the way to the softmax; T = 0 is greedy.
+MIN_TEMPERATURE = 1e-30
+
+
+def _temperature(value: Any) -> float:
+    temperature = _number("temperature", value)
+    if temperature < 0 or 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be >= 0: 0 (greedy) or at least {MIN_TEMPERATURE:g}, not {value}")
+    return temperature
+
+
 def _integer(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -44,8 +55,7 @@ class SamplingConfig:
     min_p: float = 0.0
 
     def __post_init__(self) -> None:
-        if _number("temperature", self.temperature) < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), not {self.temperature}")
+        _temperature(self.temperature)
         if _integer("top_k", self.top_k) < 0:
             raise ValueError(f"top_k must be >= 0 (0 = whole vocabulary), not {self.top_k}")
         if not 0 < _number("top_p", self.top_p) <= 1:
@@ -88,8 +98,7 @@ class LEDConfig:
     layer_counting: str = "paper"
 
     def __post_init__(self) -> None:
-        if _number("temperature", self.temperature) < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), not {self.temperature}")
+        _temperature(self.temperature)
         if _integer("d", self.d) < 1:
             raise ValueError(f"d must be >= 1, not {self.d}")
         if _integer("k", self.k) < 1:

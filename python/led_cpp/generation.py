@@ -20,11 +20,13 @@ class _Run:
         self.stats: dict = {}
 
     def pieces(self) -> Iterator[Tuple[int, int, str]]:
+        native = self._native  # close() may clear the attribute from another thread
         try:
-            while self._native is not None and not self._native.finished:
-                pieces = self._native.advance()
-                if self._progress is not None:
-                    self._progress.update(self._native.stats["decided_steps"] - self._progress.n)
+            while native is not None and not native.finished:
+                pieces = native.advance()
+                progress = self._progress
+                if progress is not None:
+                    progress.update(native.stats["decided_steps"] - progress.n)
                 yield from pieces
             self._collect()
         except BaseException:

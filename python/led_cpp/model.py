@@ -18,13 +18,16 @@ from .results import GenerationResult
 Prompt = Union[str, Sequence[dict], Sequence[int]]
 
 
-def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> Optional[int]:
+INT32_MAX = 2**31 - 1
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False, maximum: int = INT32_MAX) -> Optional[int]:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, not {value}")
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{name} must lie in [1, {maximum}], not {value}")
     return value
 
 
@@ -48,11 +51,13 @@ class Model:
     def __init__(self, path: Union[str, os.PathLike], *, n_ctx: int = 4096, n_gpu_layers: int = -1,
                  n_threads: Optional[int] = None, verbose: bool = False, kv_type: str = "f16",
                  flash_attention: Optional[bool] = None, n_batch: int = 512) -> None:
-        _positive_int("n_ctx", n_ctx)
-        _positive_int("n_batch", n_batch)
-        _positive_int("n_threads", n_threads, allow_none=True)
+        _positive_int("n_ctx", n_ctx, maximum=1 << 24)
+        _positive_int("n_batch", n_batch, maximum=1 << 16)
+        _positive_int("n_threads", n_threads, allow_none=True, maximum=1024)
         if isinstance(n_gpu_layers, bool) or not isinstance(n_gpu_layers, int):
             raise TypeError(f"n_gpu_layers must be an int, not {type(n_gpu_layers).__name__}")
+        if not -1 <= n_gpu_layers <= INT32_MAX:
+            raise ValueError(f"n_gpu_layers must be -1 (all) or a layer count, not {n_gpu_layers}")
         if kv_type not in ("f16", "f32"):
             raise ValueError(f"kv_type must be 'f16' or 'f32', not {kv_type!r}")
         self.path = Path(path)
@@ -167,13 +172,19 @@ class Model:
         if not isinstance(config, (SamplingConfig, LEDConfig)):
             raise TypeError(f"config must be a SamplingConfig or LEDConfig, not {type(config).__name__}")
         config.check_model(self.n_layer, self.n_vocab)
-        _positive_int("n", n)
+        _positive_int("n", n, maximum=1 << 20)
         _positive_int("max_tokens", max_tokens)
-        _positive_int("n_parallel", n_parallel, allow_none=True)
+        _positive_int("n_parallel", n_parallel, allow_none=True, maximum=1024)
+        if len(prompts) * n > 1 << 24:
+            raise ValueError(f"{len(prompts)} prompts x n={n} samples is too many for one call; split it")
         if seed is None:
             seed = secrets.randbits(63)
         elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an int in [0, 2**64), not {seed!r}")
+        if stop is None:
+            stop = ()
+        if not isinstance(stop, (str, list, tuple)):
+            raise TypeError(f"stop must be a str or a list of str, not {type(stop).__name__}")
         stops = [stop] if isinstance(stop, str) else list(stop)
         for item in stops:
             if not isinstance(item, str) or not item:
@@ -183,6 +194,8 @@ class Model:
             raise TypeError("trace must be a bool")
         if isinstance(layer_analysis, bool) or not isinstance(layer_analysis, int) or layer_analysis < 0:
             raise ValueError(f"layer_analysis must be an int >= 0, not {layer_analysis!r}")
+        if layer_analysis > self.n_vocab:
+            raise ValueError(f"layer_analysis={layer_analysis} exceeds n_vocab={self.n_vocab}")
         if layer_analysis:
             if not isinstance(config, SamplingConfig):
                 raise ValueError("layer_analysis runs with a SamplingConfig, not LED")
