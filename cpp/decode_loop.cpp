@@ -54,6 +54,24 @@ int draw_standard(const std::vector<float> & q, float top_p, float min_p, float 
     return draw_index(q.data(), std::max(keep, 1), u);
 }
 
+// Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
+// token asks for an output. Returns llama_decode's status.
+int32_t decode_prompt_chunk(llama_context * context, const std::vector<llama_token> & tokens, size_t from, size_t count,
+                            llama_seq_id sequence) {
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
+    for (size_t i = 0; i < count; ++i) {
+        batch.token[i] = tokens[from + i];
+        batch.pos[i] = static_cast<llama_pos>(from + i);
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = sequence;
+        batch.logits[i] = from + i + 1 == tokens.size();
+    }
+    batch.n_tokens = static_cast<int32_t>(count);
+    const int32_t status = llama_decode(context, batch);
+    llama_batch_free(batch);
+    return status;
+}
+
 }  // namespace
 
 uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream) {
@@ -213,17 +231,7 @@ bool BatchRun::prefill_chunk() {
     const auto start = std::chrono::steady_clock::now();
     const size_t n_batch = std::min<size_t>(model_.options().n_batch, model_.options().n_ctx);
     const size_t count = std::min(n_batch, prompt.size() - holder_done_);
-    llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
-    for (size_t i = 0; i < count; ++i) {
-        batch.token[i] = prompt[holder_done_ + i];
-        batch.pos[i] = static_cast<llama_pos>(holder_done_ + i);
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = holder_slot_;
-        batch.logits[i] = holder_done_ + i + 1 == prompt.size();
-    }
-    batch.n_tokens = static_cast<int32_t>(count);
-    const int32_t status = llama_decode(context_, batch);
-    llama_batch_free(batch);
+    const int32_t status = decode_prompt_chunk(context_, prompt, holder_done_, count, holder_slot_);
     check_graph_state();
     if (status == 2) throw Interrupted();
     if (status != 0) {
@@ -511,17 +519,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     const size_t n_batch = std::min<size_t>(model.options().n_batch, model.options().n_ctx);
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);
-        llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
-        for (size_t i = 0; i < count; ++i) {
-            batch.token[i] = tokens[done + i];
-            batch.pos[i] = static_cast<llama_pos>(done + i);
-            batch.n_seq_id[i] = 1;
-            batch.seq_id[i][0] = 0;
-            batch.logits[i] = done + i + 1 == tokens.size();
-        }
-        batch.n_tokens = static_cast<int32_t>(count);
-        const int32_t status = llama_decode(context, batch);
-        llama_batch_free(batch);
+        const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
         if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
         if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");

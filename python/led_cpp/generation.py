@@ -56,27 +56,17 @@ class _Run:
             self._progress = None
 
 
-class Generation:
-    """Iterating yields text pieces as they are decoded; ``result`` holds the whole generation.
-
-    Pieces are always valid UTF-8, also when a character spans tokens. ``close()`` (or leaving a
-    ``with`` block, or Ctrl-C) stops decoding and leaves the model usable.
-    """
+class _Stream:
+    """Shared by Generation and BatchStream: iteration over a run, closing, statistics."""
 
     def __init__(self, run: _Run) -> None:
         self._run = run
         self._pieces = run.pieces()
 
-    def __iter__(self) -> "Generation":
+    def __iter__(self):
         return self
 
-    def __next__(self) -> str:
-        while True:
-            _, _, text = next(self._pieces)
-            if text:
-                return text
-
-    def __enter__(self) -> "Generation":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -85,56 +75,12 @@ class Generation:
     def __del__(self) -> None:
         self.close()
 
-    @property
-    def result(self) -> GenerationResult:
-        """The finished generation; decodes to the end first if iteration has not."""
+    def _finished_results(self) -> List[List[GenerationResult]]:
         if self._run.results is None:
             for _ in self:
                 pass
         if self._run.results is None:
-            raise RuntimeError("the generation was closed before it finished; it has no result")
-        return self._run.results[0][0]
-
-    @property
-    def stats(self) -> dict:
-        return self._run.stats
-
-    def close(self) -> None:
-        run = getattr(self, "_run", None)
-        if run is not None:
-            run.close()
-
-
-class BatchStream:
-    """Yields ``(prompt_index, sample_index, text_piece)`` as pieces are decoded; afterwards
-    ``results[prompt_index][sample_index]`` holds each sample's GenerationResult."""
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-        self._pieces = run.pieces()
-
-    def __iter__(self) -> "BatchStream":
-        return self
-
-    def __next__(self) -> Tuple[int, int, str]:
-        return next(self._pieces)
-
-    def __enter__(self) -> "BatchStream":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-    @property
-    def results(self) -> List[List[GenerationResult]]:
-        if self._run.results is None:
-            for _ in self:
-                pass
-        if self._run.results is None:
-            raise RuntimeError("the stream was closed before it finished; it has no results")
+            raise RuntimeError(f"the {type(self).__name__} was closed before it finished; it has no result")
         return self._run.results
 
     @property
@@ -143,6 +89,38 @@ class BatchStream:
         return self._run.stats
 
     def close(self) -> None:
+        """Stops decoding (also from another thread) and leaves the model usable."""
         run = getattr(self, "_run", None)
         if run is not None:
             run.close()
+
+
+class Generation(_Stream):
+    """Iterating yields text pieces as they are decoded; ``result`` holds the whole generation.
+
+    Pieces are always valid UTF-8, also when a character spans tokens. ``close()`` (or leaving a
+    ``with`` block, or Ctrl-C) stops decoding and leaves the model usable.
+    """
+
+    def __next__(self) -> str:
+        while True:
+            _, _, text = next(self._pieces)
+            if text:
+                return text
+
+    @property
+    def result(self) -> GenerationResult:
+        """The finished generation; decodes to the end first if iteration has not."""
+        return self._finished_results()[0][0]
+
+
+class BatchStream(_Stream):
+    """Yields ``(prompt_index, sample_index, text_piece)`` as pieces are decoded; afterwards
+    ``results[prompt_index][sample_index]`` holds each sample's GenerationResult."""
+
+    def __next__(self) -> Tuple[int, int, str]:
+        return next(self._pieces)
+
+    @property
+    def results(self) -> List[List[GenerationResult]]:
+        return self._finished_results()
