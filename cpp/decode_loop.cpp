@@ -156,6 +156,7 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
     graph_state_ = &model_.attach_samplers(settings);
     check_graph_state();
     for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
+    streams_.resize(n_parallel_);
 
     results_.assign(prompts_.size(), std::vector<SampleResult>(n_samples));
     prompt_seconds_.assign(prompts_.size(), 0.0);
@@ -165,9 +166,6 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
             Sample & sample = samples_[p * n_samples + s];
             sample.prompt = p;
             sample.index = s;
-            sample.token_stream.seed(derive_seed(options_.seed, p, s, 0));
-            sample.gate_stream.seed(derive_seed(options_.seed, p, s, 1));
-            sample.depth_stream.seed(derive_seed(options_.seed, p, s, 2));
             results_[p][s].seed = options_.seed;
         }
     }
@@ -252,6 +250,10 @@ void BatchRun::admit() {
         if (sample.prompt != holder_prompt_ || holder_done_ != prompts_[holder_prompt_].size()) return;
         sample.slot = free_slots_.back();
         free_slots_.pop_back();
+        Streams & streams = streams_[sample.slot];
+        streams.token.seed(derive_seed(options_.seed, sample.prompt, sample.index, 0));
+        streams.gate.seed(derive_seed(options_.seed, sample.prompt, sample.index, 1));
+        streams.depth.seed(derive_seed(options_.seed, sample.prompt, sample.index, 2));
         llama_memory_seq_cp(llama_get_memory(context_), holder_slot_, sample.slot, -1, -1);
         sample.status = Status::active;
         sample.position = static_cast<llama_pos>(prompts_[sample.prompt].size());
@@ -281,9 +283,10 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         const StepData & step = sample.step;
         const auto & q = step.probabilities;
         const int k = static_cast<int>(q.size());
-        const float u_gate = uniform(sample.gate_stream);
-        const float u_token = uniform(sample.token_stream);
-        const float u_depth = uniform(sample.depth_stream);
+        Streams & streams = streams_[sample.slot];
+        const float u_gate = uniform(streams.gate);
+        const float u_token = uniform(streams.token);
+        const float u_depth = uniform(streams.depth);
         Decision decision{&sample};
         if (!spec_.led) {
             decision.index = greedy ? 0 : draw_standard(q, spec_.top_p, spec_.min_p, u_token);

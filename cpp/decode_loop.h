@@ -132,13 +132,16 @@ private:
         int capture_slot = 0;
     };
     enum class Status { waiting, active, done };
+    // A running sample's random streams, kept per slot so waiting samples cost no state.
+    struct Streams {
+        std::mt19937_64 token, gate, depth;
+    };
     struct Sample {
         int prompt = 0;
         int index = 0;
         Status status = Status::waiting;
         int slot = -1;
         llama_pos position = 0;
-        std::mt19937_64 token_stream, gate_stream, depth_stream;
         bool in_reasoning = true;
         bool has_step = false;
         StepData step;
@@ -165,6 +168,7 @@ private:
     RunOptions options_;
     GraphState * graph_state_ = nullptr;  // owned by the model, shared by its generations
     std::vector<Sample> samples_;
+    std::vector<Streams> streams_;  // per slot
     std::vector<std::vector<SampleResult>> results_;
     std::vector<int> free_slots_;
     std::vector<double> prompt_seconds_;
