@@ -71,4 +71,6 @@ def test_interrupted_stream_leaves_model_usable(smollm2):
 
 
 def test_progress_bar(smollm2, capsys):
-    smollm2.generate_batch(PROMPTS[:1], n=2, max_tokens=4, seed=1, progress=True)
+    results = smollm2.generate_batch(PROMPTS[:1], n=2, max_tokens=4, seed=1, progress=True)
+    assert len(results[0]) == 2
+    assert "tok" in capsys.readouterr().err  # tqdm's bar counts generated tokens on stderr

@@ -144,6 +144,14 @@ def _model_info(model: Any) -> dict:
             "n_vocab": int(model.n_vocab)}
 
 
+def _run_info(model: Any, problems: Sequence, limit: Any, max_tokens: int, seed: int, temperature: float) -> dict:
+    """What the per-layer analyses record about their run (generate_layer_traces' sampling)."""
+    return {**_model_info(model), "dataset": problems[0].dataset, "num_problems": len(problems), "limit": limit,
+            "max_tokens": max_tokens, "seed": seed,
+            "sampling": {"temperature": temperature, "top_k": 20, "top_p": 0.95, "min_p": 0.0},
+            "prompt_format": "chat" if ev.uses_chat_template(model) else "plain"}
+
+
 def layer_of_row(n_layer: int) -> list[int]:
     """Layer index of each trace row: row 0 is the final layer (n_layer-1), row i >= 1
     is layer n_layer-1-i."""
@@ -248,10 +256,7 @@ def analyze_entropy(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     means = curve["mean_entropy"]
     n_layer = len(means)
     data = {
-        "analysis": "entropy", **_model_info(model), "dataset": problems[0].dataset,
-        "num_problems": len(problems), "limit": limit, "max_tokens": max_tokens, "seed": seed,
-        "sampling": {"temperature": temperature, "top_k": 20, "top_p": 0.95, "min_p": 0.0},
-        "prompt_format": "chat" if ev.uses_chat_template(model) else "plain",
+        "analysis": "entropy", **_run_info(model, problems, limit, max_tokens, seed, temperature),
         "definition": "per layer: entropy of softmax(head(final_norm(h_l))) at T=1 divided by "
                       "log(n_vocab), averaged over all generated tokens",
         "layers": curve["layers"], "mean_entropy": means, "num_tokens": curve["num_tokens"],
@@ -358,10 +363,7 @@ def analyze_coverage(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     seconds = time.perf_counter() - t0
     curves = coverage_curves(results, ks)
     data = {
-        "analysis": "coverage", **_model_info(model), "dataset": problems[0].dataset,
-        "num_problems": len(problems), "limit": limit, "max_tokens": max_tokens, "seed": seed,
-        "sampling": {"temperature": temperature, "top_k": 20, "top_p": 0.95, "min_p": 0.0},
-        "prompt_format": "chat" if ev.uses_chat_template(model) else "plain",
+        "analysis": "coverage", **_run_info(model, problems, limit, max_tokens, seed, temperature),
         "definition": "|top_k(final layer, final norm) & top_k(layer l)| / k, averaged over "
                       "generated tokens; layer l with (with_norm) or without (without_norm) "
                       "the final norm; the final layer is always the model's own posterior",
