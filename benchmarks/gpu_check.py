@@ -3,11 +3,14 @@
     python benchmarks/gpu_check.py --out DIR [--shape qwen3-4b] [--tokens 128] [--sequences 16]
 
 1. Parity on the tiny test models: GPU (all layers offloaded) against CPU (n_gpu_layers=0) in
-   the same build: per-depth logits to 1e-2 relative, greedy LED tokens and chosen depths.
+   the same build: per-depth logits to 1e-2 relative, greedy LED tokens and chosen depths, on the
+   GPU both with the depths projected in the model graph (led_projection "auto" = "every_step"
+   there) and by the second graph ("on_explore").
 2. A random-weight model of the given shape, quantized to Q4_K_M with llama.cpp's API.
 3. Decode speed at 1 and N sequences: llama.cpp's own decode (no sampler, logits to the host,
-   as llama-batched-bench) and led_cpp with SamplingConfig, LEDConfig and LEDConfig(exploit=False);
-   peak GPU memory of each, each in its own process.
+   as llama-batched-bench) and led_cpp with SamplingConfig, LEDConfig and LEDConfig(exploit=False)
+   (and LEDConfig with led_projection="on_explore" for comparison); peak GPU memory of each, each
+   in its own process.
 """
 
 from __future__ import annotations
@@ -32,14 +35,15 @@ def relative_error(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
 
 
-def parity(workdir: Path) -> dict:
+def parity(workdir: str) -> dict:
     import led_cpp
     from tiny_models import write_tiny_model
 
     report = {}
     for arch in ("llama", "qwen3", "gemma3"):
-        tiny = write_tiny_model(workdir / f"tiny-{arch}.gguf", arch, seed=1)
+        tiny = write_tiny_model(Path(workdir) / f"tiny-{arch}.gguf", arch, seed=1)
         gpu = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=-1, kv_type="f32")
+        gpu_on_explore = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=-1, kv_type="f32", led_projection="on_explore")
         cpu = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=0, kv_type="f32")
         prompt = tiny.encode("The quick brown fox jumps over the lazy dog.")
         errors = {}
@@ -49,18 +53,23 @@ def parity(workdir: Path) -> dict:
                 b = cpu.depth_logits(prompt, d=tiny.n_layer, ln=ln, layer_counting=counting)
                 errors[f"ln={ln},{counting}"] = relative_error(a, b)
         config = led_cpp.LEDConfig(temperature=0, d=tiny.n_layer, k=8, exploit=False, think_only=False)
-        runs = [model.generate(prompt, config=config, max_tokens=32, seed=3, trace=True).result for model in (gpu, cpu)]
+        generations = [model.generate(prompt, config=config, max_tokens=32, seed=3, trace=True)
+                       for model in (gpu, gpu_on_explore, cpu)]
+        runs = [generation.result for generation in generations]
         depths = [[step.depth for step in run.trace] for run in runs]
-        gaps = [max(step.entropies) - sorted(step.entropies)[-2] for step in runs[1].trace]
+        gaps = [max(step.entropies) - sorted(step.entropies)[-2] for step in runs[2].trace]
         report[arch] = {
             "max_relative_error_depth_logits": max(errors.values()),
             "relative_errors": errors,
-            "tokens_equal": runs[0].tokens == runs[1].tokens,
-            "depths_equal": depths[0] == depths[1],
+            "tokens_equal": runs[0].tokens == runs[2].tokens,
+            "depths_equal": depths[0] == depths[2],
+            "on_explore_tokens_equal": runs[1].tokens == runs[2].tokens,
+            "on_explore_depths_equal": depths[1] == depths[2],
+            "gpu_second_graphs": [generation.stats["explore_graphs"] for generation in generations[:2]],
             "n_tokens": len(runs[0].tokens),
             "smallest_entropy_gap_cpu": min(gaps) if gaps else None,
         }
-        del gpu, cpu
+        del gpu, gpu_on_explore, cpu
     return report
 
 
@@ -70,7 +79,9 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
 
     import led_cpp
 
-    model = led_cpp.Model(model_path, n_ctx=prompt_tokens + tokens + 16, n_gpu_layers=-1, n_batch=512)
+    projection = "on_explore" if config == "led-on-explore" else "auto"
+    model = led_cpp.Model(model_path, n_ctx=prompt_tokens + tokens + 16, n_gpu_layers=-1, n_batch=512,
+                          led_projection=projection)
     rng = random.Random(0)
     prompts = [[rng.randrange(0, model.n_vocab - 3) for _ in range(prompt_tokens)]]
     if config == "llama.cpp":
@@ -80,15 +91,19 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
     d = min(8, model.n_layer)
     decoding = {"standard": led_cpp.SamplingConfig(),
                 "led": led_cpp.LEDConfig(d=d, think_only=False),
+                "led-on-explore": led_cpp.LEDConfig(d=d, think_only=False),
                 "led-no-exploit": led_cpp.LEDConfig(d=d, exploit=False, think_only=False)}[config]
     model.generate_batch(prompts, n=sequences, config=decoding, max_tokens=8, seed=1)  # warm up
-    results = model.generate_batch(prompts, n=sequences, config=decoding, max_tokens=tokens, seed=2,
-                                   n_parallel=sequences)[0]
+    stream = model.stream_batch(prompts, n=sequences, config=decoding, max_tokens=tokens, seed=2,
+                                n_parallel=sequences)
+    for _ in stream:
+        pass
+    results = stream.results[0]
     generated = sum(len(result.tokens) for result in results)
     seconds = max(result.timings.decode_seconds for result in results)
     explored = sum(result.explored_steps for result in results)
     return {"tokens_per_second": generated / seconds, "explore_rate": explored / max(generated, 1),
-            "generated": generated}
+            "generated": generated, "second_graphs": stream.stats["explore_graphs"]}
 
 
 def gpu_memory_used() -> int:
@@ -101,10 +116,19 @@ def gpu_memory_used() -> int:
     return int(output.stdout.strip().splitlines()[0]) if output.returncode == 0 else -1
 
 
-def run_measurement(**kwargs) -> dict:
+def run_in_process(function: str, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:
+    """Runs one of this module's functions in its own process, so a crash is reported, not fatal."""
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r});"
-            "from benchmarks.gpu_check import measure;"
-            "print('RESULT ' + json.dumps(measure(**json.loads(sys.argv[1]))))")
+            f"from benchmarks.gpu_check import {function};"
+            f"print('RESULT ' + json.dumps({function}(**json.loads(sys.argv[1]))))")
+    output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
+    lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+    if output.returncode != 0 or not lines:
+        return {"error": (output.stderr or output.stdout)[-1500:], "returncode": output.returncode}, output
+    return json.loads(lines[-1][7:]), output
+
+
+def run_measurement(**kwargs) -> dict:
     baseline = gpu_memory_used()
     peak = [baseline]
     done = threading.Event()
@@ -116,12 +140,11 @@ def run_measurement(**kwargs) -> dict:
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
+    result, _ = run_in_process("measure", **kwargs)
     done.set()
     thread.join()
-    if output.returncode != 0:
-        return {"error": output.stderr[-1500:]}
-    result = json.loads(next(line for line in output.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    if "error" in result:
+        return result
     result["peak_gpu_memory_mib"] = peak[0] - baseline if baseline >= 0 else None
     return result
 
@@ -144,7 +167,7 @@ def main() -> None:
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
 
     if not args.skip_parity:
-        report["parity"] = parity(args.out)
+        report["parity"], _ = run_in_process("parity", workdir=str(args.out))
         print("parity:", json.dumps(report["parity"], indent=1), flush=True)
         save()
 
@@ -167,7 +190,7 @@ def main() -> None:
 
     rows = report.setdefault("decode", {})
     for sequences in (1, args.sequences):
-        for config in ("llama.cpp", "standard", "led", "led-no-exploit"):
+        for config in ("llama.cpp", "standard", "led", "led-no-exploit", "led-on-explore"):
             key = f"{config}@{sequences}"
             rows[key] = run_measurement(model_path=str(model_path), config=config, sequences=sequences,
                                         tokens=args.tokens, prompt_tokens=args.prompt_tokens)
@@ -178,7 +201,7 @@ def main() -> None:
         own = rows.get(f"llama.cpp@{sequences}", {}).get("tokens_per_second")
         if base and own:
             report.setdefault("ratios", {})[f"standard/llama.cpp@{sequences}"] = base / own
-            for config in ("led", "led-no-exploit"):
+            for config in ("led", "led-no-exploit", "led-on-explore"):
                 value = rows.get(f"{config}@{sequences}", {}).get("tokens_per_second")
                 if value:
                     report["ratios"][f"{config}/standard@{sequences}"] = value / base

@@ -19,7 +19,8 @@ led::LayerCounting parse_layer_counting(const std::string & name) {
 }
 
 std::unique_ptr<led::Model> load(const std::string & path, int n_ctx, int n_gpu_layers, int n_threads, bool verbose,
-                                 const std::string & kv_type, int flash_attention, int n_batch) {
+                                 const std::string & kv_type, int flash_attention, int n_batch,
+                                 const std::string & led_projection) {
     led::ModelOptions options;
     options.n_ctx = n_ctx;
     options.n_gpu_layers = n_gpu_layers;
@@ -28,6 +29,15 @@ std::unique_ptr<led::Model> load(const std::string & path, int n_ctx, int n_gpu_
     options.kv_type = kv_type;
     options.flash_attention = flash_attention;
     options.n_batch = n_batch;
+    if (led_projection == "auto") {
+        options.led_projection = led::Projection::automatic;
+    } else if (led_projection == "every_step") {
+        options.led_projection = led::Projection::every_step;
+    } else if (led_projection == "on_explore") {
+        options.led_projection = led::Projection::on_explore;
+    } else {
+        throw std::invalid_argument("led_projection must be 'auto', 'every_step' or 'on_explore', not '" + led_projection + "'");
+    }
     std::unique_ptr<led::Model> model;
     {
         py::gil_scoped_release release;
@@ -67,7 +77,8 @@ void register_model(py::module_ & module) {
                "Quantizes a GGUF with llama.cpp's quantize API (for the benchmarks' random-weight models).");
     py::class_<led::Model>(module, "ModelHandle", "A GGUF model loaded by llama.cpp (use led_cpp.Model).")
         .def(py::init(&load), py::arg("path"), py::arg("n_ctx"), py::arg("n_gpu_layers"), py::arg("n_threads"),
-             py::arg("verbose"), py::arg("kv_type") = "f16", py::arg("flash_attention") = -1, py::arg("n_batch") = 512)
+             py::arg("verbose"), py::arg("kv_type") = "f16", py::arg("flash_attention") = -1, py::arg("n_batch") = 512,
+             py::arg("led_projection") = "auto")
         .def_property_readonly("n_layer", &led::Model::n_layer)
         .def_property_readonly("n_embd", &led::Model::n_embd)
         .def_property_readonly("n_vocab", &led::Model::n_vocab)

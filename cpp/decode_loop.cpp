@@ -134,6 +134,14 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
         if (spec_.d < 1 || spec_.d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
         if (spec_.k < 1 || spec_.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
         settings.k = spec_.k;
+        settings.ln = spec_.ln;
+        // The every-step posteriors must fit a row of llama.cpp's sampled-logits buffer.
+        const bool fits = static_cast<int64_t>(spec_.k) * (spec_.d + 1) + spec_.d <= n_vocab;
+        const Projection projection = model_.options().led_projection;
+        if (projection == Projection::every_step && !fits) {
+            throw std::invalid_argument("led_projection='every_step' needs k*(d+1)+d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
+        }
+        settings.projection = fits && spec_.d > 1 ? projection : Projection::on_explore;
         for (int j = 1; j < spec_.d; ++j) {
             const int il = depth_layer(n_layer, j, spec_.layer_counting);
             if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
@@ -211,6 +219,16 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     step.candidates.assign(candidates, candidates + k);
     step.probabilities.assign(probabilities, probabilities + k);
     step.logits.assign(logits, logits + k);
+    if (graph_state_->every_step()) {
+        const int d = spec_.d;
+        const size_t expected = static_cast<size_t>(k) + static_cast<size_t>(d) * k + d;
+        if (llama_get_sampled_logits_count_ith(context_, batch_index) != expected) {
+            throw std::runtime_error("llama.cpp returned no depth posteriors from the LED sampler for output " +
+                                     std::to_string(batch_index));
+        }
+        step.posteriors.assign(logits + k, logits + k + static_cast<size_t>(d) * k);
+        step.entropies.assign(logits + k + static_cast<size_t>(d) * k, logits + expected);
+    }
     step.capture_slot = capture_slot;
 }
 
@@ -299,6 +317,14 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
                 decision.entropies.resize(1);
                 cumulative_posteriors(q.data(), 1, k, posterior.data(), decision.entropies.data());
                 decision.index = greedy ? argmax_first(posterior.data(), k) : draw_index(posterior.data(), k, u_token);
+            } else if (graph_state_->every_step()) {
+                // The model graph already returned this step's posteriors: finish on the host.
+                if (options_.trace) decision.entropies = step.entropies;
+                if (decision.explored) {
+                    decision.depth = choose_depth(step.entropies.data(), spec_.d, spec_.depth_rule, spec_.fixed_depth, u_depth);
+                    const float * posterior = step.posteriors.data() + static_cast<size_t>(decision.depth) * k;
+                    decision.index = greedy ? argmax_first(posterior, k) : draw_index(posterior, k, u_token);
+                }
             } else if (decision.explored || (options_.trace && spec_.d > 1)) {
                 ExploreQuery query;
                 query.slot = step.capture_slot;

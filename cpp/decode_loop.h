@@ -129,6 +129,8 @@ private:
         std::vector<int32_t> candidates;
         std::vector<float> probabilities;
         std::vector<float> logits;
+        std::vector<float> posteriors;  // every-step projection: [d][k] cumulative posteriors
+        std::vector<float> entropies;   // and their d entropies
         int capture_slot = 0;
     };
     enum class Status { waiting, active, done };

@@ -10,6 +10,7 @@
 #include <memory>
 #include <tuple>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace led {
 
@@ -145,12 +146,68 @@ ggml_tensor * OutputHead::normalise(ggml_context * ctx, ggml_tensor * hidden) co
     return hidden;
 }
 
-ggml_tensor * OutputHead::project(ggml_context * ctx, ggml_tensor * hidden) const {
-    ggml_tensor * logits = ggml_mul_mat(ctx, weight_, hidden);
+ggml_tensor * OutputHead::post(ggml_context * ctx, ggml_tensor * logits) const {
     for (const Op & op : post_ops_) {
         logits = replay(ctx, logits, op);
     }
     return logits;
+}
+
+ggml_tensor * OutputHead::project(ggml_context * ctx, ggml_tensor * hidden) const {
+    return post(ctx, ggml_mul_mat(ctx, weight_, hidden));
+}
+
+ggml_tensor * OutputHead::find_product(ggml_cgraph * graph) const {
+    ggml_tensor * node = ggml_graph_get_tensor(graph, "result_output");
+    // Back from the logits over the transforms after the head, as discover() found them.
+    for (size_t i = 0; node != nullptr && i < post_ops_.size(); ++i) {
+        if (node->op != post_ops_[post_ops_.size() - 1 - i].op) return nullptr;
+        const bool binary = node->op == GGML_OP_MUL || node->op == GGML_OP_ADD;
+        node = binary && !is_computed(node->src[0]) ? node->src[1] : node->src[0];
+    }
+    if (node == nullptr || node->op != GGML_OP_MUL_MAT || node->src[0] != weight_ || node->src[1]->type != GGML_TYPE_F32 ||
+        !ggml_is_contiguous(node) || !ggml_is_contiguous(node->src[1])) {
+        return nullptr;
+    }
+    return node;
+}
+
+ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden) const {
+    ggml_tensor * product = find_product(graph);
+    if (product == nullptr) return nullptr;
+    ggml_tensor ** nodes = ggml_graph_nodes(graph);
+    const int before = ggml_graph_n_nodes(graph);
+    int at = 0;
+    while (at < before && nodes[at] != product) ++at;
+    if (at == before) return nullptr;
+    const int64_t n_outputs = product->ne[1];
+    ggml_tensor * wide = ggml_mul_mat(ctx, weight_, ggml_concat(ctx, product->src[1], hidden, 1));
+    ggml_set_name(wide, "led_head_product");
+    ggml_build_forward_expand(graph, wide);
+    const int after = ggml_graph_n_nodes(graph);
+    ggml_tensor * columns = ggml_view_2d(ctx, wide, wide->ne[0], hidden->ne[1], wide->nb[1], n_outputs * wide->nb[1]);
+    // The wide product's new nodes read the layer outputs, the final norm and leaves, which come
+    // before the model's product, so they can move in front of it. Should one read a node after
+    // it, the model keeps its own product and the wide one just runs later.
+    const std::unordered_set<const ggml_tensor *> later(nodes + at, nodes + before);
+    for (int i = before; i < after; ++i) {
+        for (const ggml_tensor * source : nodes[i]->src) {
+            if (source != nullptr && later.count(source) != 0) return post(ctx, columns);
+        }
+    }
+    std::rotate(nodes + at, nodes + before, nodes + after);
+    if (product->flags & GGML_TENSOR_FLAG_OUTPUT) {
+        ggml_set_output(wide);
+    }
+    // The model's product becomes a view of the wide product's first n_outputs columns (the
+    // layout ggml_view_2d gives: same strides, offset 0).
+    product->op = GGML_OP_VIEW;
+    std::memset(product->op_params, 0, sizeof(product->op_params));
+    product->src[0] = wide;
+    product->src[1] = nullptr;
+    product->view_src = wide;
+    product->view_offs = 0;
+    return post(ctx, columns);
 }
 
 Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
@@ -214,6 +271,36 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
     ggml_tensor * target = ggml_view_2d(ctx, capture, n_embd, layers, capture->nb[1],
                                         static_cast<size_t>(slot) * layers * capture->nb[1]);
     return ggml_view_1d(ctx, ggml_cpy(ctx, source, target), 1, 0);
+}
+
+ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
+                                        int64_t depths, float inverse_temperature) {
+    const int64_t n_vocab = depth_logits->ne[0];
+    const int64_t rows = ids->ne[1];
+    const int64_t k = ids->ne[0];
+    const int64_t m = depths * rows;
+    ggml_tensor * full = ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
+    // Every depth of a row gathers that row's candidates. Ids travel through F32 to be repeated
+    // (exact below 2^24), since CUDA repeats only float types.
+    ggml_tensor * repeated = ggml_cast(ctx, ggml_repeat_4d(ctx, ggml_cast(ctx, ggml_reshape_3d(ctx, ids, k, 1, rows), GGML_TYPE_F32),
+                                                           k, depths, rows, 1),
+                                       GGML_TYPE_I32);
+    ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), ggml_reshape_2d(ctx, repeated, k, m));
+    return ggml_reshape_3d(ctx, picked, k, depths, rows);
+}
+
+Posteriors build_posteriors(ggml_context * ctx, ggml_tensor * probabilities) {
+    const int64_t d = probabilities->ne[1];
+    const int64_t n = probabilities->ne[2];
+    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
+    ggml_tensor * floored = ggml_clamp(ctx, probabilities, 1e-6f, FLT_MAX);
+    ggml_tensor * by_depth = ggml_cont(ctx, ggml_permute(ctx, floored, 1, 0, 2, 3));
+    ggml_tensor * accumulated = ggml_cont(ctx, ggml_permute(ctx, ggml_cumsum(ctx, by_depth), 1, 0, 2, 3));
+    ggml_tensor * posteriors = ggml_div(ctx, accumulated, ggml_sum_rows(ctx, accumulated));
+    ggml_tensor * log_posteriors = ggml_log(ctx, ggml_clamp(ctx, posteriors, 1e-9f, FLT_MAX));
+    ggml_tensor * entropies =
+        ggml_reshape_2d(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, posteriors, log_posteriors)), -1.0f), d, n);
+    return {posteriors, entropies};
 }
 
 DepthProjector::DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
@@ -313,14 +400,9 @@ DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & 
     } else {
         probabilities = ggml_cont(ctx, q);
     }
-    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
-    ggml_tensor * floored = ggml_clamp(ctx, probabilities, 1e-6f, FLT_MAX);
-    ggml_tensor * by_depth = ggml_cont(ctx, ggml_permute(ctx, floored, 1, 0, 2, 3));
-    ggml_tensor * accumulated = ggml_cont(ctx, ggml_permute(ctx, ggml_cumsum(ctx, by_depth), 1, 0, 2, 3));
-    ggml_tensor * posteriors = ggml_div(ctx, accumulated, ggml_sum_rows(ctx, accumulated));
-    ggml_tensor * log_posteriors = ggml_log(ctx, ggml_clamp(ctx, posteriors, 1e-9f, FLT_MAX));
-    ggml_tensor * entropies =
-        ggml_reshape_2d(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, posteriors, log_posteriors)), -1.0f), d, n);
+    const Posteriors depth_posteriors = build_posteriors(ctx, probabilities);
+    ggml_tensor * posteriors = depth_posteriors.posteriors;
+    ggml_tensor * entropies = depth_posteriors.entropies;
     ggml_tensor * chosen_depth = settings.max_entropy
                                      ? ggml_argmax(ctx, entropies)
                                      : ggml_view_1d(ctx, built.ints, n, (m + static_cast<int64_t>(k) * m) * sizeof(int32_t));

@@ -1,6 +1,7 @@
 // LED's ops inside llama.cpp's compute graph: finding the model's output head in a built graph,
-// the candidate ops added to the model graph, the capture of intermediate layer outputs, and
-// the depth projection graph that runs on the model's backend only for steps that explore.
+// the candidate ops added to the model graph, the depths' projection and posteriors added to it
+// (every step), the capture of intermediate layer outputs, and the depth projection graph that
+// runs on the model's backend only for steps that explore (on_explore).
 #pragma once
 
 #include <ggml.h>
@@ -32,6 +33,12 @@ public:
     ggml_tensor * weight() const { return weight_; }
     ggml_tensor * normalise(ggml_context * ctx, ggml_tensor * hidden) const;
     ggml_tensor * project(ggml_context * ctx, ggml_tensor * hidden) const;
+    // Projects `hidden` [n_embd, m] through the model's own head product in `graph`: that matrix
+    // product is widened to take the m columns after its own, so the head weight is read once
+    // for the final layer and every depth (on a GPU at one sequence, the head's cost is reading
+    // it). The model's product becomes a view of the first columns of the wide one. Returns the
+    // m columns' logits, or nullptr when the graph's head is not the one discovered.
+    ggml_tensor * project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden) const;
 
 private:
     struct Op {
@@ -40,6 +47,8 @@ private:
         ggml_tensor * operand;
     };
     static ggml_tensor * replay(ggml_context * ctx, ggml_tensor * x, const Op & op);
+    ggml_tensor * post(ggml_context * ctx, ggml_tensor * logits) const;
+    ggml_tensor * find_product(ggml_cgraph * graph) const;
     ggml_tensor * weight_ = nullptr;
     std::vector<Op> norm_ops_;
     std::vector<Op> post_ops_;
@@ -68,6 +77,20 @@ std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const Capt
 // tensor that depends on the copy: as a sampler output it is computed exactly when that
 // sampler's row is active.
 ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row, ggml_tensor * capture, int slot);
+
+// The depths' logits of every output row, [n_vocab, depths * rows] (row-major over depths), each
+// softmaxed over the whole vocabulary at the inverse temperature, and the probabilities of that
+// row's final-layer candidates (ids, I32 [k, rows]) taken at every depth: [k, depths, rows].
+ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
+                                        int64_t depths, float inverse_temperature);
+
+// LED_SPEC step 5 as ops, mirroring led_math.cpp: candidate probabilities [k, d, n] (depth 0
+// first) to cumulative posteriors [k, d, n] and their entropies [d, n].
+struct Posteriors {
+    ggml_tensor * posteriors;
+    ggml_tensor * entropies;
+};
+Posteriors build_posteriors(ggml_context * ctx, ggml_tensor * probabilities);
 
 struct ExploreSettings {
     int d = 8;

@@ -45,11 +45,90 @@ llama_sampler_i sampler_interface = {
     /* .copy_state        = */ nullptr,
 };
 
+// every_step: per row, the candidates' values [2k, rows] followed by the depths' cumulative
+// posteriors [d*k] and their entropies [d]. depth_logits: [n_vocab, (d-1) * rows].
+ggml_tensor * append_posteriors(ggml_context * ctx, const Candidates & candidates, ggml_tensor * depth_logits,
+                                float inverse_temperature) {
+    ggml_tensor * values = candidates.values;
+    const int64_t k = candidates.ids->ne[0];
+    const int64_t rows = values->ne[1];
+    const int64_t depths = depth_logits->ne[1] / rows;
+    ggml_tensor * depth_probabilities = build_depth_probabilities(ctx, depth_logits, candidates.ids, depths, inverse_temperature);
+    ggml_tensor * final_probabilities = ggml_cont(ctx, ggml_view_3d(ctx, values, k, 1, rows, values->nb[1], values->nb[1], 0));
+    const Posteriors posteriors = build_posteriors(ctx, ggml_concat(ctx, final_probabilities, depth_probabilities, 1));
+    ggml_tensor * flat = ggml_reshape_2d(ctx, posteriors.posteriors, k * (depths + 1), rows);
+    ggml_tensor * result = ggml_concat(ctx, ggml_concat(ctx, values, flat, 0), posteriors.entropies, 0);
+    ggml_set_name(result, "led_step_values");
+    return result;
+}
+
+// Whether the device runs every op LED adds to the model graph for the every-step projection
+// (the model's own head ops aside); else llama.cpp would move them, and the logits, to the CPU.
+std::string unsupported_every_step_op(ggml_backend_dev_t device, const GraphSettings & settings) {
+    constexpr int64_t n_vocab = 4096;
+    constexpr int64_t rows = 2;
+    ggml_init_params params = {256 * ggml_tensor_overhead() + ggml_graph_overhead_custom(256, false), nullptr, true};
+    ggml_context * ctx = ggml_init(params);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 256, false);
+    const Candidates candidates = build_candidates(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, rows),
+                                                   settings.k, settings.inverse_temperature);
+    const int64_t depths = static_cast<int64_t>(settings.capture.layers.size());
+    ggml_tensor * depth_logits = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, depths * rows);
+    ggml_build_forward_expand(graph, append_posteriors(ctx, candidates, depth_logits, settings.inverse_temperature));
+    std::string unsupported;
+    for (int i = 0; i < ggml_graph_n_nodes(graph) && unsupported.empty(); ++i) {
+        ggml_tensor * node = ggml_graph_node(graph, i);
+        if (!ggml_backend_dev_supports_op(device, node)) {
+            unsupported = ggml_op_desc(node);
+        }
+    }
+    ggml_free(ctx);
+    return unsupported;
+}
+
 }  // namespace
 
+ggml_tensor * GraphState::project_depths(ggml_context * ctx, ggml_cgraph * graph, int64_t n_vocab) {
+    ggml_tensor * stacked = batch_.stacked;  // [n_embd, depths, rows]
+    const int64_t m = stacked->ne[1] * stacked->ne[2];
+    if (graph == nullptr) {
+        return ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, m);  // the sizing probe's stand-in
+    }
+    ggml_tensor * hidden = ggml_reshape_2d(ctx, stacked, stacked->ne[0], m);
+    if (settings_.ln) {
+        hidden = head_.normalise(ctx, hidden);
+    }
+    ggml_tensor * logits = head_.project_with_model(ctx, graph, hidden);
+    return logits != nullptr ? logits : head_.project(ctx, hidden);
+}
+
 bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
-    if (projector_ != nullptr || !error_.empty() || settings_.capture.layers.empty()) {
-        return error_.empty();
+    if (!error_.empty()) {
+        return false;
+    }
+    // On a GPU, d-1 more columns in the head's matrix product cost little (reading the weight is
+    // the cost), less than a second graph at every exploring step; on the CPU they cost d-1 head
+    // passes of arithmetic, so there only exploring steps pay.
+    ggml_backend_dev_t device = ggml_backend_buft_get_device(buffer_type);
+    const bool on_gpu = device != nullptr && ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
+    every_step_ = !settings_.capture.layers.empty() &&
+                  (settings_.projection == Projection::every_step ||
+                   (settings_.projection == Projection::automatic && on_gpu));
+    if (every_step_ && on_gpu && !support_checked_) {
+        support_checked_ = true;
+        const std::string op = unsupported_every_step_op(device, settings_);
+        if (!op.empty()) {
+            if (settings_.projection == Projection::every_step) {
+                error_ = std::string("the ") + ggml_backend_dev_name(device) + " backend cannot run " + op +
+                         " for LED's every-step projection; load the model with led_projection='on_explore'";
+                return false;
+            }
+            fallback_ = true;  // the second graph says which op it misses, should a step explore
+        }
+    }
+    every_step_ = every_step_ && !fallback_;
+    if (projector_ != nullptr || settings_.capture.layers.empty() || every_step_) {
+        return true;
     }
     try {
         projector_ = std::make_unique<DepthProjector>(buffer_type, settings_.n_embd,
@@ -70,7 +149,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     ggml_tensor * logits = data->logits;
     const int k = settings_.k;
     const bool capturing = !settings_.capture.layers.empty();
-    if (capturing && projector_ == nullptr) {
+    if (capturing && !every_step_ && projector_ == nullptr) {
         error_ = "LED's sampler was not initialised by llama.cpp's backend sampling";
         return;
     }
@@ -86,6 +165,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
         const int64_t n_real = logits->view_src != nullptr && n_rows > 1 ? n_rows - 1 : n_rows;
         batch_.candidates = build_candidates(ctx, ggml_view_2d(ctx, matrix, matrix->ne[0], n_real, matrix->nb[1], 0), k,
                                              settings_.inverse_temperature);
+        batch_.values = batch_.candidates.values;
         if (capturing) {
             const bool probe = logits->view_src == nullptr;
             if (!probe && !head_.found()) {
@@ -97,19 +177,25 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             error_ = stack_layer_rows(ctx, probe ? nullptr : graph, settings_.capture, settings_.n_embd, n_outputs,
                                       &batch_.stacked);
             if (!error_.empty()) return;
+            if (every_step_ && n_outputs > 0) {
+                batch_.values = append_posteriors(ctx, batch_.candidates, project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
+                                                  settings_.inverse_temperature);
+            }
         }
     }
     const Candidates & candidates = batch_.candidates;
     if (row >= candidates.ids->ne[1]) {
         row = 0;  // an inactive sampler on a graph with no outputs: never computed
     }
-    // Each output is at most k <= n_vocab values per row, as llama.cpp's row buffers require.
+    // Each output is at most n_vocab values per row, as llama.cpp's row buffers require (k, and
+    // k + d*k + d with every-step posteriors: the decode loop checks both).
     data->candidates = ggml_view_1d(ctx, candidates.ids, k, row * candidates.ids->nb[1]);
-    data->probs = ggml_view_1d(ctx, candidates.values, k, row * candidates.values->nb[1]);
-    data->logits = ggml_view_1d(ctx, candidates.values, k, row * candidates.values->nb[1] + k * sizeof(float));
+    ggml_tensor * values = batch_.values;
+    data->probs = ggml_view_1d(ctx, values, k, row * values->nb[1]);
+    data->logits = ggml_view_1d(ctx, values, values->ne[0] - k, row * values->nb[1] + k * sizeof(float));
     // The capture rides along as a one-value output (the host never reads it), so only active
     // rows are copied: llama.cpp applies inactive samplers to row 0 without computing them.
-    data->sampled = capturing && row < batch_.stacked->ne[2]
+    data->sampled = capturing && !every_step_ && row < batch_.stacked->ne[2]
                         ? ggml_cast(ctx, capture_row(ctx, batch_.stacked, row, projector_->capture(), slot), GGML_TYPE_I32)
                         : nullptr;
 }

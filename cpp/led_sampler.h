@@ -1,7 +1,8 @@
 // The llama.cpp sampler that ties LED (and led_cpp's standard sampling) into the model graph
 // through llama.cpp's backend-sampling interface. Per output row it adds the candidate ops and,
 // for LED, the capture of the intermediate layer outputs; the tokens are decided on the host from
-// O(k) numbers, and exploring steps run the depth projector's graph.
+// O(k) numbers. The depths are projected either in the model graph at every step (on GPUs, where
+// that costs little) or by the depth projector's graph only for steps that explore (on the CPU).
 #pragma once
 
 #include "led_graph.h"
@@ -14,10 +15,19 @@
 
 namespace led {
 
+// Where LED projects the earlier depths through the output head.
+enum class Projection {
+    automatic,   // every_step when the model's output lives on a GPU, else on_explore
+    every_step,  // in the model graph, for every output row; posteriors come back with the candidates
+    on_explore,  // captured rows go through a second graph, only for the sequences that explore
+};
+
 struct GraphSettings {
     int k = 8;                       // candidates taken from the final layer
     float inverse_temperature = 1.0f;
     CaptureSpec capture;             // empty layers: standard sampling, nothing captured
+    Projection projection = Projection::on_explore;
+    bool ln = false;                 // the final norm on earlier depths (every_step only)
     int64_t n_embd = 0;
     int n_slots = 1;
     int n_threads = 1;
@@ -25,6 +35,7 @@ struct GraphSettings {
     bool operator==(const GraphSettings & other) const {
         return k == other.k && inverse_temperature == other.inverse_temperature &&
                capture.layers == other.capture.layers && capture.n_layer == other.capture.n_layer &&
+               projection == other.projection && ln == other.ln &&
                n_embd == other.n_embd && n_slots == other.n_slots && n_threads == other.n_threads;
     }
 };
@@ -36,6 +47,9 @@ public:
     const GraphSettings & settings() const { return settings_; }
     const OutputHead & head() const { return head_; }
     DepthProjector * projector() const { return projector_.get(); }
+    // True when the model graph returns every step's posteriors: per row, after the k final-layer
+    // probabilities, come the k logits, the [d][k] cumulative posteriors and the d entropies.
+    bool every_step() const { return every_step_; }
     // Why LED cannot run on this model or backend, or "".
     const std::string & error() const { return error_; }
 
@@ -47,16 +61,24 @@ public:
     void apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data, int slot);
 
 private:
+    // every_step: the depths' logits [n_vocab, depths * rows] of the stacked rows (graph ==
+    // nullptr: llama.cpp's sizing probe, which gets a stand-in).
+    ggml_tensor * project_depths(ggml_context * ctx, ggml_cgraph * graph, int64_t n_vocab);
+
     struct Batch {
         ggml_tensor * logits = nullptr;        // the padded logits matrix the ops were built on
         Candidates candidates{};
         ggml_tensor * stacked = nullptr;       // captured layers of every output row
+        ggml_tensor * values = nullptr;        // per row: what the sampler returns after the ids
     };
 
     GraphSettings settings_;
     OutputHead head_;
     std::unique_ptr<DepthProjector> projector_;
     std::string error_;
+    bool every_step_ = false;
+    bool support_checked_ = false;
+    bool fallback_ = false;           // automatic: the device lacks an op, so on_explore
     Batch batch_;
 };
 

@@ -158,6 +158,10 @@ llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
     params.n_batch = static_cast<uint32_t>(std::min(options_.n_batch, options_.n_ctx));
     params.n_ubatch = params.n_batch;
     params.n_seq_max = static_cast<uint32_t>(n_seq_max);
+    // Every decode asks for at most one output per sequence; llama.cpp would otherwise size its
+    // output buffers and reserve graphs (LED's ops included) for n_batch outputs.
+    params.n_outputs_max = static_cast<uint32_t>(n_seq_max);
+    params.n_outputs_max_per_seq = 1;
     params.n_threads = options_.n_threads;
     params.n_threads_batch = options_.n_threads;
     params.kv_unified = false;

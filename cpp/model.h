@@ -25,6 +25,7 @@ struct ModelOptions {
     bool verbose = false;
     std::string kv_type = "f16";  // "f16" or "f32" (exact comparisons in tests)
     int flash_attention = -1;     // -1 auto, 0 off, 1 on
+    Projection led_projection = Projection::automatic;
 };
 
 class Model {

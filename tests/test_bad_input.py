@@ -387,9 +387,20 @@ def test_valid_configs_pass():
     (dict(n_batch=0), ValueError, "n_batch"),
     (dict(n_batch=-8), ValueError, "n_batch"),
     (dict(n_batch=8.0), TypeError, "n_batch"),
+    (dict(led_projection="gpu"), ValueError, "led_projection"),
+    (dict(led_projection=None), ValueError, "led_projection"),
 ], ids=str)
 def test_model_options(tiny_path, kwargs, kind, needle):
     raises(kind, needle, call=lambda: load(tiny_path, **kwargs))
+
+
+def test_every_step_posteriors_that_do_not_fit_a_row(tiny_path):
+    """k*(d+1)+d values per row must fit llama.cpp's n_vocab-wide sampled-logits row."""
+    model = load(tiny_path, led_projection="every_step")
+    raises(ValueError, "led_projection='every_step' needs k", call=lambda: model.generate(
+        "hi", config=LEDConfig(d=4, k=64), max_tokens=2).result)
+    assert len(model.generate("hi", config=LEDConfig(d=4, k=50), max_tokens=2, seed=1).result.tokens) >= 1
+    assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=64), max_tokens=2).result.tokens) >= 1
 
 
 @pytest.mark.parametrize("case", [

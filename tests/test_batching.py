@@ -74,3 +74,20 @@ def test_progress_bar(smollm2, capsys):
     results = smollm2.generate_batch(PROMPTS[:1], n=2, max_tokens=4, seed=1, progress=True)
     assert len(results[0]) == 2
     assert "tok" in capsys.readouterr().err  # tqdm's bar counts generated tokens on stderr
+
+
+@pytest.mark.parametrize("config", [LEDConfig(), LEDConfig(exploit=False, ln=True), LEDConfig(depth_rule="random")],
+                         ids=["gated", "always-ln", "random-depth"])
+def test_every_step_projection_gives_the_same_batch(smollm2, smollm2_path, config):
+    """The GPU default (the depths projected in the model graph for every row) and the CPU default
+    (a second graph for the exploring rows only) decide the same tokens, batched."""
+    import led_cpp
+
+    every_step = led_cpp.Model(smollm2_path, n_ctx=2048, n_threads=smollm2.n_threads, led_projection="every_step")
+    expected = smollm2.stream_batch(PROMPTS, n=3, config=config, max_tokens=32, seed=5)
+    got = every_step.stream_batch(PROMPTS, n=3, config=config, max_tokens=32, seed=5)
+    list(expected), list(got)
+    assert [[r.tokens for r in samples] for samples in got.results] == \
+        [[r.tokens for r in samples] for samples in expected.results]
+    assert sum(r.explored_steps for samples in got.results for r in samples) > 0
+    assert got.stats["explore_graphs"] == 0 < expected.stats["explore_graphs"]

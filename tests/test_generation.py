@@ -105,3 +105,15 @@ def test_cli_generate_runs(smollm2_path, capsys):
     assert status == 0
     assert captured.out.strip()
     assert "tok/s" in captured.err
+
+
+def test_cli_led_projection_gives_the_same_text(smollm2_path, capsys):
+    from led_cpp.cli import main
+
+    texts = []
+    for projection in ("on_explore", "every_step"):
+        status = main(["generate", "Count to five.", "-m", str(smollm2_path), "--max-tokens", "12", "--seed", "3",
+                       "--n-ctx", "512", "--threads", "2", "--led", "--no-exploit", "--led-projection", projection])
+        assert status == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0].strip() and texts[0] == texts[1]

@@ -5,7 +5,9 @@ a. ``Model.depth_logits`` (LED's in-graph capture + output-head projection) equa
    countings (d = n_layer with "reference" reads the embeddings), several prompt lengths.
 b. 64 LED steps of ``Model.generate`` equal the NumPy LED port (tests/led_reference.py)
    driven by the NumPy forward pass and the same uniforms (``_core.stream_uniforms``),
-   token by token, with entropies, depth, candidates and log-probabilities.
+   token by token, with entropies, depth, candidates and log-probabilities; once with the
+   depths projected by the second graph (``led_projection="on_explore"``, the CPU default)
+   and once in the model graph at every step (``"every_step"``, the GPU default).
 c. 20,000 one-token LED samples from one state follow ``led_reference.token_distribution``
    (chi-square).
 
@@ -107,6 +109,15 @@ def tiny(tmp_path_factory):
         tm = write_tiny_model(root / f"{arch}.gguf", arch)
         out[arch] = (tm, led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False))
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_every_step(tiny):
+    """arch -> the same model loaded with led_projection="every_step": the depths' posteriors
+    come from the model graph at every step instead of from the second graph."""
+    return {arch: led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False,
+                                led_projection="every_step")
+            for arch, (tm, _) in tiny.items()}
 
 
 TEXT = ("Once upon a time, in a small village by the sea, there lived an old fisherman "
@@ -360,14 +371,20 @@ class _Checker:
             f"{where}: logprob {logprob} vs port {float(tr.logp0[token])}")
 
 
+@pytest.mark.parametrize("projection", ["on_explore", "every_step"])
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("arch", ARCHS)
-def test_led_tokens_match_numpy_port(tiny, arch, name):
+def test_led_tokens_match_numpy_port(tiny, tiny_every_step, arch, name, projection):
     tm, m = tiny[arch]
+    if projection == "every_step":
+        m = tiny_every_step[arch]
     cfg = CONFIGS[name]
     prompt = tm.encode(PROMPTS[arch])
     seed = SEED + list(CONFIGS).index(name)
-    res = m.generate(prompt, config=cfg, max_tokens=N_STEPS, seed=seed, trace=True).result
+    generation = m.generate(prompt, config=cfg, max_tokens=N_STEPS, seed=seed, trace=True)
+    res = generation.result
+    if cfg.d > 1:  # the depths came from the model graph, or from the second graph
+        assert (generation.stats["explore_graphs"] == 0) == (projection == "every_step")
     toks = res.tokens
     assert res.trace is not None and len(res.trace) == len(toks) == len(res.logprobs)
     assert len(toks) >= 32, f"only {len(toks)} tokens ({res.finish_reason}); pick another seed/prompt"

@@ -15,6 +15,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (all cores)")
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help="layers to offload to a GPU build (-1 = all)")
     parser.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+    parser.add_argument("--led-projection", choices=("auto", "every_step", "on_explore"), default="auto",
+                        help="where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), every_step, on_explore")
 
 
 def load_model(args: argparse.Namespace):
@@ -22,7 +24,8 @@ def load_model(args: argparse.Namespace):
     from .model import Model
 
     path = args.model if args.model else default_model_path()
-    return Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, verbose=args.verbose)
+    return Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers, verbose=args.verbose,
+                 led_projection=args.led_projection)
 
 
 def _generate(args: argparse.Namespace) -> int:

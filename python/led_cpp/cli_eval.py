@@ -68,6 +68,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ctx", type=int, help="context size given to the model")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--n-gpu-layers", type=int, default=-1, help="layers on the GPU (-1: all)")
+    p.add_argument("--led-projection", choices=("auto", "every_step", "on_explore"), default="auto",
+                   help="where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), every_step, on_explore")
     p.add_argument("--n-parallel", type=int, help="sequences decoded together")
     p.add_argument("--verify-timeout", type=float, default=5.0,
                    help="seconds per answer check before it counts as wrong (5)")
@@ -103,7 +105,7 @@ def _precheck(args, specs, n: int, dirs) -> None:
 def _load_model(args):
     import led_cpp
 
-    kw = {"n_gpu_layers": args.n_gpu_layers, "n_threads": args.threads}
+    kw = {"n_gpu_layers": args.n_gpu_layers, "n_threads": args.threads, "led_projection": args.led_projection}
     if args.n_ctx is not None:
         kw["n_ctx"] = args.n_ctx
     return led_cpp.Model(args.model, **kw)

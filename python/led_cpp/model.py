@@ -15,6 +15,8 @@ from .generation import BatchStream, Generation, _Run
 from .gguf_check import check_gguf_file
 from .results import GenerationResult
 
+LED_PROJECTIONS = ("auto", "every_step", "on_explore")
+
 Prompt = Union[str, Sequence[dict], Sequence[int]]
 
 
@@ -46,11 +48,16 @@ class Model:
 
     n_ctx is the context shared by all samples decoded together; n_gpu_layers=-1 offloads
     every layer when led_cpp was built for a GPU; n_threads defaults to every core.
+    led_projection says where LED projects the earlier depths through the output head:
+    "every_step" in the model graph for every token (cheap on a GPU, no second graph),
+    "on_explore" in a second graph only for the steps that explore (cheaper on a CPU), and
+    "auto" picks the first when the model's output lives on a GPU. Both give the same tokens.
     """
 
     def __init__(self, path: Union[str, os.PathLike], *, n_ctx: int = 4096, n_gpu_layers: int = -1,
                  n_threads: Optional[int] = None, verbose: bool = False, kv_type: str = "f16",
-                 flash_attention: Optional[bool] = None, n_batch: int = 512) -> None:
+                 flash_attention: Optional[bool] = None, n_batch: int = 512,
+                 led_projection: str = "auto") -> None:
         _positive_int("n_ctx", n_ctx, maximum=1 << 24)
         _positive_int("n_batch", n_batch, maximum=1 << 16)
         _positive_int("n_threads", n_threads, allow_none=True, maximum=1024)
@@ -60,13 +67,17 @@ class Model:
             raise ValueError(f"n_gpu_layers must be -1 (all) or a layer count, not {n_gpu_layers}")
         if kv_type not in ("f16", "f32"):
             raise ValueError(f"kv_type must be 'f16' or 'f32', not {kv_type!r}")
+        if led_projection not in LED_PROJECTIONS:
+            raise ValueError(f"led_projection must be one of {LED_PROJECTIONS}, not {led_projection!r}")
         self.path = Path(path)
         self.summary = check_gguf_file(self.path)
         self._native = _core.ModelHandle(
             str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads or 0,
             verbose=bool(verbose), kv_type=kv_type,
             flash_attention=-1 if flash_attention is None else int(bool(flash_attention)), n_batch=n_batch,
+            led_projection=led_projection,
         )
+        self.led_projection = led_projection
 
     @classmethod
     def from_pretrained(cls, repo_id: str, filename: str, *, revision: Optional[str] = None,
@@ -94,6 +105,10 @@ class Model:
     @property
     def n_ctx(self) -> int:
         return self._native.n_ctx
+
+    @property
+    def n_threads(self) -> int:
+        return self._native.n_threads
 
     @property
     def architecture(self) -> str:
