@@ -103,7 +103,8 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
     seconds = max(result.timings.decode_seconds for result in results)
     explored = sum(result.explored_steps for result in results)
     return {"tokens_per_second": generated / seconds, "explore_rate": explored / max(generated, 1),
-            "generated": generated, "second_graphs": stream.stats["explore_graphs"]}
+            "generated": generated, "second_graphs": stream.stats["explore_graphs"],
+            "every_step": stream.stats["every_step"], "shared_head_product": stream.stats["shared_head_product"]}
 
 
 def gpu_memory_used() -> int:

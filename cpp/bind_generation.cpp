@@ -120,6 +120,8 @@ void register_generation(py::module_ & module) {
             out["decode_tokens_evaluated"] = stats.decode_tokens_evaluated;
             out["decode_calls"] = stats.decode_calls;
             out["explore_graphs"] = stats.explore_graphs;
+            out["every_step"] = stats.every_step;
+            out["shared_head_product"] = stats.shared_head_product;
             out["explored_steps"] = stats.explored_steps;
             out["decided_steps"] = stats.decided_steps;
             out["n_parallel"] = stats.n_parallel;

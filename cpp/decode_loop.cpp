@@ -485,6 +485,8 @@ void BatchRun::decode_active() {
     }
     ++stats_.decode_calls;
     stats_.decode_tokens_evaluated += static_cast<int64_t>(running.size());
+    stats_.every_step = graph_state_->every_step();
+    stats_.shared_head_product = graph_state_->shared_head_product();
     for (size_t i = 0; i < running.size(); ++i) {
         read_step(static_cast<int>(i), running[i]->step, running[i]->slot);
         running[i]->has_step = true;

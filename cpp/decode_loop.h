@@ -94,6 +94,8 @@ struct RunStats {
     int64_t decode_tokens_evaluated = 0;   // tokens submitted for generated tokens
     int64_t decode_calls = 0;
     int64_t explore_graphs = 0;            // depth projection graphs run
+    bool every_step = false;               // the depths projected in the model graph every step
+    bool shared_head_product = false;      // ... through the model's own head product, widened
     int64_t explored_steps = 0;
     int64_t decided_steps = 0;
     int n_parallel = 0;

@@ -172,7 +172,9 @@ ggml_tensor * OutputHead::find_product(ggml_cgraph * graph) const {
     return node;
 }
 
-ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden) const {
+ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden,
+                                             bool * shared) const {
+    *shared = false;
     ggml_tensor * product = find_product(graph);
     if (product == nullptr) return nullptr;
     ggml_tensor ** nodes = ggml_graph_nodes(graph);
@@ -207,6 +209,7 @@ ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * g
     product->src[1] = nullptr;
     product->view_src = wide;
     product->view_offs = 0;
+    *shared = true;
     return post(ctx, columns);
 }
 

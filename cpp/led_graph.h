@@ -37,8 +37,9 @@ public:
     // product is widened to take the m columns after its own, so the head weight is read once
     // for the final layer and every depth (on a GPU at one sequence, the head's cost is reading
     // it). The model's product becomes a view of the first columns of the wide one. Returns the
-    // m columns' logits, or nullptr when the graph's head is not the one discovered.
-    ggml_tensor * project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden) const;
+    // m columns' logits (*shared tells whether the model's product became the view), or nullptr
+    // when the graph's head is not the one discovered.
+    ggml_tensor * project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden, bool * shared) const;
 
 private:
     struct Op {

@@ -98,7 +98,9 @@ ggml_tensor * GraphState::project_depths(ggml_context * ctx, ggml_cgraph * graph
     if (settings_.ln) {
         hidden = head_.normalise(ctx, hidden);
     }
-    ggml_tensor * logits = head_.project_with_model(ctx, graph, hidden);
+    bool shared = false;
+    ggml_tensor * logits = head_.project_with_model(ctx, graph, hidden, &shared);
+    shared_head_product_ = shared;
     return logits != nullptr ? logits : head_.project(ctx, hidden);
 }
 

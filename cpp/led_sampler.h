@@ -50,6 +50,8 @@ public:
     // True when the model graph returns every step's posteriors: per row, after the k final-layer
     // probabilities, come the k logits, the [d][k] cumulative posteriors and the d entropies.
     bool every_step() const { return every_step_; }
+    // every_step: whether the last graph read the head weight once for the model and the depths.
+    bool shared_head_product() const { return shared_head_product_; }
     // Why LED cannot run on this model or backend, or "".
     const std::string & error() const { return error_; }
 
@@ -79,6 +81,7 @@ private:
     bool every_step_ = false;
     bool support_checked_ = false;
     bool fallback_ = false;           // automatic: the device lacks an op, so on_explore
+    bool shared_head_product_ = false;
     Batch batch_;
 };
 

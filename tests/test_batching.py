@@ -91,3 +91,5 @@ def test_every_step_projection_gives_the_same_batch(smollm2, smollm2_path, confi
         [[r.tokens for r in samples] for samples in expected.results]
     assert sum(r.explored_steps for samples in got.results for r in samples) > 0
     assert got.stats["explore_graphs"] == 0 < expected.stats["explore_graphs"]
+    # the depths went through the model's own head product, widened, not a second one
+    assert got.stats["every_step"] and got.stats["shared_head_product"] and not expected.stats["every_step"]
