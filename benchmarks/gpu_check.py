@@ -117,7 +117,7 @@ def gpu_memory_used() -> int:
     return int(output.stdout.strip().splitlines()[0]) if output.returncode == 0 else -1
 
 
-def run_in_process(function: str, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:
+def run_in_process(function: str, **kwargs) -> dict:
     """Runs one of this module's functions in its own process, so a crash is reported, not fatal."""
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r});"
             f"from benchmarks.gpu_check import {function};"
@@ -125,8 +125,8 @@ def run_in_process(function: str, **kwargs) -> tuple[dict, subprocess.CompletedP
     output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
     if output.returncode != 0 or not lines:
-        return {"error": (output.stderr or output.stdout)[-1500:], "returncode": output.returncode}, output
-    return json.loads(lines[-1][7:]), output
+        return {"error": (output.stderr or output.stdout)[-1500:], "returncode": output.returncode}
+    return json.loads(lines[-1][7:])
 
 
 def run_measurement(**kwargs) -> dict:
@@ -141,7 +141,7 @@ def run_measurement(**kwargs) -> dict:
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    result, _ = run_in_process("measure", **kwargs)
+    result = run_in_process("measure", **kwargs)
     done.set()
     thread.join()
     if "error" in result:
@@ -168,7 +168,7 @@ def main() -> None:
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
 
     if not args.skip_parity:
-        report["parity"], _ = run_in_process("parity", workdir=str(args.out))
+        report["parity"] = run_in_process("parity", workdir=str(args.out))
         print("parity:", json.dumps(report["parity"], indent=1), flush=True)
         save()
 

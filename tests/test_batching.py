@@ -86,7 +86,8 @@ def test_every_step_projection_gives_the_same_batch(smollm2, smollm2_path, confi
     every_step = led_cpp.Model(smollm2_path, n_ctx=2048, n_threads=smollm2.n_threads, led_projection="every_step")
     expected = smollm2.stream_batch(PROMPTS, n=3, config=config, max_tokens=32, seed=5)
     got = every_step.stream_batch(PROMPTS, n=3, config=config, max_tokens=32, seed=5)
-    list(expected), list(got)
+    for stream in (expected, got):
+        list(stream)
     assert [[r.tokens for r in samples] for samples in got.results] == \
         [[r.tokens for r in samples] for samples in expected.results]
     assert sum(r.explored_steps for samples in got.results for r in samples) > 0
