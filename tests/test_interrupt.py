@@ -11,6 +11,9 @@ _SCRIPT = r"""
 import json, os, signal, sys, threading, time
 import led_cpp
 
+# Python's own Ctrl-C handler, as in a terminal: a shell that starts a job in the background
+# hands it SIGINT ignored, and Python then installs none.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 model = led_cpp.Model(sys.argv[1], n_ctx=4096, n_threads=2)
 reference = model.generate("Hello", max_tokens=5, seed=1).result.tokens
 latencies = {}
