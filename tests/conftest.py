@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,16 @@ def gemma(gemma_path):
     import led_cpp
 
     return led_cpp.Model(gemma_path, n_ctx=1024, n_threads=THREADS)
+
+
+@pytest.fixture(scope="session")
+def dataset_file(tmp_path_factory):
+    """Writes (question, answer) pairs as a dataset file in the JSON shape of ../shared/datasets."""
+
+    def write(name: str, questions) -> Path:
+        path = tmp_path_factory.mktemp("data") / name
+        path.write_text(json.dumps([{"prompt": [{"from": "user", "value": q}], "final_answer": a}
+                                    for q, a in questions]))
+        return path
+
+    return write

@@ -46,11 +46,8 @@ def model(tiny):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "tinymath.json"
-    path.write_text(json.dumps([{"prompt": [{"from": "user", "value": q}], "final_answer": a}
-                                for q, a in QUESTIONS]))
-    return path
+def dataset(dataset_file):
+    return dataset_file("tinymath.json", QUESTIONS)
 
 
 def _numpy_layer_logits(tiny, model, problem, tokens):

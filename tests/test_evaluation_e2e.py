@@ -60,11 +60,8 @@ def model(tiny):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "gsm8k.json"
-    path.write_text(json.dumps([{"prompt": [{"from": "user", "value": q}], "final_answer": a}
-                                for q, a in QUESTIONS]))
-    return path
+def dataset(dataset_file):
+    return dataset_file("gsm8k.json", QUESTIONS)
 
 
 def _evaluate(model, dataset, out, config="standard", **kw):

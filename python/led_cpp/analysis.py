@@ -96,15 +96,6 @@ def _problems(dataset: Any, limit: int | None) -> list:
     return problems[:limit]
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _pyplot():
     """matplotlib.pyplot on the Agg backend, or None when matplotlib is missing."""
     try:
@@ -272,7 +263,7 @@ def analyze_entropy(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data["png"] = _save_plot(_entropy_plot(data), out / "entropy.png")
-    _write_json(out / "entropy.json", data)
+    ev.write_json_atomic(out / "entropy.json", data)
     return data
 
 
@@ -375,7 +366,7 @@ def analyze_coverage(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data["png"] = _save_plot(_coverage_plot(data), out / "coverage.png")
-    _write_json(out / "coverage.json", data)
+    ev.write_json_atomic(out / "coverage.json", data)
     return data
 
 
@@ -507,7 +498,7 @@ def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data["png"] = _save_plot(_temperature_plot(data), out / "temperature.png")
-    _write_json(out / "temperature.json", data)
+    ev.write_json_atomic(out / "temperature.json", data)
     return data
 
 

@@ -627,7 +627,9 @@ def check_out_dir(out_dir: str | os.PathLike, identity: dict) -> bool:
     return True
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Writes ``obj`` as JSON to ``path`` through a temporary file, so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)
@@ -786,7 +788,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not check_out_dir(out, identity):
-        _write_json_atomic(out / META_FILE, {
+        write_json_atomic(out / META_FILE, {
             "identity": identity, "config_label": label, "prompt_format": prompt_format,
             "instruction": INSTRUCTION, "think_end": think_end,
             "model_path": str(getattr(model, "path", "") or ""),
@@ -833,7 +835,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                         config_params=identity["config"], model=model_name,
                         limit=limit, seed=seed, max_tokens=max_tokens,
                         prompt_format=prompt_format, out_dir=str(out))
-    _write_json_atomic(out / SUMMARY_FILE, summary.to_dict())
+    write_json_atomic(out / SUMMARY_FILE, summary.to_dict())
     return summary
 
 
@@ -870,7 +872,7 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                  out_dir=Path(out_dir) / s.dirname, progress=progress,
                  model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel)
         for s in specs]
-    _write_json_atomic(Path(out_dir) / "compare.json", [s.to_dict() for s in summaries])
+    write_json_atomic(Path(out_dir) / "compare.json", [s.to_dict() for s in summaries])
     return summaries
 
 
