@@ -354,10 +354,13 @@ void DepthProjector::check_support(ggml_cgraph * graph) {
     }
 }
 
-void DepthProjector::compute(ggml_cgraph * graph) {
+void DepthProjector::compute(ggml_cgraph * graph, const char * what) {
     check_support(graph);
     if (!ggml_gallocr_alloc_graph(allocator_, graph)) {
-        throw std::runtime_error("LED could not allocate its depth projection graph on " + device_name_);
+        throw std::runtime_error(std::string("LED could not allocate the graph of ") + what + " on " + device_name_);
+    }
+    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+        throw std::runtime_error(std::string(what) + " failed on " + device_name_);
     }
 }
 
@@ -508,10 +511,7 @@ std::vector<float> DepthProjector::logits(const OutputHead & head, int64_t n_voc
         ggml_build_forward_expand(graph, logits);
         outputs.push_back(logits);
     }
-    compute(graph);
-    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("LED's depth projection failed on " + device_name_);
-    }
+    compute(graph, "LED's depth projection");
     std::vector<float> result(static_cast<size_t>(n_captured_) * n_vocab);
     for (int i = 0; i < n_captured_; ++i) {
         ggml_backend_tensor_get(outputs[i], result.data() + static_cast<size_t>(i) * n_vocab, 0, sizeof(float) * n_vocab);
@@ -546,10 +546,7 @@ DepthProjector::LayerStatistics DepthProjector::layer_statistics(const OutputHea
         ggml_set_output(output);
         ggml_build_forward_expand(graph, output);
     }
-    compute(graph);
-    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
-        throw std::runtime_error("LED's layer analysis failed on " + device_name_);
-    }
+    compute(graph, "LED's layer analysis");
     LayerStatistics statistics;
     statistics.entropies.resize(n);
     statistics.top_normalised.resize(static_cast<size_t>(n) * top_k);

@@ -165,7 +165,8 @@ private:
 
     ExploreGraph & explore_graph(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings, int n);
     void check_support(ggml_cgraph * graph);
-    void compute(ggml_cgraph * graph);
+    // Allocates and runs a one-off graph (debug logits, analyses); `what` names it in errors.
+    void compute(ggml_cgraph * graph, const char * what);
     std::map<ExploreKey, ExploreGraph> explore_graphs_;
     ggml_backend_t backend_ = nullptr;
     ggml_backend_buffer_t capture_buffer_ = nullptr;

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .config import LEDConfig, SamplingConfig
+from .config import LED_PROJECTION_HELP, LED_PROJECTIONS, LEDConfig, SamplingConfig
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +15,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (all cores)")
     parser.add_argument("--n-gpu-layers", type=int, default=-1, help="layers to offload to a GPU build (-1 = all)")
     parser.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
-    parser.add_argument("--led-projection", choices=("auto", "every_step", "on_explore"), default="auto",
-                        help="where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), every_step, on_explore")
+    parser.add_argument("--led-projection", choices=LED_PROJECTIONS, default="auto", help=LED_PROJECTION_HELP)
 
 
 def load_model(args: argparse.Namespace):

@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import evaluation as ev
+from .config import LED_PROJECTION_HELP, LED_PROJECTIONS
 
 _LED_FLAGS = ("d", "k", "ln", "exploit", "think_only", "think_end", "depth_rule",
               "fixed_depth", "layer_counting")
@@ -68,8 +69,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ctx", type=int, help="context size given to the model")
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--n-gpu-layers", type=int, default=-1, help="layers on the GPU (-1: all)")
-    p.add_argument("--led-projection", choices=("auto", "every_step", "on_explore"), default="auto",
-                   help="where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), every_step, on_explore")
+    p.add_argument("--led-projection", choices=LED_PROJECTIONS, default="auto", help=LED_PROJECTION_HELP)
     p.add_argument("--n-parallel", type=int, help="sequences decoded together")
     p.add_argument("--verify-timeout", type=float, default=5.0,
                    help="seconds per answer check before it counts as wrong (5)")

@@ -8,6 +8,10 @@ from typing import Any, Optional, Union
 
 DEPTH_RULES = ("max_entropy", "random", "fixed")
 LAYER_COUNTINGS = ("paper", "reference")
+# Model(led_projection=...): where LED projects the earlier depths through the output head.
+LED_PROJECTIONS = ("auto", "every_step", "on_explore")
+LED_PROJECTION_HELP = ("where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), "
+                       "every_step, on_explore")
 
 
 def _number(name: str, value: Any) -> float:

@@ -10,12 +10,10 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core, chat
-from .config import LAYER_COUNTINGS, DecodingConfig, LEDConfig, SamplingConfig
+from .config import LAYER_COUNTINGS, LED_PROJECTIONS, DecodingConfig, LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation, _Run
 from .gguf_check import check_gguf_file
 from .results import GenerationResult
-
-LED_PROJECTIONS = ("auto", "every_step", "on_explore")
 
 Prompt = Union[str, Sequence[dict], Sequence[int]]
 
