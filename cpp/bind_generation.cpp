@@ -66,7 +66,23 @@ py::dict result_dict(const led::SampleResult & result) {
     timings["decode_tokens"] = result.timings.decode_tokens;
     timings["decode_seconds"] = result.timings.decode_seconds;
     out["timings"] = timings;
+    py::list top;
+    for (const auto & step : result.top_logprobs) {
+        py::list pairs;
+        for (const auto & [token, logprob] : step) pairs.append(py::make_tuple(token, logprob));
+        top.append(pairs);
+    }
+    out["top_logprobs"] = top;
     return out;
+}
+
+led::RunOptions options_from(int max_tokens, uint64_t seed, std::vector<std::string> stop, int top_logprobs) {
+    led::RunOptions options;
+    options.max_tokens = max_tokens;
+    options.seed = seed;
+    options.stop = std::move(stop);
+    options.top_logprobs = top_logprobs;
+    return options;
 }
 
 }  // namespace
@@ -90,6 +106,47 @@ void register_generation(py::module_ & module) {
              py::arg("model"), py::arg("prompts"), py::arg("n"), py::arg("config"), py::arg("max_tokens"), py::arg("seed"),
              py::arg("stop"), py::arg("trace"), py::arg("n_parallel"), py::arg("analysis_top_k") = 0,
              py::keep_alive<1, 2>())
+        .def(py::init([](led::Model & model, int n_parallel) {
+                 py::gil_scoped_release release;
+                 return std::make_unique<led::BatchRun>(model, n_parallel);
+             }),
+             py::arg("model"), py::arg("n_parallel"), py::keep_alive<1, 2>(),
+             "An open engine taking requests until closed (the server's).")
+        .def("submit",
+             [](led::BatchRun & run, std::vector<std::vector<llama_token>> prompts, int n, const py::dict & config,
+                int max_tokens, uint64_t seed, std::vector<std::string> stop, int top_logprobs) {
+                 const led::SamplingSpec spec = spec_from(config);
+                 const led::RunOptions options = options_from(max_tokens, seed, std::move(stop), top_logprobs);
+                 py::gil_scoped_release release;
+                 return run.submit(std::move(prompts), n, spec, options);
+             },
+             py::arg("prompts"), py::arg("n"), py::arg("config"), py::arg("max_tokens"), py::arg("seed"),
+             py::arg("stop"), py::arg("top_logprobs") = 0,
+             "Queues a request; returns its id. Sample s of prompt p draws from the stream of (seed, p, s).")
+        .def("cancel", &led::BatchRun::cancel, py::arg("request"), py::call_guard<py::gil_scoped_release>(),
+             "Stops a request's samples and frees their cells (they finish as 'cancelled').")
+        .def("step",
+             [](led::BatchRun & run) {
+                 std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });
+                 py::list out;
+                 for (const auto & piece : pieces) {
+                     out.append(py::make_tuple(piece.request, piece.prompt, piece.sample, py::str(piece.text)));
+                 }
+                 return out;
+             },
+             "Runs one llama_decode; returns [(request, prompt_index, sample_index, text)] that became final.")
+        .def("take_finished",
+             [](led::BatchRun & run) {
+                 py::list out;
+                 for (const auto & item : run.take_finished()) {
+                     out.append(py::make_tuple(item.request, item.prompt, item.sample, result_dict(item.result)));
+                 }
+                 return out;
+             },
+             "[(request, prompt_index, sample_index, result)] finished since the last call.")
+        .def_property_readonly("idle", &led::BatchRun::idle)
+        .def_property_readonly("active", &led::BatchRun::active)
+        .def_property_readonly("waiting", &led::BatchRun::waiting)
         .def("advance",
              [](led::BatchRun & run) {
                  std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });

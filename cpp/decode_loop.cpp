@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 namespace led {
 
@@ -87,16 +88,86 @@ std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t samp
 
 BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples,
                    const SamplingSpec & spec, const RunOptions & options)
-    : model_(model), prompts_(std::move(prompts)), spec_(spec), options_(options) {
-    const int n_ctx = model_.options().n_ctx;
+    : model_(model) {
+    const GraphSettings settings = check_request(prompts, n_samples, spec, options);
+    size_t longest = 0;
+    for (const auto & prompt : prompts) longest = std::max(longest, prompt.size());
+    const int total = static_cast<int>(prompts.size()) * n_samples;
+    start(std::min(options.n_parallel > 0 ? options.n_parallel : kDefaultParallel, total),
+          static_cast<int32_t>(longest) + options.max_tokens + 1);
+    graph_state_ = &model_.attach_samplers(settings);
+    check_graph_state();
+    submit(std::move(prompts), n_samples, spec, options);
+}
+
+BatchRun::BatchRun(Model & model, int n_parallel) : model_(model) {
+    if (n_parallel < 1) throw std::invalid_argument("n_parallel must be at least 1");
+    open_ = true;
+    start(n_parallel, model_.options().n_ctx + 1);
+}
+
+void BatchRun::start(int n_parallel, int32_t n_ctx_seq) {
+    n_parallel_ = n_parallel;
+    stats_.n_parallel = n_parallel_;
+    holder_slot_ = n_parallel_;
+    lease_ = std::make_unique<Model::Lease>(model_);
+    context_ = model_.context(n_parallel_ + 1, n_ctx_seq);
+    for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
+    streams_.resize(n_parallel_);
+}
+
+GraphSettings BatchRun::graph_settings(const SamplingSpec & spec, const RunOptions & options) const {
     const int n_vocab = model_.n_vocab();
     const int n_layer = model_.n_layer();
-    if (prompts_.empty()) throw std::invalid_argument("no prompts were given");
+    GraphSettings settings;
+    const bool greedy = spec.temperature == 0.0f;
+    settings.inverse_temperature = greedy ? 1.0f : 1.0f / spec.temperature;
+    settings.n_slots = n_parallel_ + 1;
+    settings.n_threads = model_.options().n_threads;
+    settings.n_embd = model_.n_embd();
+    settings.capture.n_layer = n_layer;
+    if (spec.led) {
+        if (spec.d < 1 || spec.d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+        if (spec.k < 1 || spec.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
+        settings.k = spec.k;
+        settings.ln = spec.ln;
+        // The every-step posteriors must fit a row of llama.cpp's sampled-logits buffer.
+        const bool fits = static_cast<int64_t>(spec.k) * (spec.d + 1) + spec.d <= n_vocab;
+        const Projection projection = model_.options().led_projection;
+        if (projection == Projection::every_step && !fits) {
+            throw std::invalid_argument("led_projection='every_step' needs k*(d+1)+d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
+        }
+        settings.projection = fits && spec.d > 1 ? projection : Projection::on_explore;
+        for (int j = 1; j < spec.d; ++j) {
+            const int il = depth_layer(n_layer, j, spec.layer_counting);
+            if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
+            settings.capture.layers.push_back(il);
+        }
+    } else {
+        if (spec.top_k < 0 || spec.top_k > n_vocab) throw std::invalid_argument("top_k must lie in [0, n_vocab]");
+        settings.k = greedy ? 1 : (spec.top_k == 0 ? n_vocab : spec.top_k);
+        if (options.analysis_top_k > 0) {
+            if (options.analysis_top_k > n_vocab) throw std::invalid_argument("the analysis top_k exceeds n_vocab");
+            // Every layer's output, the final layer first: the paper's per-layer analyses.
+            for (int il = n_layer - 1; il >= 0; --il) settings.capture.layers.push_back(il);
+        }
+    }
+    if (spec.led && options.analysis_top_k > 0) {
+        throw std::invalid_argument("layer analysis runs with standard sampling (SamplingConfig), not LED");
+    }
+    return settings;
+}
+
+GraphSettings BatchRun::check_request(const std::vector<std::vector<llama_token>> & prompts, int n_samples,
+                                      const SamplingSpec & spec, const RunOptions & options) const {
+    const int n_ctx = model_.options().n_ctx;
+    const int n_vocab = model_.n_vocab();
+    if (prompts.empty()) throw std::invalid_argument("no prompts were given");
     if (n_samples < 1) throw std::invalid_argument("n must be at least 1");
-    if (options_.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
-    size_t longest = 0;
-    for (size_t p = 0; p < prompts_.size(); ++p) {
-        const auto & prompt = prompts_[p];
+    if (options.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
+    if (options.top_logprobs < 0) throw std::invalid_argument("top_logprobs must be >= 0");
+    for (size_t p = 0; p < prompts.size(); ++p) {
+        const auto & prompt = prompts[p];
         if (prompt.empty()) {
             throw std::invalid_argument("prompt " + std::to_string(p) + " has no tokens; give at least one token");
         }
@@ -106,78 +177,78 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
                                             ", outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
             }
         }
-        if (prompt.size() + static_cast<size_t>(options_.max_tokens) > static_cast<size_t>(n_ctx)) {
+        if (prompt.size() + static_cast<size_t>(options.max_tokens) > static_cast<size_t>(n_ctx)) {
             throw std::invalid_argument(
                 "prompt " + std::to_string(p) + " has " + std::to_string(prompt.size()) + " tokens and max_tokens is " +
-                std::to_string(options_.max_tokens) + ": together they exceed the context of " + std::to_string(n_ctx) +
+                std::to_string(options.max_tokens) + ": together they exceed the context of " + std::to_string(n_ctx) +
                 " tokens; shorten the prompt, lower max_tokens or load the model with a larger n_ctx");
         }
-        longest = std::max(longest, prompt.size());
     }
-    const int total = static_cast<int>(prompts_.size()) * n_samples;
-    n_parallel_ = std::min(options_.n_parallel > 0 ? options_.n_parallel : kDefaultParallel, total);
-    stats_.n_parallel = n_parallel_;
-    holder_slot_ = n_parallel_;
-    for (const auto & stop : options_.stop) {
+    for (const auto & stop : options.stop) {
         if (stop.empty()) throw std::invalid_argument("stop strings must not be empty");
-        max_stop_ = std::max(max_stop_, stop.size());
     }
+    return graph_settings(spec, options);
+}
 
-    GraphSettings settings;
-    const bool greedy = spec_.temperature == 0.0f;
-    settings.inverse_temperature = greedy ? 1.0f : 1.0f / spec_.temperature;
-    settings.n_slots = n_parallel_ + 1;
-    settings.n_threads = model_.options().n_threads;
-    settings.n_embd = model_.n_embd();
-    settings.capture.n_layer = n_layer;
-    if (spec_.led) {
-        if (spec_.d < 1 || spec_.d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
-        if (spec_.k < 1 || spec_.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
-        settings.k = spec_.k;
-        settings.ln = spec_.ln;
-        // The every-step posteriors must fit a row of llama.cpp's sampled-logits buffer.
-        const bool fits = static_cast<int64_t>(spec_.k) * (spec_.d + 1) + spec_.d <= n_vocab;
-        const Projection projection = model_.options().led_projection;
-        if (projection == Projection::every_step && !fits) {
-            throw std::invalid_argument("led_projection='every_step' needs k*(d+1)+d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
-        }
-        settings.projection = fits && spec_.d > 1 ? projection : Projection::on_explore;
-        for (int j = 1; j < spec_.d; ++j) {
-            const int il = depth_layer(n_layer, j, spec_.layer_counting);
-            if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
-            settings.capture.layers.push_back(il);
-        }
-    } else {
-        if (spec_.top_k < 0 || spec_.top_k > n_vocab) throw std::invalid_argument("top_k must lie in [0, n_vocab]");
-        settings.k = greedy ? 1 : (spec_.top_k == 0 ? n_vocab : spec_.top_k);
-        if (options_.analysis_top_k > 0) {
-            if (options_.analysis_top_k > n_vocab) throw std::invalid_argument("the analysis top_k exceeds n_vocab");
-            // Every layer's output, the final layer first: the paper's per-layer analyses.
-            for (int il = n_layer - 1; il >= 0; --il) settings.capture.layers.push_back(il);
-        }
-    }
-    if (spec_.led && options_.analysis_top_k > 0) {
-        throw std::invalid_argument("layer analysis runs with standard sampling (SamplingConfig), not LED");
-    }
-    lease_ = std::make_unique<Model::Lease>(model_);
-    context_ = model_.context(n_parallel_ + 1, static_cast<int32_t>(longest) + options_.max_tokens + 1);
-    graph_state_ = &model_.attach_samplers(settings);
-    check_graph_state();
-    for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
-    streams_.resize(n_parallel_);
-
-    results_.assign(prompts_.size(), std::vector<SampleResult>(n_samples));
-    prompt_seconds_.assign(prompts_.size(), 0.0);
-    samples_.resize(total);
-    for (int p = 0; p < static_cast<int>(prompts_.size()); ++p) {
+int64_t BatchRun::submit(std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
+                         const RunOptions & options) {
+    const GraphSettings settings = check_request(prompts, n_samples, spec, options);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_ || close_requested_) throw std::runtime_error("the engine is closed");
+    auto request = std::make_unique<Request>();
+    request->id = next_request_++;
+    request->graph = settings;
+    for (const auto & stop : options.stop) request->max_stop = std::max(request->max_stop, stop.size());
+    request->spec = spec;
+    request->options = options;
+    request->prompts = std::move(prompts);
+    const int n_prompts = static_cast<int>(request->prompts.size());
+    request->results.assign(n_prompts, std::vector<SampleResult>(n_samples));
+    request->prompt_seconds.assign(n_prompts, 0.0);
+    request->remaining = n_prompts * n_samples;
+    for (int p = 0; p < n_prompts; ++p) {
         for (int s = 0; s < n_samples; ++s) {
-            Sample & sample = samples_[p * n_samples + s];
-            sample.prompt = p;
-            sample.index = s;
-            results_[p][s].seed = options_.seed;
+            auto sample = std::make_unique<Sample>();
+            sample->request = request.get();
+            sample->prompt = p;
+            sample->index = s;
+            request->results[p][s].seed = options.seed;
+            waiting_.push_back(std::move(sample));
         }
     }
-    remaining_ = total;
+    remaining_ += request->remaining;
+    const int64_t id = request->id;
+    requests_.emplace(id, std::move(request));
+    return id;
+}
+
+void BatchRun::cancel(int64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto found = requests_.find(id);
+    if (found == requests_.end() || closed_) return;
+    Request * request = found->second.get();
+    std::vector<Piece> pieces;  // a cancelled sample's last text goes nowhere
+    for (auto & sample : running_) {
+        if (sample->request == request && sample->status == Status::active) finish(*sample, "cancelled", pieces);
+    }
+    for (auto & sample : waiting_) {
+        if (sample->request == request) finish(*sample, "cancelled", pieces);
+    }
+    const auto done = [](const std::unique_ptr<Sample> & sample) { return sample->status == Status::done; };
+    waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), done), waiting_.end());
+    running_.erase(std::remove_if(running_.begin(), running_.end(), done), running_.end());
+    if (holder_request_ == request) holder_request_ = nullptr;  // its prefill is no longer wanted
+}
+
+std::vector<FinishedSample> BatchRun::take_finished() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::move(finished_);
+}
+
+const std::vector<std::vector<SampleResult>> & BatchRun::results() const {
+    static const std::vector<std::vector<SampleResult>> none;
+    const auto found = requests_.find(0);
+    return found == requests_.end() ? none : found->second->results;
 }
 
 BatchRun::~BatchRun() { close(); }
@@ -204,7 +275,7 @@ void BatchRun::check_graph_state() const {
     }
 }
 
-void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
+void BatchRun::read_step(int batch_index, StepData & step, int capture_slot, int d) {
     const int k = graph_state_->settings().k;
     const llama_token * candidates = llama_get_sampled_candidates_ith(context_, batch_index);
     const float * probabilities = llama_get_sampled_probs_ith(context_, batch_index);
@@ -220,7 +291,6 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     step.probabilities.assign(probabilities, probabilities + k);
     step.logits.assign(logits, logits + k);
     if (graph_state_->every_step()) {
-        const int d = spec_.d;
         const size_t expected = static_cast<size_t>(k) + static_cast<size_t>(d) * k + d;
         if (llama_get_sampled_logits_count_ith(context_, batch_index) != expected) {
             throw std::runtime_error("llama.cpp returned no depth posteriors from the LED sampler for output " +
@@ -233,14 +303,23 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
 }
 
 bool BatchRun::prefill_chunk() {
-    if (next_waiting_ >= samples_.size()) return false;
-    const int wanted = samples_[next_waiting_].prompt;
-    const auto & prompt = prompts_[wanted];
-    if (holder_prompt_ == wanted && holder_done_ == prompt.size()) return false;
-    if (holder_prompt_ != wanted) {
-        // Start the next prompt once a slot is free for one of its samples.
+    if (waiting_.empty()) return false;
+    const Sample & next = *waiting_.front();
+    Request * request = next.request;
+    const int wanted = next.prompt;
+    const auto & prompt = request->prompts[wanted];
+    if (holder_request_ == request && holder_prompt_ == wanted && holder_done_ == prompt.size()) return false;
+    if (holder_request_ != request || holder_prompt_ != wanted) {
+        // Start the next prompt once a slot is free for one of its samples, and once the graph
+        // serves its settings: a request needing other settings waits for the running ones.
         if (free_slots_.empty()) return false;
+        if (graph_state_ == nullptr || !(graph_state_->settings() == request->graph)) {
+            if (active_ > 0) return false;
+            graph_state_ = &model_.attach_samplers(request->graph);
+            check_graph_state();
+        }
         llama_memory_seq_rm(llama_get_memory(context_), holder_slot_, -1, -1);
+        holder_request_ = request;
         holder_prompt_ = wanted;
         holder_done_ = 0;
     }
@@ -255,37 +334,41 @@ bool BatchRun::prefill_chunk() {
     }
     stats_.prompt_tokens_evaluated += static_cast<int64_t>(count);
     holder_done_ += count;
-    prompt_seconds_[wanted] += seconds_since(start);
+    request->prompt_seconds[wanted] += seconds_since(start);
     if (holder_done_ == prompt.size()) {
-        read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_);
+        read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_, request->spec.d);
     }
     return true;
 }
 
 void BatchRun::admit() {
-    while (next_waiting_ < samples_.size() && !free_slots_.empty()) {
-        Sample & sample = samples_[next_waiting_];
-        if (sample.prompt != holder_prompt_ || holder_done_ != prompts_[holder_prompt_].size()) return;
+    while (!waiting_.empty() && !free_slots_.empty()) {
+        Sample & sample = *waiting_.front();
+        if (sample.request != holder_request_ || sample.prompt != holder_prompt_ ||
+            holder_done_ != sample.request->prompts[holder_prompt_].size()) {
+            return;
+        }
         sample.slot = free_slots_.back();
         free_slots_.pop_back();
+        const uint64_t seed = sample.request->options.seed;
         Streams & streams = streams_[sample.slot];
-        streams.token.seed(derive_seed(options_.seed, sample.prompt, sample.index, 0));
-        streams.gate.seed(derive_seed(options_.seed, sample.prompt, sample.index, 1));
-        streams.depth.seed(derive_seed(options_.seed, sample.prompt, sample.index, 2));
+        streams.token.seed(derive_seed(seed, sample.prompt, sample.index, 0));
+        streams.gate.seed(derive_seed(seed, sample.prompt, sample.index, 1));
+        streams.depth.seed(derive_seed(seed, sample.prompt, sample.index, 2));
         llama_memory_seq_cp(llama_get_memory(context_), holder_slot_, sample.slot, -1, -1);
         sample.status = Status::active;
-        sample.position = static_cast<llama_pos>(prompts_[sample.prompt].size());
+        sample.position = static_cast<llama_pos>(sample.request->prompts[sample.prompt].size());
         sample.step = holder_step_;
         sample.has_step = true;
         sample.started = std::chrono::steady_clock::now();
         ++active_;
-        ++next_waiting_;
+        running_.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
         stats_.peak_active = std::max(stats_.peak_active, active_);
     }
 }
 
 void BatchRun::decide(std::vector<Piece> & pieces) {
-    const bool greedy = spec_.temperature == 0.0f;
     struct Decision {
         Sample * sample;
         int index = 0;
@@ -296,8 +379,12 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
     std::vector<Decision> decisions;
     std::vector<ExploreQuery> queries;
     std::vector<size_t> query_owner;
-    for (Sample & sample : samples_) {
+    for (auto & running : running_) {
+        Sample & sample = *running;
         if (sample.status != Status::active || !sample.has_step) continue;
+        const SamplingSpec & spec = sample.request->spec;
+        const RunOptions & options = sample.request->options;
+        const bool greedy = spec.temperature == 0.0f;
         const StepData & step = sample.step;
         const auto & q = step.probabilities;
         const int k = static_cast<int>(q.size());
@@ -306,12 +393,12 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         const float u_token = uniform(streams.token);
         const float u_depth = uniform(streams.depth);
         Decision decision{&sample};
-        if (!spec_.led) {
-            decision.index = greedy ? 0 : draw_standard(q, spec_.top_p, spec_.min_p, u_token);
+        if (!spec.led) {
+            decision.index = greedy ? 0 : draw_standard(q, spec.top_p, spec.min_p, u_token);
         } else {
-            const bool allowed = !spec_.think_only || sample.in_reasoning;
-            decision.explored = explores(q[0], spec_.exploit, allowed, u_gate);
-            if (decision.explored && spec_.d == 1) {
+            const bool allowed = !spec.think_only || sample.in_reasoning;
+            decision.explored = explores(q[0], spec.exploit, allowed, u_gate);
+            if (decision.explored && spec.d == 1) {
                 // No earlier depth: the posterior is the floored final layer alone (led_math).
                 std::vector<float> posterior(k);
                 decision.entropies.resize(1);
@@ -319,21 +406,21 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
                 decision.index = greedy ? argmax_first(posterior.data(), k) : draw_index(posterior.data(), k, u_token);
             } else if (graph_state_->every_step()) {
                 // The model graph already returned this step's posteriors: finish on the host.
-                if (options_.trace) decision.entropies = step.entropies;
+                if (options.trace) decision.entropies = step.entropies;
                 if (decision.explored) {
-                    decision.depth = choose_depth(step.entropies.data(), spec_.d, spec_.depth_rule, spec_.fixed_depth, u_depth);
+                    decision.depth = choose_depth(step.entropies.data(), spec.d, spec.depth_rule, spec.fixed_depth, u_depth);
                     const float * posterior = step.posteriors.data() + static_cast<size_t>(decision.depth) * k;
                     decision.index = greedy ? argmax_first(posterior, k) : draw_index(posterior, k, u_token);
                 }
-            } else if (decision.explored || (options_.trace && spec_.d > 1)) {
+            } else if (decision.explored || (options.trace && spec.d > 1)) {
                 ExploreQuery query;
                 query.slot = step.capture_slot;
                 query.candidates = step.candidates.data();
                 query.probabilities = q.data();
                 query.uniform_token = u_token;
-                query.depth = spec_.depth_rule == DepthRule::random
-                                  ? std::min(static_cast<int>(u_depth * static_cast<float>(spec_.d)), spec_.d - 1)
-                                  : spec_.fixed_depth;
+                query.depth = spec.depth_rule == DepthRule::random
+                                  ? std::min(static_cast<int>(u_depth * static_cast<float>(spec.d)), spec.d - 1)
+                                  : spec.fixed_depth;
                 queries.push_back(query);
                 query_owner.push_back(decisions.size());
             }
@@ -343,28 +430,40 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         }
         decisions.push_back(std::move(decision));
     }
-    if (!queries.empty()) {
+    // One explore graph per group of queries sharing their settings (the graph's k, T and
+    // captured depths are shared by every running sample; greedy and the depth rule may differ).
+    std::map<std::tuple<int, bool, bool, bool>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < queries.size(); ++i) {
+        const Sample & sample = *decisions[query_owner[i]].sample;
+        const SamplingSpec & spec = sample.request->spec;
+        groups[{spec.d, spec.ln, spec.temperature == 0.0f, spec.depth_rule == DepthRule::max_entropy}].push_back(i);
+    }
+    for (const auto & [key, members] : groups) {
         ExploreSettings settings;
-        settings.d = spec_.d;
-        settings.k = spec_.k;
+        settings.d = std::get<0>(key);
+        settings.k = graph_state_->settings().k;
         settings.inverse_temperature = graph_state_->settings().inverse_temperature;
-        settings.greedy = greedy;
-        settings.ln = spec_.ln;
-        settings.max_entropy = spec_.depth_rule == DepthRule::max_entropy;
-        const auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, queries);
+        settings.greedy = std::get<2>(key);
+        settings.ln = std::get<1>(key);
+        settings.max_entropy = std::get<3>(key);
+        std::vector<ExploreQuery> group;
+        for (size_t i : members) group.push_back(queries[i]);
+        const auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, group);
         ++stats_.explore_graphs;
-        for (size_t i = 0; i < answers.size(); ++i) {
-            Decision & decision = decisions[query_owner[i]];
-            decision.entropies = answers[i].entropies;
+        for (size_t j = 0; j < answers.size(); ++j) {
+            Decision & decision = decisions[query_owner[members[j]]];
+            decision.entropies = answers[j].entropies;
             if (decision.explored) {
-                decision.index = answers[i].index;
-                decision.depth = answers[i].depth;
+                decision.index = answers[j].index;
+                decision.depth = answers[j].depth;
             }
         }
     }
     for (Decision & decision : decisions) {
         Sample & sample = *decision.sample;
-        SampleResult & result = results_[sample.prompt][sample.index];
+        const SamplingSpec & spec = sample.request->spec;
+        const RunOptions & options = sample.request->options;
+        SampleResult & result = sample.request->results[sample.prompt][sample.index];
         sample.has_step = false;
         const StepData & step = sample.step;
         const llama_token token = step.candidates[decision.index];
@@ -381,16 +480,25 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
         result.logprobs.push_back(std::log(step.probabilities[0]) +
                                   (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
-        if (options_.trace) {
+        if (options.top_logprobs > 0) {
+            const size_t count = std::min(static_cast<size_t>(options.top_logprobs), step.candidates.size());
+            std::vector<std::pair<int32_t, float>> top(count);
+            for (size_t i = 0; i < count; ++i) {
+                top[i] = {step.candidates[i], std::log(step.probabilities[0]) + (step.logits[i] - step.logits[0]) *
+                                                                                    graph_state_->settings().inverse_temperature};
+            }
+            result.top_logprobs.push_back(std::move(top));
+        }
+        if (options.trace) {
             TraceStep trace;
             trace.explored = decision.explored;
             trace.depth = decision.depth;
             trace.entropies = std::move(decision.entropies);
             trace.top1_probability = step.probabilities[0];
             trace.candidates = step.candidates;
-            if (options_.analysis_top_k > 0) {
+            if (options.analysis_top_k > 0) {
                 auto statistics = graph_state_->projector()->layer_statistics(
-                    graph_state_->head(), model_.n_vocab(), step.capture_slot, options_.analysis_top_k);
+                    graph_state_->head(), model_.n_vocab(), step.capture_slot, options.analysis_top_k);
                 trace.layer_entropies = std::move(statistics.entropies);
                 trace.layer_top_normalised = std::move(statistics.top_normalised);
                 trace.layer_top_raw = std::move(statistics.top_raw);
@@ -400,14 +508,14 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         if (sample.in_reasoning) ++result.reasoning_tokens;
         const size_t before = sample.bytes.size();
         sample.bytes += model_.token_piece(token);
-        if (sample.in_reasoning && spec_.led && spec_.think_only && !spec_.think_end.empty()) {
-            const size_t from = before >= spec_.think_end.size() ? before - spec_.think_end.size() + 1 : 0;
-            if (sample.bytes.find(spec_.think_end, from) != std::string::npos) sample.in_reasoning = false;
+        if (sample.in_reasoning && spec.led && spec.think_only && !spec.think_end.empty()) {
+            const size_t from = before >= spec.think_end.size() ? before - spec.think_end.size() + 1 : 0;
+            if (sample.bytes.find(spec.think_end, from) != std::string::npos) sample.in_reasoning = false;
         }
-        if (!options_.stop.empty()) {
+        if (!options.stop.empty()) {
             size_t cut = std::string::npos;
-            const size_t from = before >= max_stop_ ? before - max_stop_ + 1 : 0;
-            for (const auto & stop : options_.stop) {
+            const size_t from = before >= sample.request->max_stop ? before - sample.request->max_stop + 1 : 0;
+            for (const auto & stop : options.stop) {
                 const size_t at = sample.bytes.find(stop, from);
                 if (at != std::string::npos && at >= sample.emitted) cut = std::min(cut, at);
             }
@@ -417,53 +525,69 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
                 continue;
             }
         }
-        if (static_cast<int>(result.tokens.size()) >= options_.max_tokens) {
+        if (static_cast<int>(result.tokens.size()) >= options.max_tokens) {
             finish(sample, "length", pieces);
             continue;
         }
         emit(sample, false, pieces);
         sample.next_token = token;
     }
+    running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                  [](const std::unique_ptr<Sample> & sample) { return sample->status == Status::done; }),
+                   running_.end());
 }
 
 void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
     size_t end = sample.bytes.size();
     if (!final) {
         // Hold back what could still become a stop string, and an unfinished character.
-        end = max_stop_ > 1 ? (end >= max_stop_ - 1 ? end - (max_stop_ - 1) : 0) : end;
+        const size_t max_stop = sample.request->max_stop;
+        end = max_stop > 1 ? (end >= max_stop - 1 ? end - (max_stop - 1) : 0) : end;
         end = std::max(end, sample.emitted);
         end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
     }
     if (end > sample.emitted) {
         pieces.push_back({sample.prompt, sample.index,
-                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted))});
+                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted)),
+                          sample.request->id});
         sample.emitted = end;
     }
 }
 
 void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> & pieces) {
     emit(sample, true, pieces);
-    SampleResult & result = results_[sample.prompt][sample.index];
+    Request & request = *sample.request;
+    SampleResult & result = request.results[sample.prompt][sample.index];
     result.finish_reason = reason;
     result.text = sanitize_utf8(sample.bytes);
-    result.timings.prompt_tokens = static_cast<int>(prompts_[sample.prompt].size());
-    result.timings.prompt_seconds = prompt_seconds_[sample.prompt];
+    result.timings.prompt_tokens = static_cast<int>(request.prompts[sample.prompt].size());
+    result.timings.prompt_seconds = request.prompt_seconds[sample.prompt];
     result.timings.decode_tokens = static_cast<int>(result.tokens.size());
-    result.timings.decode_seconds = seconds_since(sample.started);
-    llama_memory_seq_rm(llama_get_memory(context_), sample.slot, -1, -1);
-    free_slots_.push_back(sample.slot);
+    if (sample.status == Status::active) {
+        result.timings.decode_seconds = seconds_since(sample.started);
+        llama_memory_seq_rm(llama_get_memory(context_), sample.slot, -1, -1);
+        free_slots_.push_back(sample.slot);
+        --active_;
+    }
     sample.slot = -1;
     sample.status = Status::done;
     sample.bytes.clear();
     sample.bytes.shrink_to_fit();
-    --active_;
     --remaining_;
+    if (open_) {
+        // An open run hands each result over once and forgets a request when it is done.
+        finished_.push_back({request.id, sample.prompt, sample.index, std::move(result)});
+        if (--request.remaining == 0) {
+            if (holder_request_ == &request) holder_request_ = nullptr;
+            requests_.erase(request.id);  // running_ and waiting_ drop its done samples before touching them
+        }
+    }
 }
 
 void BatchRun::decode_active() {
     std::vector<Sample *> running;
-    for (Sample & sample : samples_) {
-        if (sample.status == Status::active && !sample.has_step) running.push_back(&sample);
+    for (auto & sample : running_) {
+        if (sample->status == Status::active && !sample->has_step) running.push_back(sample.get());
     }
     if (running.empty()) return;
     llama_batch batch = llama_batch_init(static_cast<int32_t>(running.size()), 0, 1);
@@ -488,7 +612,7 @@ void BatchRun::decode_active() {
     stats_.every_step = graph_state_->every_step();
     stats_.shared_head_product = graph_state_->shared_head_product();
     for (size_t i = 0; i < running.size(); ++i) {
-        read_step(static_cast<int>(i), running[i]->step, running[i]->slot);
+        read_step(static_cast<int>(i), running[i]->step, running[i]->slot, running[i]->request->spec.d);
         running[i]->has_step = true;
         ++running[i]->position;
     }

@@ -1,6 +1,7 @@
-// The decode loop: many samples of many prompts decoded together in one llama.cpp context, with
-// one prefill per prompt shared by its samples, continuous batching, per-sample random streams,
-// reasoning-segment state, stop strings and streaming UTF-8 text.
+// The decode loop: an engine over a queue of requests (each: prompts, n samples of each, its own
+// config, seed, stop strings and lengths) decoded together in one llama.cpp context, with one
+// prefill per prompt shared by its samples, continuous batching across requests, per-sample
+// random streams, reasoning-segment state, stop strings and streaming UTF-8 text.
 #pragma once
 
 #include "led_math.h"
@@ -9,6 +10,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <map>
 #include <mutex>
 #include <cstdint>
 #include <memory>
@@ -50,6 +53,7 @@ struct RunOptions {
     bool trace = false;
     int n_parallel = 0;  // 0 = min(samples, 16); each decoding sample has its own KV stream
     int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
+    int top_logprobs = 0;    // > 0: per token, the first top_logprobs candidates and their log-probabilities
 };
 
 struct TraceStep {
@@ -81,12 +85,23 @@ struct SampleResult {
     int reasoning_tokens = 0;
     uint64_t seed = 0;
     Timings timings;
+    // top_logprobs > 0: per token, (candidate id, log-probability at the sampling temperature)
+    std::vector<std::vector<std::pair<int32_t, float>>> top_logprobs;
 };
 
 struct Piece {
     int prompt;
     int sample;
     std::string text;
+    int64_t request = 0;
+};
+
+// A sample that finished (or was cancelled) since the engine was last asked.
+struct FinishedSample {
+    int64_t request = 0;
+    int prompt = 0;
+    int sample = 0;
+    SampleResult result;
 };
 
 struct RunStats {
@@ -109,21 +124,41 @@ uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t s
 // The first `count` uniforms of a sample's stream (0 token, 1 gate, 2 depth), as decoding draws them.
 std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count);
 
+// The engine. A fixed run (the first constructor: generate_batch) is one request that finishes
+// when its samples do; an open run (the second: the server) takes requests until closed. Samples
+// of every request share the batch: each keeps its request's config, seed stream, stop strings
+// and lengths. Requests whose in-graph settings (candidates, temperature, captured layers) differ
+// from the running ones wait until those finish, as the graph serves one setting at a time.
 class BatchRun {
 public:
     BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
              const RunOptions & options);
+    // An open engine of n_parallel sequences, each up to the model's n_ctx tokens.
+    BatchRun(Model & model, int n_parallel);
     ~BatchRun();
     BatchRun(const BatchRun &) = delete;
     BatchRun & operator=(const BatchRun &) = delete;
 
+    // Queues a request (validated here: throws std::invalid_argument naming the problem) and
+    // returns its id. Sample s of prompt p draws from the stream of (options.seed, p, s).
+    int64_t submit(std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
+                   const RunOptions & options);
+    // Stops a request's samples and frees their cells; they finish with reason "cancelled".
+    void cancel(int64_t request);
+
     // Runs one llama_decode (a prompt chunk or one step of every active sample) and returns the
     // text that became final.
     std::vector<Piece> advance();
-    bool finished() const { return closed_ || close_requested_ || remaining_ == 0; }
+    bool finished() const { return closed_ || close_requested_ || (!open_ && remaining_ == 0); }
+    // Nothing queued or decoding: advance() would do nothing.
+    bool idle() const { return remaining_ == 0; }
+    int active() const { return active_; }
+    int waiting() const { return remaining_ - active_; }
     void close();
 
-    const std::vector<std::vector<SampleResult>> & results() const { return results_; }
+    // Samples finished since the last call (open runs; a fixed run keeps them in results()).
+    std::vector<FinishedSample> take_finished();
+    const std::vector<std::vector<SampleResult>> & results() const;
     const RunStats & stats() const { return stats_; }
 
 private:
@@ -140,7 +175,19 @@ private:
     struct Streams {
         std::mt19937_64 token, gate, depth;
     };
+    struct Request {
+        int64_t id = 0;
+        std::vector<std::vector<llama_token>> prompts;
+        SamplingSpec spec;
+        RunOptions options;
+        GraphSettings graph;  // what it needs from the model graph
+        std::vector<std::vector<SampleResult>> results;
+        std::vector<double> prompt_seconds;
+        size_t max_stop = 0;
+        int remaining = 0;
+    };
     struct Sample {
+        Request * request = nullptr;
         int prompt = 0;
         int index = 0;
         Status status = Status::waiting;
@@ -155,11 +202,15 @@ private:
         std::chrono::steady_clock::time_point started;
     };
 
+    GraphSettings check_request(const std::vector<std::vector<llama_token>> & prompts, int n_samples,
+                                const SamplingSpec & spec, const RunOptions & options) const;
+    GraphSettings graph_settings(const SamplingSpec & spec, const RunOptions & options) const;
+    void start(int n_parallel, int32_t n_ctx_seq);
     bool prefill_chunk();
     void admit();
     void decide(std::vector<Piece> & pieces);
     void decode_active();
-    void read_step(int batch_index, StepData & step, int capture_slot);
+    void read_step(int batch_index, StepData & step, int capture_slot, int d);
     void finish(Sample & sample, const char * reason, std::vector<Piece> & pieces);
     void emit(Sample & sample, bool final, std::vector<Piece> & pieces);
     void check_graph_state() const;
@@ -167,24 +218,23 @@ private:
     Model & model_;
     llama_context * context_ = nullptr;
     std::unique_ptr<Model::Lease> lease_;
-    std::vector<std::vector<llama_token>> prompts_;
-    SamplingSpec spec_;
-    RunOptions options_;
     GraphState * graph_state_ = nullptr;  // owned by the model, shared by its generations
-    std::vector<Sample> samples_;
+    std::map<int64_t, std::unique_ptr<Request>> requests_;
+    std::deque<std::unique_ptr<Sample>> waiting_;   // in request order, then prompt, then sample
+    std::vector<std::unique_ptr<Sample>> running_;
+    std::vector<FinishedSample> finished_;
     std::vector<Streams> streams_;  // per slot
-    std::vector<std::vector<SampleResult>> results_;
     std::vector<int> free_slots_;
-    std::vector<double> prompt_seconds_;
+    bool open_ = false;
+    int64_t next_request_ = 0;
     int n_parallel_ = 1;
     int holder_slot_ = 0;
+    Request * holder_request_ = nullptr;
     int holder_prompt_ = -1;
     size_t holder_done_ = 0;
     StepData holder_step_;
-    size_t next_waiting_ = 0;
     int remaining_ = 0;
     int active_ = 0;
-    size_t max_stop_ = 0;
     std::atomic<bool> closed_{false};
     std::atomic<bool> close_requested_{false};
     std::mutex mutex_;  // advance() and close() may come from different threads

@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     if register_eval_commands is not None:
         register_eval_commands(subparsers)
     try:
+        from .server.cli import register_serve_command
+    except ImportError:
+        register_serve_command = None
+    if register_serve_command is not None:
+        register_serve_command(subparsers, _add_model_arguments)
+    try:
         from .cli_analyze import register_analyze_command
     except ImportError:
         register_analyze_command = None

@@ -76,6 +76,7 @@ class Model:
             led_projection=led_projection,
         )
         self.led_projection = led_projection
+        self._scorer: Optional[Any] = None  # the prompt-scoring context, made on first use
 
     @classmethod
     def from_pretrained(cls, repo_id: str, filename: str, *, revision: Optional[str] = None,
@@ -254,6 +255,21 @@ class Model:
                           n_parallel=n_parallel, progress=progress, layer_analysis=layer_analysis)
         with BatchStream(run) as stream:
             return stream.results
+
+    def score_prompt(self, prompt: Prompt, *, top_logprobs: int = 0) -> dict:
+        """Log-probability of every prompt token after the first, given the tokens before it (T = 1).
+
+        Returns {"tokens": [...], "logprobs": [None, lp_1, ...], "top_logprobs": [None, [(id, lp), ...], ...]}:
+        what OpenAI's ``echo`` with ``logprobs`` reports and log-likelihood evaluations sum."""
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or not 0 <= top_logprobs <= self.n_vocab:
+            raise ValueError(f"top_logprobs must be an int in [0, {self.n_vocab}], not {top_logprobs!r}")
+        tokens = self.prompt_tokens(prompt)
+        if self._scorer is None:
+            self._scorer = _core.PromptScorer(self._native)
+        scores = self._scorer.score(tokens, top_logprobs)
+        top = [[(int(token), float(value)) for token, value in step] for step in scores["top"]]
+        return {"tokens": tokens, "logprobs": [None, *scores["logprobs"]],
+                "top_logprobs": [None, *top] if top_logprobs else [None] * len(tokens)}
 
     def depth_logits(self, prompt: Prompt, *, d: int = 8, ln: bool = False,
                      layer_counting: str = "paper") -> np.ndarray:

@@ -1,0 +1,1 @@
+"""An OpenAI-compatible HTTP server over led_cpp's engine (``led-cpp serve``; extra ``server``)."""
