@@ -224,8 +224,8 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             if not gathering.done():
                 gathering.cancel()
                 bridge().cancel(job)
-        if gathering.cancelled():
-            raise asyncio.CancelledError()
+        if not gathering.done() or gathering.cancelled():
+            raise APIError(499, "the client closed the connection", code="client_closed")
         gathering.result()
         return results
 
