@@ -313,7 +313,9 @@ bool BatchRun::prefill_chunk() {
         // Start the next prompt once a slot is free for one of its samples, and once the graph
         // serves its settings: a request needing other settings waits for the running ones.
         if (free_slots_.empty()) return false;
-        if (graph_state_ == nullptr || !(graph_state_->settings() == request->graph)) {
+        GraphSettings needed = request->graph;
+        if (graph_state_ != nullptr) needed.n_slots = graph_state_->settings().n_slots;  // the model sizes it to the context
+        if (graph_state_ == nullptr || !(graph_state_->settings() == needed)) {
             if (active_ > 0) return false;
             graph_state_ = &model_.attach_samplers(request->graph);
             check_graph_state();

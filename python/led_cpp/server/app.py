@@ -288,6 +288,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 raise APIError(400, f"prompt token ids must be non-empty and lie in [0, {model.n_vocab})", param="prompt")
         max_tokens = 16 if body.max_tokens is None else body.max_tokens
         check_counts(body.n, max_tokens)
+        if len(tokens) * body.n > settings.n_parallel + settings.max_queued:
+            raise APIError(400, f"{len(tokens)} prompts x n={body.n} exceed what this server queues "
+                                f"({settings.n_parallel + settings.max_queued} sequences); split the request", param="prompt")
         for ids in tokens:
             check_length(ids, max_tokens)
         config, led = decoding_config(body)

@@ -59,7 +59,6 @@ class EngineBridge:
         self._outstanding = 0  # sequences submitted and not finished
         self._jobs: Dict[int, GenerationJob] = {}
         self._closing = False
-        self.peak_active = 0
         self._thread = threading.Thread(target=self._run, name="led-cpp-engine", daemon=True)
         self._thread.start()
 
@@ -87,7 +86,8 @@ class EngineBridge:
         return await future
 
     def stats(self) -> dict:
-        return {"active": self._native.active, "waiting": self._native.waiting, "peak_active": self.peak_active,
+        return {"active": self._native.active, "waiting": self._native.waiting,
+                "peak_active": self._native.stats["peak_active"],
                 "outstanding": self._outstanding, "n_parallel": self.n_parallel}
 
     def close(self, timeout: float = 2.0) -> None:
@@ -205,7 +205,6 @@ class EngineBridge:
                     self._post(job, [("error", RuntimeError(f"the engine failed: {error}"))])
                 self._jobs.clear()
                 continue
-            self.peak_active = max(self.peak_active, self._native.active)
             self._deliver(pieces)
 
 
