@@ -267,6 +267,23 @@ def wait_idle(server) -> dict:
     return stats
 
 
+def test_full_queue_answers_429_with_retry_after(server):
+    async def main():
+        async with httpx.AsyncClient(timeout=300, headers=headers()) as aclient:
+            body = {"prompt": "Queue", "max_tokens": 40, "n": 8, "seed": 2}
+            return await asyncio.gather(*(aclient.post(server["base"] + "/v1/completions", json=body)
+                                          for _ in range(12)))
+
+    responses = asyncio.run(main())
+    statuses = [response.status_code for response in responses]
+    assert set(statuses) <= {200, 429} and 429 in statuses and 200 in statuses
+    refused = next(response for response in responses if response.status_code == 429)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    stats = wait_idle(server)
+    assert stats["outstanding"] == 0
+
+
 def test_vanishing_clients_cancel_their_sequences(server):
     for _ in range(3):
         with httpx.stream("POST", server["base"] + "/v1/completions", headers=headers(), timeout=60,
