@@ -4,9 +4,10 @@ Written straight from ../shared/LED_SPEC.md ("One decoding step for one sequence
 plus the conventions fixed for led_cpp where the spec leaves freedom:
 
 * temperature 0 = greedy: probabilities use T = 1; exploit token = C[0]; explore
-  token = first argmax of P_{j*}.
+  token = first argmax of P_{j*}.  The gate's q is one-hot at T = 0, so with
+  exploit on a greedy step never explores (spec: T = 0 is deterministic).
 * candidates C = top-k of p_0 by probability descending, ties -> lower vocab id.
-* gate: explore iff explore_allowed and (not exploit or u_gate < 1 - q[0]).
+* gate: explore iff explore_allowed and (not exploit or (T > 0 and u_gate < 1 - q[0])).
 * draw from weights w with uniform u: index = first i with cumsum(w)[i] > u*sum(w);
   if none (rounding), the last i with w[i] > 0.  The exploit draw uses u_token on
   w = q, the explore draw uses the same u_token on w = P_{j*}.
@@ -217,7 +218,8 @@ def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: 
     q = p[0][C]
     P, H = depth_posteriors(p, C)
     one_minus_q0 = float(F32(1) - q[0])
-    explored = bool(explore_allowed and ((not exploit) or float(u_gate) < one_minus_q0))
+    gate_open = temperature > 0 and float(u_gate) < one_minus_q0
+    explored = bool(explore_allowed and ((not exploit) or gate_open))
     tr = StepTrace(temperature=float(temperature), k=int(k), exploit=bool(exploit),
                    explore_allowed=bool(explore_allowed), depth_rule=depth_rule,
                    fixed_depth=int(fixed_depth), u_gate=float(u_gate),
@@ -259,6 +261,8 @@ def token_distribution(depth_logits: np.ndarray, *, temperature: float, k: int,
         p_explore = 0.0
     elif not exploit:
         p_explore = 1.0
+    elif tr.greedy:
+        p_explore = 0.0
     else:
         p_explore = min(max(float(F32(1) - tr.q[0]), 0.0), 1.0)
 

@@ -394,13 +394,15 @@ def test_model_options(tiny_path, kwargs, kind, needle):
     raises(kind, needle, call=lambda: load(tiny_path, **kwargs))
 
 
-def test_every_step_posteriors_that_do_not_fit_a_row(tiny_path):
-    """k*(d+1)+d values per row must fit llama.cpp's n_vocab-wide sampled-logits row."""
+def test_every_step_depths_that_do_not_fit_a_row(tiny_path):
+    """k*d values per row (k logits, k probabilities per earlier depth) must fit llama.cpp's
+    n_vocab-wide sampled-logits row."""
     model = load(tiny_path, led_projection="every_step")
+    fit = model.n_vocab // 4  # the largest k whose 4*k values fit
     raises(ValueError, "led_projection='every_step' needs k", call=lambda: model.generate(
-        "hi", config=LEDConfig(d=4, k=64), max_tokens=2).result)
-    assert len(model.generate("hi", config=LEDConfig(d=4, k=50), max_tokens=2, seed=1).result.tokens) >= 1
-    assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=64), max_tokens=2).result.tokens) >= 1
+        "hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result)
+    assert len(model.generate("hi", config=LEDConfig(d=4, k=fit), max_tokens=2, seed=1).result.tokens) >= 1
+    assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result.tokens) >= 1
 
 
 @pytest.mark.parametrize("case", [

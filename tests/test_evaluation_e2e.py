@@ -182,7 +182,8 @@ def test_led_run_records_exploration(model, dataset, tmp_path):
     assert summary.config == "led:d=3:k=4" and len(recs) == 2
     for r in recs:
         assert 0 <= r["explored_steps"] <= r["generated_tokens"]
-        assert r["explore_rate"] == pytest.approx(r["explored_steps"] / r["generated_tokens"])
+        decided = r["generated_tokens"] + (r["finish_reason"] == "eos")
+        assert r["explore_rate"] == pytest.approx(r["explored_steps"] / decided)
         assert r["reasoning_tokens"] <= r["generated_tokens"]
     assert summary.mean_explore_rate == pytest.approx(sum(r["explore_rate"] for r in recs) / 2)
 

@@ -678,6 +678,7 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
     answer = extract_answer(result.text, think_end=think_end, number_fallback=number_fallback)
     correct, note = checker.check(answer, problem.answer)
     generated = len(result.tokens)
+    decided = generated + (result.finish_reason == "eos")
     explored = int(getattr(result, "explored_steps", 0) or 0)
     timings = getattr(result, "timings", None)
     rec = {
@@ -686,7 +687,8 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
         "finish_reason": result.finish_reason, "finished": result.finish_reason != "length",
         "generated_tokens": generated,
         "reasoning_tokens": int(getattr(result, "reasoning_tokens", 0) or 0),
-        "explored_steps": explored, "explore_rate": explored / generated if generated else 0.0,
+        # per decided step, as GenerationResult.explore_rate: the step that chose EOS counts
+        "explored_steps": explored, "explore_rate": explored / decided if decided else 0.0,
         "prompt_tokens": getattr(timings, "prompt_tokens", None),
         "wall_seconds": wall_share, "text": result.text,
     }
