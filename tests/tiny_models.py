@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -286,6 +286,7 @@ def write_tiny_model(
     proj_gain: float = 1.0,
     norm_std: float = 0.1,
     name: str | None = None,
+    edit_weights: Callable[[dict[str, np.ndarray]], None] | None = None,
 ) -> TinyModel:
     """Write a tiny random F32 GGUF model and return its description.
 
@@ -319,6 +320,10 @@ def write_tiny_model(
     weights a random model mostly predicts the token it has just read (its
     own embedding sits in the residual stream), which would make greedy
     decoding insensitive to the context.
+
+    edit_weights: called with the weight dict (name -> numpy array) before it is
+    written, to force exact ties (zeroed layers, repeated head rows); the
+    returned TinyModel holds the edited weights.
     """
     import gguf  # imported lazily so that importing this module never fails
 
@@ -426,6 +431,9 @@ def write_tiny_model(
         W["output_norm.weight"] = norm(n_embd)
         output_std = logit_std / math.sqrt(n_embd)
         W["output.weight"] = (rng.standard_normal((n_vocab, n_embd)) * output_std).astype(np.float32)
+
+    if edit_weights is not None:  # tests force exact ties (zeroed layers, repeated head rows)
+        edit_weights(W)
 
     # --- GGUF
     path.parent.mkdir(parents=True, exist_ok=True)
