@@ -203,7 +203,10 @@ class StepTrace:
 def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: bool,
               explore_allowed: bool = True, depth_rule: str = "max_entropy",
               fixed_depth: int = 0, u_gate: float, u_token: float,
-              u_depth: float = 0.0) -> StepTrace:
+              u_depth: float = 0.0, candidates=None) -> StepTrace:
+    """All intermediates of one step. ``candidates`` (tests only) replaces the port's own
+    top-k with another order of near-equal candidates, so that the rest of the step can still
+    be checked when two implementations' roundings order a near-tie differently."""
     z = np.asarray(depth_logits, dtype=F32)
     if z.ndim != 2:
         raise ValueError("depth_logits must be [d, n_vocab]")
@@ -214,7 +217,7 @@ def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: 
         raise ValueError(f"unknown depth_rule {depth_rule!r}")
     p = softmax_rows(z, temperature)
     logp0 = log_softmax0(z, temperature)
-    C = top_k_candidates(p[0], k)
+    C = top_k_candidates(p[0], k) if candidates is None else np.asarray(candidates, dtype=np.int64)
     q = p[0][C]
     P, H = depth_posteriors(p, C)
     one_minus_q0 = float(F32(1) - q[0])
