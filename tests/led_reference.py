@@ -18,6 +18,13 @@ plus the conventions fixed for led_cpp where the spec leaves freedom:
 * softmax per depth over the whole vocabulary: subtract the row max, exp, sum,
   divide.
 
+Conventions copied from the C++ (led_math.cpp), where the spec leaves freedom: the draw
+rule above (first running sum above u*total, the last positive weight on rounding), the
+sequential float32 summation order, the gate's strict u_gate < 1 - q0, the random depth's
+floor(u*d), and ties to the first index.  tests/test_reference_conventions.py checks each
+against a second computation written differently (float64 inverse CDF, exact sums,
+scipy's softmax and entropy), so the port cannot only mirror the C++.
+
 Arithmetic is float32 throughout and every reduction is a sequential
 left-to-right sum (np.cumsum(..)[-1] in float32), so the order is fixed:
   z = z_j / float32(T)          (skipped when T == 0)
