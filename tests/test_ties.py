@@ -120,3 +120,23 @@ def test_greedy_takes_the_lowest_id_of_the_best(tied_tokens, projection):
             z = np.asarray(model.depth_logits(prompt + result.tokens[:i], d=1), dtype=np.float32)[0]
             assert np.count_nonzero(z == z.max()) > 1  # the precondition: the best is tied
             assert token == int(np.flatnonzero(z == z.max())[0])
+
+
+def test_an_explored_step_that_chooses_eos_counts(tied_tokens):
+    """Every step explores (exploit off); a sample that ends on EOS explored one step more than
+    it has tokens, and its trace ends with that step. (In the shared-rows model, k = 64 takes in
+    all of the leading group, EOS among them when its group leads.)"""
+    tm, models = tied_tokens
+    model = models["on_explore"]
+    config = LEDConfig(temperature=1.0, d=2, k=64, exploit=False, think_only=False)
+    stream = model.stream_batch([tm.encode(PROMPT)], n=16, config=config, max_tokens=48, seed=21, trace=True)
+    list(stream)
+    ended = [r for r in stream.results[0] if r.finish_reason == "eos"]
+    assert ended, "no sample ended on EOS; pick another seed"
+    for result in ended:
+        assert result.explored_steps == len(result.tokens) + 1 == len(result.trace) == result.decided_steps
+        assert result.trace[-1].explored and result.trace[-1].token in tm.eog_ids
+        assert [step.token for step in result.trace[:-1]] == result.tokens
+        assert result.explore_rate == 1.0
+    assert stream.stats["explored_steps"] == stream.stats["decided_steps"] == \
+        sum(r.decided_steps for r in stream.results[0])
