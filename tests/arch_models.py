@@ -1,0 +1,242 @@
+"""Tiny random-weight GGUF models of many llama.cpp architectures, from one table.
+
+Each entry of ``ARCHITECTURES`` says what the pinned llama.cpp's loader asks of one
+architecture (``load_arch_hparams``/``load_arch_tensors`` in ``src/models/<arch>.cpp``):
+the hyperparameter keys beyond the common ones, and the tensors of each kind of layer,
+written as ``"<name> <ne0>,<ne1>,..."`` with the shape in llama.cpp's ``create_tensor``
+order over the symbols of ``DIMENSIONS``. Names are checked against the ``gguf`` package's
+tables (``gguf.constants.TENSOR_NAMES`` and, where it knows the architecture,
+``MODEL_TENSORS``) so a typo cannot pass as a tensor llama.cpp ignores.
+
+``write_arch_model(path, arch)`` writes the F32 model; ``python tests/arch_models.py ARCH OUT``
+does the same from the command line.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tiny_models import build_vocab
+
+# Symbols of the shapes (small, so a model loads and decodes in milliseconds).
+DIMENSIONS: dict[str, int] = {
+    "E": 64,     # n_embd
+    "N": 4,      # n_head
+    "NKV": 2,    # n_head_kv
+    "H": 16,     # head dim
+    "F": 96,     # n_ff
+    "X": 4,      # experts
+    "XU": 2,     # experts used
+    "FE": 32,    # expert n_ff
+    "FS": 32,    # shared expert n_ff
+    "L": 4,      # layers
+    # recurrent (Mamba-2 / gated delta net) sizes
+    "CONV": 4, "DS": 16, "DT": 4, "G": 2, "DI": 64,
+    # multi-head latent attention
+    "QK": 24, "VH": 16, "KVR": 32, "ROT": 8,
+}
+
+# Tensor groups shared by many architectures.
+GLOBAL = ("token_embd.weight E,V", "output_norm.weight E", "output.weight E,V")
+ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*H", "attn_k.weight E,NKV*H", "attn_v.weight E,NKV*H",
+             "attn_output.weight N*H,E")
+QK_NORM = ("attn_q_norm.weight H", "attn_k_norm.weight H")
+FFN = ("ffn_norm.weight E", "ffn_gate.weight E,F", "ffn_up.weight E,F", "ffn_down.weight F,E")
+EXPERTS = ("ffn_gate_inp.weight E,X", "ffn_gate_exps.weight E,FE,X", "ffn_up_exps.weight E,FE,X",
+           "ffn_down_exps.weight FE,E,X")
+SHARED_EXPERT = ("ffn_gate_shexp.weight E,FS", "ffn_up_shexp.weight E,FS", "ffn_down_shexp.weight FS,E")
+# Qwen3-Next / Qwen3.5 gated delta net layer (key_dim = DS*G, value_dim = DS*DT)
+DELTA_NET = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_qkv.weight E,2*DS*G+DS*DT",
+             "attn_gate.weight E,DS*DT", "ssm_conv1d.weight CONV,2*DS*G+DS*DT", "ssm_dt.bias DT", "ssm_a DT",
+             "ssm_norm.weight DS", "ssm_out.weight DS*DT,E")
+GATED_ATTENTION = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_q.weight E,2*N*H",
+                   "attn_k.weight E,NKV*H", "attn_v.weight E,NKV*H", "attn_output.weight N*H,E") + QK_NORM
+
+
+@dataclass(frozen=True)
+class Architecture:
+    keys: Mapping[str, Any] = field(default_factory=dict)   # "<arch>." keys beyond COMMON_KEYS
+    layers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # kind -> tensors
+    kinds: str = "a"                                       # layer kinds, cycled over the layers
+    tensors: Sequence[str] = GLOBAL
+    drop_keys: Sequence[str] = ()                          # common keys this loader must not see
+
+
+COMMON_KEYS: dict[str, Any] = {
+    "context_length": 256, "embedding_length": "E", "block_count": "L", "feed_forward_length": "F",
+    "attention.head_count": "N", "attention.head_count_kv": "NKV", "attention.layer_norm_rms_epsilon": 1e-6,
+    "attention.key_length": "H", "attention.value_length": "H", "rope.dimension_count": "H",
+    "rope.freq_base": 10000.0,
+}
+MOE_KEYS = {"expert_count": "X", "expert_used_count": "XU", "expert_feed_forward_length": "FE"}
+
+ARCHITECTURES: dict[str, Architecture] = {
+    # dense transformers
+    "llama": Architecture(layers={"a": ATTENTION + FFN}),
+    "qwen2": Architecture(layers={"a": ATTENTION + FFN + ("attn_q.bias N*H", "attn_k.bias NKV*H", "attn_v.bias NKV*H")}),
+    "qwen3": Architecture(layers={"a": ATTENTION + QK_NORM + FFN}),
+    "mistral3": Architecture(layers={"a": ATTENTION + FFN}),
+    "smollm3": Architecture(layers={"a": ATTENTION + FFN}),
+    "granite": Architecture(keys={"logit_scale": 2.0, "residual_scale": 0.5, "embedding_scale": 2.0,
+                                  "attention.scale": 0.25}, layers={"a": ATTENTION + FFN}),
+    "olmo2": Architecture(layers={"a": ATTENTION[1:] + FFN[1:] + ("attn_q_norm.weight N*H", "attn_k_norm.weight NKV*H",
+                                                             "post_attention_norm.weight E", "post_ffw_norm.weight E")}),
+    "gemma2": Architecture(keys={"attention.sliding_window": 8, "final_logit_softcapping": 30.0,
+                                 "attn_logit_softcapping": 50.0},
+                           tensors=GLOBAL[:2], layers={"a": ATTENTION + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")}),
+    "gemma3": Architecture(keys={"attention.sliding_window": 8},
+                           layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E",
+                                                                     "post_ffw_norm.weight E")}),
+    "seed_oss": Architecture(layers={"a": ATTENTION + FFN[1:] + ("post_attention_norm.weight E",)}),
+    # mixtures of experts
+    "qwen3moe": Architecture(keys=MOE_KEYS, layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS}),
+    "gpt-oss": Architecture(
+        keys={**MOE_KEYS, "attention.sliding_window": 8},
+        layers={"a": ATTENTION + ("post_attention_norm.weight E", "attn_sinks.weight N", "attn_output.bias E",
+                                  "attn_q.bias N*H", "attn_k.bias NKV*H", "attn_v.bias NKV*H")
+                + EXPERTS + ("ffn_gate_inp.bias X", "ffn_gate_exps.bias FE,X", "ffn_down_exps.bias E,X",
+                             "ffn_up_exps.bias FE,X")}),
+    "cohere2moe": Architecture(
+        keys={**MOE_KEYS, "attention.sliding_window": 8, "logit_scale": 0.5, "leading_dense_block_count": 1,
+              "expert_shared_count": 1, "expert_shared_feed_forward_length": "FS"},
+        kinds="dmmm", layers={"d": ATTENTION + FFN[1:], "m": ATTENTION + EXPERTS + SHARED_EXPERT}),
+    "step35": Architecture(
+        keys={**MOE_KEYS, "attention.sliding_window": 8, "attention.sliding_window_pattern": [True, False],
+              "expert_shared_feed_forward_length": "FS"},
+        layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT}),
+    # hybrids with recurrent layers
+    "qwen3next": Architecture(
+        keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
+              "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT",
+              "ssm.group_count": "G"},
+        kinds="ra", layers={"r": DELTA_NET + ("ssm_ba.weight E,2*DT",), "a": GATED_ATTENTION}),
+    "qwen35": Architecture(
+        keys={"full_attention_interval": 2, "rope.dimension_sections": [2, 2, 4, 0], "ssm.conv_kernel": "CONV",
+              "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
+        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + FFN[1:],
+                            "a": GATED_ATTENTION + FFN[1:]}),
+    "qwen35moe": Architecture(
+        keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
+              "rope.dimension_sections": [2, 2, 4, 0], "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT",
+              "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
+        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT"), "a": GATED_ATTENTION}),
+}
+# Shared expert gate of Qwen3-Next / Qwen3.5-MoE, routed experts on every layer of both kinds.
+for _name in ("qwen3next", "qwen35moe"):
+    _entry = ARCHITECTURES[_name]
+    ARCHITECTURES[_name] = Architecture(
+        keys=_entry.keys, kinds=_entry.kinds,
+        layers={kind: tuple(tensors) + EXPERTS + SHARED_EXPERT + ("ffn_gate_inp_shexp.weight E",)
+                for kind, tensors in _entry.layers.items()})
+
+
+def _value(expression: Any, dims: Mapping[str, int]) -> Any:
+    return eval(expression, {"__builtins__": {}}, dict(dims)) if isinstance(expression, str) else expression  # noqa: S307
+
+
+def _shape(spec: str, dims: Mapping[str, int]) -> tuple[str, tuple[int, ...]]:
+    name, _, shape = spec.partition(" ")
+    return name, tuple(int(_value(part, dims)) for part in shape.split(","))
+
+
+def known_tensor_names(arch: str) -> set[str] | None:
+    """The tensor names gguf's tables give this architecture (``{bid}`` for the layer), or
+    None where the installed gguf does not know it."""
+    from gguf import constants
+
+    by_name = {name: arch_enum for arch_enum, name in constants.MODEL_ARCH_NAMES.items()}
+    if arch not in by_name:
+        return None
+    return {constants.TENSOR_NAMES[tensor] for tensor in constants.MODEL_TENSORS[by_name[arch]]}
+
+
+def check_names(arch: str) -> None:
+    """Every tensor of the entry is one gguf names (for this architecture where gguf knows it)."""
+    from gguf import constants
+
+    allowed = known_tensor_names(arch) or set(constants.TENSOR_NAMES.values())
+    entry = ARCHITECTURES[arch]
+    specs = list(entry.tensors) + [spec for tensors in entry.layers.values() for spec in tensors]
+    for spec in specs:
+        base = spec.split(" ")[0].rsplit(".", 1)[0] if spec.split(" ")[0].endswith((".weight", ".bias")) else spec.split(" ")[0]
+        name = base if base in allowed else "blk.{bid}." + base
+        if name not in allowed:
+            raise ValueError(f"{arch}: tensor {base!r} is not in gguf's tensor tables for this architecture")
+
+
+def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int | None = None,
+                     n_embd: int | None = None) -> Path:
+    """Writes an F32 GGUF of `arch` with random weights (linear layers N(0, 1/n_in), norms
+    1 + N(0, 0.01), an untied head giving logits of standard deviation about 4)."""
+    import gguf
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"no table entry for {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    entry = ARCHITECTURES[arch]
+    tokens, types = build_vocab()
+    dims = dict(DIMENSIONS, V=len(tokens))
+    if n_layer is not None:
+        dims["L"] = n_layer
+    if n_embd is not None:
+        dims["E"] = n_embd
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(f"tiny-{arch}")
+    writer.add_file_type(0)
+    keys = {k: v for k, v in COMMON_KEYS.items() if k not in entry.drop_keys}
+    keys.update(entry.keys)
+    for key, expression in keys.items():
+        value = _value(expression, dims)
+        full = f"{arch}.{key}"
+        if isinstance(value, bool):
+            writer.add_bool(full, value)
+        elif isinstance(value, int):
+            writer.add_uint32(full, value)
+        elif isinstance(value, float):
+            writer.add_float32(full, value)
+        elif isinstance(value, list):
+            n = dims["L"]
+            writer.add_array(full, [value[i % len(value)] for i in range(n)] if isinstance(value[0], bool) else value)
+        else:
+            writer.add_string(full, value)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(["Ā Ā"])
+    writer.add_bos_token_id(tokens.index("<|bos|>"))
+    writer.add_eos_token_id(tokens.index("<|endoftext|>"))
+
+    def weights(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        numpy_shape = tuple(reversed(shape))
+        if "norm" in name or name.endswith(("ssm_a", "ssm_d")):
+            return (1.0 + 0.1 * rng.standard_normal(numpy_shape)).astype(np.float32)
+        if name == "output.weight":
+            return (rng.standard_normal(numpy_shape) * 4.0 / math.sqrt(shape[0])).astype(np.float32)
+        if name.endswith(".bias") or len(shape) == 1:
+            return (0.1 * rng.standard_normal(numpy_shape)).astype(np.float32)
+        return (rng.standard_normal(numpy_shape) / math.sqrt(shape[0])).astype(np.float32)
+
+    for spec in entry.tensors:
+        name, shape = _shape(spec, dims)
+        writer.add_tensor(name, weights(name, shape))
+    for il in range(dims["L"]):
+        for spec in entry.layers[entry.kinds[il % len(entry.kinds)]]:
+            name, shape = _shape(spec, dims)
+            writer.add_tensor(f"blk.{il}.{name}", weights(name, shape))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+if __name__ == "__main__":
+    write_arch_model(sys.argv[2], sys.argv[1])
