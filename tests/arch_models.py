@@ -57,6 +57,14 @@ DELTA_NET = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_qkv.wei
              "ssm_norm.weight DS", "ssm_out.weight DS*DT,E")
 GATED_ATTENTION = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_q.weight E,2*N*H",
                    "attn_k.weight E,NKV*H", "attn_v.weight E,NKV*H", "attn_output.weight N*H,E") + QK_NORM
+KIMI_DELTA = ("attn_norm.weight E", "ssm_conv1d_q.weight CONV,1,N*H,1", "ssm_conv1d_k.weight CONV,1,N*H,1",
+              "ssm_conv1d_v.weight CONV,1,N*H,1", "attn_q.weight E,N*H", "attn_k.weight E,N*H", "attn_v.weight E,N*H",
+              "ssm_f_a.weight E,N*H", "ssm_beta.weight E,N", "ssm_a 1,N", "ssm_dt.bias N*H", "ssm_g_a.weight E,N*H",
+              "ssm_norm.weight H", "attn_output.weight N*H,E")
+LATENT_ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*QK", "attn_kv_a_mqa.weight E,KVR+ROT",
+                    "attn_kv_a_norm.weight KVR", "attn_k_b.weight QK-ROT,KVR,N", "attn_v_b.weight KVR,VH,N",
+                    "attn_gate.weight E,N", "attn_output.weight N*VH,E")
+MOE_FFN = ("ffn_norm.weight E", "exp_probs_b.bias X") + EXPERTS + SHARED_EXPERT
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,30 @@ ARCHITECTURES: dict[str, Architecture] = {
               "rope.dimension_sections": [2, 2, 4, 0], "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT",
               "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
         kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT"), "a": GATED_ATTENTION}),
+    "gemma4": Architecture(
+        keys={"attention.sliding_window": 8, "attention.sliding_window_pattern": (True, False),
+              "embedding_length_per_layer_input": 0, "attention.key_length_swa": "H", "attention.value_length_swa": "H",
+              "final_logit_softcapping": 30.0},
+        tensors=GLOBAL + ("rope_freqs.weight H//2",),
+        layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")}),
+    # Mamba-2, attention and FFN layers; l_out-<il> names the FFN layers' output before the residual
+    "nemotron_h": Architecture(
+        keys={"ssm.conv_kernel": "CONV", "ssm.inner_size": "DI", "ssm.state_size": "DS", "ssm.time_step_rank": "DT",
+              "ssm.group_count": "G", "attention.layer_norm_epsilon": 1e-5, "attention.head_count_kv": (0, "NKV", 0, 0),
+              "feed_forward_length": (0, 0, 0, "F")},
+        kinds="mamf",
+        layers={"m": ("attn_norm.weight E", "ssm_in.weight E,2*DI+2*G*DS+DT", "ssm_conv1d.weight CONV,DI+2*G*DS", "ssm_conv1d.bias DI+2*G*DS",
+                      "ssm_dt.bias DT", "ssm_a 1,DT", "ssm_d 1,DT", "ssm_norm.weight DI//G,G", "ssm_out.weight DI,E"),
+                "a": ATTENTION, "f": ("attn_norm.weight E", "ffn_up.weight E,F", "ffn_down.weight F,E")}),
+    # Kimi delta attention and multi-head latent attention layers, a dense first layer, then experts
+    "bailingmoe3": Architecture(
+        keys={**MOE_KEYS, "attention.head_count_kv": (0, 1, 0, 1), "attention.key_length": "KVR+ROT",
+              "attention.value_length": "KVR", "attention.key_length_mla": "QK", "attention.value_length_mla": "VH",
+              "attention.kv_lora_rank": "KVR", "rope.dimension_count": "ROT", "ssm.conv_kernel": "CONV",
+              "kda.head_dim": "H", "kda.gate_lower_bound": -5.0, "expert_shared_count": 1,
+              "expert_shared_feed_forward_length": "FS", "leading_dense_block_count": 1, "expert_gating_func": 2},
+        kinds="Dara",
+        layers={"D": KIMI_DELTA + FFN, "r": KIMI_DELTA + MOE_FFN, "a": LATENT_ATTENTION + MOE_FFN}),
 }
 # Shared expert gate of Qwen3-Next / Qwen3.5-MoE, routed experts on every layer of both kinds.
 for _name in ("qwen3next", "qwen35moe"):
@@ -193,7 +225,7 @@ def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int
     keys = {k: v for k, v in COMMON_KEYS.items() if k not in entry.drop_keys}
     keys.update(entry.keys)
     for key, expression in keys.items():
-        value = _value(expression, dims)
+        value = expression if isinstance(expression, tuple) else _value(expression, dims)
         full = f"{arch}.{key}"
         if isinstance(value, bool):
             writer.add_bool(full, value)
@@ -201,9 +233,10 @@ def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int
             writer.add_uint32(full, value)
         elif isinstance(value, float):
             writer.add_float32(full, value)
+        elif isinstance(value, tuple):  # one value per layer, cycled
+            writer.add_array(full, [_value(value[i % len(value)], dims) for i in range(dims["L"])])
         elif isinstance(value, list):
-            n = dims["L"]
-            writer.add_array(full, [value[i % len(value)] for i in range(n)] if isinstance(value[0], bool) else value)
+            writer.add_array(full, value)
         else:
             writer.add_string(full, value)
     writer.add_tokenizer_model("gpt2")
@@ -216,8 +249,10 @@ def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int
 
     def weights(name: str, shape: tuple[int, ...]) -> np.ndarray:
         numpy_shape = tuple(reversed(shape))
-        if "norm" in name or name.endswith(("ssm_a", "ssm_d")):
+        if "norm" in name or name.startswith("rope_freqs") or name.endswith("ssm_d"):
             return (1.0 + 0.1 * rng.standard_normal(numpy_shape)).astype(np.float32)
+        if name.endswith("ssm_a"):  # stored as -exp(A_log): decaying state
+            return -(1.0 + 0.1 * rng.standard_normal(numpy_shape)).astype(np.float32)
         if name == "output.weight":
             return (rng.standard_normal(numpy_shape) * 4.0 / math.sqrt(shape[0])).astype(np.float32)
         if name.endswith(".bias") or len(shape) == 1:
