@@ -102,6 +102,11 @@ ARCHITECTURES: dict[str, Architecture] = {
                            layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E",
                                                                      "post_ffw_norm.weight E")}),
     "seed_oss": Architecture(layers={"a": ATTENTION + FFN[1:] + ("post_attention_norm.weight E",)}),
+    "exaone4": Architecture(layers={"a": ATTENTION[1:] + QK_NORM + FFN[1:] + ("post_attention_norm.weight E",
+                                                                           "post_ffw_norm.weight E")}),
+    "glm4": Architecture(layers={"a": ATTENTION + ("post_attention_norm.weight E", "ffn_norm.weight E", "ffn_up.weight E,2*F",
+                                                   "ffn_down.weight F,E", "post_ffw_norm.weight E")}),
+    "ernie4_5": Architecture(layers={"a": ATTENTION + FFN}),
     # mixtures of experts
     "qwen3moe": Architecture(keys=MOE_KEYS, layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS}),
     "gpt-oss": Architecture(
@@ -118,6 +123,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         keys={**MOE_KEYS, "attention.sliding_window": 8, "attention.sliding_window_pattern": [True, False],
               "expert_shared_feed_forward_length": "FS"},
         layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT}),
+    "ernie4_5-moe": Architecture(
+        keys={**MOE_KEYS, "interleave_moe_layer_step": 1, "leading_dense_block_count": 1,
+              "expert_shared_feed_forward_length": "FS"},
+        kinds="dmmm", layers={"d": ATTENTION + FFN, "m": ATTENTION + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT}),
+    "minimax-m2": Architecture(
+        keys={**MOE_KEYS, "feed_forward_length": "FE", "expert_gating_func": 2},
+        layers={"a": ATTENTION + ("attn_q_norm.weight N*H", "attn_k_norm.weight NKV*H", "ffn_norm.weight E",
+                                  "exp_probs_b.bias X") + EXPERTS}),
     # hybrids with recurrent layers
     "qwen3next": Architecture(
         keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
