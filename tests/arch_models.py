@@ -65,6 +65,8 @@ LATENT_ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*QK", "attn_kv_a_mqa
                     "attn_kv_a_norm.weight KVR", "attn_k_b.weight QK-ROT,KVR,N", "attn_v_b.weight KVR,VH,N",
                     "attn_gate.weight E,N", "attn_output.weight N*VH,E")
 MOE_FFN = ("ffn_norm.weight E", "exp_probs_b.bias X") + EXPERTS + SHARED_EXPERT
+# Qwen3-Next / Qwen3.5-MoE: routed experts and a gated shared expert on every layer
+GATED_SHARED_MOE = EXPERTS + SHARED_EXPERT + ("ffn_gate_inp_shexp.weight E",)
 
 
 @dataclass(frozen=True)
@@ -136,17 +138,19 @@ ARCHITECTURES: dict[str, Architecture] = {
         keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
               "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT",
               "ssm.group_count": "G"},
-        kinds="ra", layers={"r": DELTA_NET + ("ssm_ba.weight E,2*DT",), "a": GATED_ATTENTION}),
+        kinds="ra", layers={"r": DELTA_NET + ("ssm_ba.weight E,2*DT",) + GATED_SHARED_MOE,
+                            "a": GATED_ATTENTION + GATED_SHARED_MOE}),
     "qwen35": Architecture(
-        keys={"full_attention_interval": 2, "rope.dimension_sections": [2, 2, 4, 0], "ssm.conv_kernel": "CONV",
+        keys={"full_attention_interval": 2, "rope.dimension_sections": ["H//8", "H//8", "H//4", 0], "ssm.conv_kernel": "CONV",
               "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
         kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + FFN[1:],
                             "a": GATED_ATTENTION + FFN[1:]}),
     "qwen35moe": Architecture(
         keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
-              "rope.dimension_sections": [2, 2, 4, 0], "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT",
+              "rope.dimension_sections": ["H//8", "H//8", "H//4", 0], "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT",
               "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
-        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT"), "a": GATED_ATTENTION}),
+        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + GATED_SHARED_MOE,
+                            "a": GATED_ATTENTION + GATED_SHARED_MOE}),
     "gemma4": Architecture(
         keys={"attention.sliding_window": 8, "attention.sliding_window_pattern": (True, False),
               "embedding_length_per_layer_input": 0, "attention.key_length_swa": "H", "attention.value_length_swa": "H",
@@ -172,15 +176,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         kinds="Dara",
         layers={"D": KIMI_DELTA + FFN, "r": KIMI_DELTA + MOE_FFN, "a": LATENT_ATTENTION + MOE_FFN}),
 }
-# Shared expert gate of Qwen3-Next / Qwen3.5-MoE, routed experts on every layer of both kinds.
-for _name in ("qwen3next", "qwen35moe"):
-    _entry = ARCHITECTURES[_name]
-    ARCHITECTURES[_name] = Architecture(
-        keys=_entry.keys, kinds=_entry.kinds,
-        layers={kind: tuple(tensors) + EXPERTS + SHARED_EXPERT + ("ffn_gate_inp_shexp.weight E",)
-                for kind, tensors in _entry.layers.items()})
-
-
 def _value(expression: Any, dims: Mapping[str, int]) -> Any:
     return eval(expression, {"__builtins__": {}}, dict(dims)) if isinstance(expression, str) else expression  # noqa: S307
 
@@ -215,21 +210,24 @@ def check_names(arch: str) -> None:
             raise ValueError(f"{arch}: tensor {base!r} is not in gguf's tensor tables for this architecture")
 
 
-def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int | None = None,
-                     n_embd: int | None = None) -> Path:
+def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_vocab: int | None = None,
+                     **sizes: int) -> Path:
     """Writes an F32 GGUF of `arch` with random weights (linear layers N(0, 1/n_in), norms
-    1 + N(0, 0.01), an untied head giving logits of standard deviation about 4)."""
+    1 + N(0, 0.01), an untied head giving logits of standard deviation about 4). `sizes`
+    override DIMENSIONS (E=576, L=30, ...); n_vocab pads the vocabulary with filler tokens."""
     import gguf
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"no table entry for {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     entry = ARCHITECTURES[arch]
     tokens, types = build_vocab()
-    dims = dict(DIMENSIONS, V=len(tokens))
-    if n_layer is not None:
-        dims["L"] = n_layer
-    if n_embd is not None:
-        dims["E"] = n_embd
+    if n_vocab is not None:
+        tokens = tokens + [f"<filler{i}>" for i in range(n_vocab - len(tokens))]
+        types = types + [1] * (n_vocab - len(types))
+    unknown = set(sizes) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown sizes {sorted(unknown)}; known: {sorted(DIMENSIONS)}")
+    dims = dict(DIMENSIONS, **sizes, V=len(tokens))
     rng = np.random.default_rng(seed)
     path = Path(path)
     writer = gguf.GGUFWriter(str(path), arch)
@@ -249,7 +247,7 @@ def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_layer: int
         elif isinstance(value, tuple):  # one value per layer, cycled
             writer.add_array(full, [_value(value[i % len(value)], dims) for i in range(dims["L"])])
         elif isinstance(value, list):
-            writer.add_array(full, value)
+            writer.add_array(full, [_value(item, dims) for item in value])
         else:
             writer.add_string(full, value)
     writer.add_tokenizer_model("gpt2")
