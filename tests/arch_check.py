@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from arch_models import ARCHITECTURES, write_arch_model  # noqa: E402
+from arch_models import ARCHITECTURES, llama_source, write_arch_model  # noqa: E402
 
 CHECKS = ("loads", "samples", "on_explore", "every_step", "parity")
 PROMPT = "Once upon a time"
@@ -142,16 +142,13 @@ def run_all(architectures=None, workers: int = 2) -> dict:
 def llama_architectures() -> list[str]:
     """Every architecture name of the pinned llama.cpp (src/llama-arch.cpp), or [] if its
     source is not on this machine."""
-    candidates = [Path(os.environ["LLAMA_CPP_DIR"])] if os.environ.get("LLAMA_CPP_DIR") else []
-    candidates += [HERE.parent / "third_party" / "llama.cpp", Path("/work/llama-src")]
-    for base in candidates:
-        source = base / "src" / "llama-arch.cpp"
-        if source.is_file():
-            text = source.read_text()
-            table = text[text.index("LLM_ARCH_NAMES"):]
-            table = table[:table.index("};")]
-            return [name for name in re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', table) if not name.startswith("(")]
-    return []
+    source = llama_source("src/llama-arch.cpp")
+    if source is None:
+        return []
+    text = source.read_text()
+    table = text[text.index("LLM_ARCH_NAMES"):]
+    table = table[:table.index("};")]
+    return [name for name in re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', table) if not name.startswith("(")]
 
 
 def cell(value) -> str:

@@ -15,6 +15,8 @@ does the same from the command line.
 from __future__ import annotations
 
 import math
+import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ DIMENSIONS: dict[str, int] = {
     "CONV": 4, "DS": 16, "DT": 4, "G": 2, "DI": 64,
     # multi-head latent attention
     "QK": 24, "VH": 16, "KVR": 32, "ROT": 8,
+    # DeepSeek-V4: query LoRA rank, output groups and LoRA rank, hyper-connection streams, indexer
+    "QR": 32, "OG": 2, "OR": 16, "HC": 4, "IH": 2, "IK": 64,
 }
 
 # Tensor groups shared by many architectures.
@@ -67,6 +71,17 @@ LATENT_ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*QK", "attn_kv_a_mqa
 MOE_FFN = ("ffn_norm.weight E", "exp_probs_b.bias X") + EXPERTS + SHARED_EXPERT
 # Qwen3-Next / Qwen3.5-MoE: routed experts and a gated shared expert on every layer
 GATED_SHARED_MOE = EXPERTS + SHARED_EXPERT + ("ffn_gate_inp_shexp.weight E",)
+# DeepSeek-V4 layers: attention over hyper-connection streams, plus key compressors (ratio 128:
+# "h"; ratio 4 with a sparse-attention indexer: "c")
+HYPER_ATTENTION = ("attn_norm.weight E", "attn_sinks.weight N", "attn_q_a.weight E,QR", "attn_q_a_norm.weight QR",
+                   "attn_q_b.weight QR,N*H", "attn_kv.weight E,H", "attn_kv_a_norm.weight H",
+                   "attn_output_a.weight N*H//OG,OR,OG", "attn_output_b.weight OG*OR,E",
+                   "hc_attn_fn.weight HC*E,(2+HC)*HC", "hc_attn_base.weight (2+HC)*HC", "hc_attn_scale.weight 3",
+                   "hc_ffn_fn.weight HC*E,(2+HC)*HC", "hc_ffn_base.weight (2+HC)*HC", "hc_ffn_scale.weight 3")
+COMPRESSOR = ("attn_compressor_kv.weight E,{c}*H", "attn_compressor_gate.weight E,{c}*H",
+              "attn_compressor_ape.weight {c}*H,{r}", "attn_compressor_norm.weight H")
+INDEXER = ("indexer.proj.weight E,IH", "indexer.attn_q_b.weight QR,IH*IK", "indexer_compressor_kv.weight E,2*IK",
+           "indexer_compressor_gate.weight E,2*IK", "indexer_compressor_ape.weight 2*IK,4", "indexer_compressor_norm.weight IK")
 
 
 @dataclass(frozen=True)
@@ -175,7 +190,24 @@ ARCHITECTURES: dict[str, Architecture] = {
               "expert_shared_feed_forward_length": "FS", "leading_dense_block_count": 1, "expert_gating_func": 2},
         kinds="Dara",
         layers={"D": KIMI_DELTA + FFN, "r": KIMI_DELTA + MOE_FFN, "a": LATENT_ATTENTION + MOE_FFN}),
+    # hyper-connections: every layer output holds HC streams, which the head mixes (output_hc_*)
+    "deepseek4": Architecture(
+        keys={**MOE_KEYS, "attention.head_count_kv": 1, "rope.dimension_count": "ROT", "attention.q_lora_rank": "QR",
+              "attention.sliding_window": 8, "expert_shared_count": 1, "expert_weights_scale": 1.0,
+              "expert_weights_norm": True, "swiglu_clamp_exp": 10.0, "attention.indexer.head_count": "IH",
+              "attention.indexer.key_length": "IK", "attention.indexer.top_k": 4, "attention.output_group_count": "OG",
+              "attention.output_lora_rank": "OR", "attention.compress_rope_freq_base": 10000.0,
+              "hyper_connection.count": "HC", "hyper_connection.sinkhorn_iterations": 3,
+              "hyper_connection.epsilon": 1e-6, "hash_layer_count": 0, "attention.compress_ratios": (0, 4, 128, 0),
+              "expert_gating_func": 4},
+        tensors=GLOBAL + ("output_hc_fn.weight HC*E,HC", "output_hc_base.weight HC", "output_hc_scale.weight 1"),
+        kinds="pchp",
+        layers={"p": HYPER_ATTENTION + MOE_FFN,
+                "c": HYPER_ATTENTION + tuple(t.format(c=2, r=4) for t in COMPRESSOR) + INDEXER + MOE_FFN,
+                "h": HYPER_ATTENTION + tuple(t.format(c=1, r=128) for t in COMPRESSOR) + MOE_FFN}),
 }
+
+
 def _value(expression: Any, dims: Mapping[str, int]) -> Any:
     return eval(expression, {"__builtins__": {}}, dict(dims)) if isinstance(expression, str) else expression  # noqa: S307
 
@@ -183,6 +215,13 @@ def _value(expression: Any, dims: Mapping[str, int]) -> Any:
 def _shape(spec: str, dims: Mapping[str, int]) -> tuple[str, tuple[int, ...]]:
     name, _, shape = spec.partition(" ")
     return name, tuple(int(_value(part, dims)) for part in shape.split(","))
+
+
+def llama_source(relative: str) -> Path | None:
+    """A file of the pinned llama.cpp's source (LLAMA_CPP_DIR, else the build's third_party copy)."""
+    roots = [Path(os.environ["LLAMA_CPP_DIR"])] if os.environ.get("LLAMA_CPP_DIR") else []
+    roots.append(Path(__file__).resolve().parent.parent / "third_party" / "llama.cpp")
+    return next((root / relative for root in roots if (root / relative).is_file()), None)
 
 
 def known_tensor_names(arch: str) -> set[str] | None:
@@ -196,18 +235,32 @@ def known_tensor_names(arch: str) -> set[str] | None:
     return {constants.TENSOR_NAMES[tensor] for tensor in constants.MODEL_TENSORS[by_name[arch]]}
 
 
-def check_names(arch: str) -> None:
-    """Every tensor of the entry is one gguf names (for this architecture where gguf knows it)."""
+def check_names(arch: str) -> bool:
+    """Every tensor of the entry is one llama.cpp names: in gguf's tables for this architecture
+    where gguf knows it, else in gguf's or the pinned llama.cpp's (src/llama-arch.cpp) table of
+    all names. Raises ValueError naming a stranger; returns False when neither table was there
+    to ask (an architecture newer than the installed gguf, no llama.cpp source at hand)."""
     from gguf import constants
 
-    allowed = known_tensor_names(arch) or set(constants.TENSOR_NAMES.values())
+    allowed = known_tensor_names(arch)
+    if allowed is None:
+        allowed = set(constants.TENSOR_NAMES.values())
+        source = llama_source("src/llama-arch.cpp")
+        if source is not None:
+            allowed |= {name.replace("%d", "{bid}") for name in re.findall(r'LLM_TENSOR_\w+,\s*"([^"]+)"', source.read_text())}
     entry = ARCHITECTURES[arch]
     specs = list(entry.tensors) + [spec for tensors in entry.layers.values() for spec in tensors]
+    unverified = False
     for spec in specs:
-        base = spec.split(" ")[0].rsplit(".", 1)[0] if spec.split(" ")[0].endswith((".weight", ".bias")) else spec.split(" ")[0]
-        name = base if base in allowed else "blk.{bid}." + base
-        if name not in allowed:
-            raise ValueError(f"{arch}: tensor {base!r} is not in gguf's tensor tables for this architecture")
+        name = spec.split(" ")[0]
+        base = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
+        if base in allowed or "blk.{bid}." + base in allowed:
+            continue
+        if known_tensor_names(arch) is None and llama_source("src/llama-arch.cpp") is None:
+            unverified = True
+            continue
+        raise ValueError(f"{arch}: tensor {base!r} is not in llama.cpp's tensor tables for this architecture")
+    return not unverified
 
 
 def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_vocab: int | None = None,

@@ -17,9 +17,10 @@ import arch_check  # noqa: E402
 from arch_models import ARCHITECTURES, check_names  # noqa: E402
 
 # The graphs LED could not read before: output rows selected after the layer loop, the last
-# layer's output renamed, l_out-<il> naming a tensor inside the layer.
+# layer's output renamed (step35) or never named l_out (deepseek4), l_out-<il> naming a tensor
+# inside the layer (nemotron_h).
 NEWLY_COVERED = ("gpt-oss", "qwen35", "qwen35moe", "qwen3next", "gemma4", "nemotron_h", "bailingmoe3", "cohere2moe",
-                 "step35")
+                 "step35", "deepseek4")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def test_the_table_covers_the_architectures_asked_for():
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_tensor_names_are_llama_cpps(arch):
-    check_names(arch)
+    if not check_names(arch):
+        pytest.skip(f"neither the installed gguf nor a llama.cpp source tree knows {arch}'s tensor names")
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
