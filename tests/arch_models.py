@@ -4,9 +4,10 @@ Each entry of ``ARCHITECTURES`` says what the pinned llama.cpp's loader asks of 
 architecture (``load_arch_hparams``/``load_arch_tensors`` in ``src/models/<arch>.cpp``):
 the hyperparameter keys beyond the common ones, and the tensors of each kind of layer,
 written as ``"<name> <ne0>,<ne1>,..."`` with the shape in llama.cpp's ``create_tensor``
-order over the symbols of ``DIMENSIONS``. Names are checked against the ``gguf`` package's
-tables (``gguf.constants.TENSOR_NAMES`` and, where it knows the architecture,
-``MODEL_TENSORS``) so a typo cannot pass as a tensor llama.cpp ignores.
+order over the symbols of ``DIMENSIONS`` (a key's value may be such an expression too; a tuple
+gives one value per layer, cycled). ``check_names`` holds the names to the ``gguf`` package's
+tables (``gguf.constants.MODEL_TENSORS`` where it knows the architecture) or the pinned
+llama.cpp's ``src/llama-arch.cpp``, so a typo cannot pass as a tensor llama.cpp ignores.
 
 ``write_arch_model(path, arch)`` writes the F32 model; ``python tests/arch_models.py ARCH OUT``
 does the same from the command line.
@@ -90,7 +91,6 @@ class Architecture:
     layers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # kind -> tensors
     kinds: str = "a"                                       # layer kinds, cycled over the layers
     tensors: Sequence[str] = GLOBAL
-    drop_keys: Sequence[str] = ()                          # common keys this loader must not see
 
 
 COMMON_KEYS: dict[str, Any] = {
@@ -286,8 +286,7 @@ def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_vocab: int
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name(f"tiny-{arch}")
     writer.add_file_type(0)
-    keys = {k: v for k, v in COMMON_KEYS.items() if k not in entry.drop_keys}
-    keys.update(entry.keys)
+    keys = {**COMMON_KEYS, **entry.keys}
     for key, expression in keys.items():
         value = expression if isinstance(expression, tuple) else _value(expression, dims)
         full = f"{arch}.{key}"
