@@ -201,7 +201,7 @@ void BatchRun::close() {
 
 void BatchRun::check_graph_state() const {
     if (!graph_state_->error().empty()) {
-        throw std::runtime_error("LED cannot run on this model: " + graph_state_->error());
+        throw std::runtime_error("LED cannot run on this " + model_.architecture() + " model: " + graph_state_->error());
     }
 }
 
@@ -568,7 +568,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);
         const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
-        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
+        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
         if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
         done += count;

@@ -174,7 +174,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             }
             // The padded matrix has one row more than the model's outputs.
             const int64_t n_outputs = probe ? n_rows : n_rows - 1;
-            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, settings_.capture, settings_.n_embd, n_outputs,
+            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, head_, settings_.capture, settings_.n_embd, n_outputs,
                                       &batch_.stacked);
             if (!error_.empty()) return;
             if (every_step_ && n_outputs > 0) {

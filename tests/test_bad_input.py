@@ -288,11 +288,11 @@ def test_led_refuses_a_graph_it_cannot_replay(chameleon):
     before = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert len(before.tokens) == 3
     assert all(not 4 <= token < 8196 for token in before.tokens)  # chameleon's mask is in force
-    raises(RuntimeError, "LED cannot run on this model", "SET",
+    raises(RuntimeError, "LED cannot run on this chameleon model", "SET",
            call=lambda: chameleon.generate("hi", max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)).result)
-    raises(RuntimeError, "LED cannot run on this model",
+    raises(RuntimeError, "LED cannot run on this chameleon model",
            call=lambda: chameleon.generate_batch(["hi", "yo"], n=2, max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)))
-    raises(RuntimeError, "LED cannot run on this model", call=lambda: chameleon.depth_logits("hi", d=2))
+    raises(RuntimeError, "LED cannot run on this chameleon model", call=lambda: chameleon.depth_logits("hi", d=2))
     # standard sampling still works afterwards, with the same result
     after = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert after.tokens == before.tokens
