@@ -97,7 +97,7 @@ def check_messages(messages: Any) -> list:
             raise ValueError(f"message {index} has a {type(content).__name__} 'content'; give a str or a list of "
                              "parts such as {'type': 'text', 'text': ...}")
         if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
-            raise ValueError(f"message {index}'s content parts must be dicts such as {{'type': 'text', 'text': ...}}")
+            raise ValueError(f"message {index}'s 'content' parts must be dicts such as {{'type': 'text', 'text': ...}}")
         if content is None and "tool_calls" not in message:
             raise ValueError(f"message {index} needs a 'content' (or 'tool_calls' for an assistant turn)")
         checked.append(message)
