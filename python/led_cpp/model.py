@@ -12,7 +12,7 @@ import numpy as np
 from . import _core, chat
 from .config import LAYER_COUNTINGS, LED_PROJECTIONS, DecodingConfig, LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation, _Run
-from .gguf_check import check_gguf_file
+from .gguf_check import check_gguf_model
 from .results import GenerationResult
 
 Prompt = Union[str, Sequence[dict], Sequence[int]]
@@ -72,7 +72,7 @@ class Model:
         if led_projection not in LED_PROJECTIONS:
             raise ValueError(f"led_projection must be one of {LED_PROJECTIONS}, not {led_projection!r}")
         self.path = Path(path)
-        self.summary = check_gguf_file(self.path)
+        self.summary = check_gguf_model(self.path)
         self._native = _core.ModelHandle(
             str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads or 0,
             verbose=bool(verbose), kv_type=kv_type,
@@ -84,12 +84,16 @@ class Model:
     @classmethod
     def from_pretrained(cls, repo_id: str, filename: str, *, revision: Optional[str] = None,
                         cache_dir: Optional[str] = None, **kwargs: Any) -> "Model":
-        """Downloads ``filename`` from a Hugging Face repository into the hub cache (honours
-        HF_HUB_OFFLINE: offline, only a cached file is used) and loads it."""
-        from huggingface_hub import hf_hub_download
+        """Downloads a GGUF file from a Hugging Face repository into the hub cache and loads it.
 
-        path = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir)
-        return cls(path, **kwargs)
+        ``filename`` is a path in the repository or a glob (``"*Q4_K_M.gguf"``), as in
+        llama-cpp-python; a glob must match one model (the parts of one split model count as one),
+        else the ValueError lists the candidates. A split model (``...-00001-of-00003.gguf``) is
+        downloaded whole and loaded from its first part. Honours HF_HUB_OFFLINE: offline, the files
+        are listed and taken from the cache only. ``kwargs`` go to ``Model(...)``."""
+        from .hub import download_model
+
+        return cls(download_model(repo_id, filename, revision=revision, cache_dir=cache_dir), **kwargs)
 
     # --- properties -----------------------------------------------------------------------
     @property
