@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import pickle
 import struct
 import subprocess
@@ -193,15 +194,18 @@ class _Pool:
         self._idle: List[_Worker] = []
         self._lock = threading.Lock()
         self._keep = keep
+        self._pid = os.getpid()
 
     def render(self, *args: Any) -> Any:
         with self._lock:
+            if self._pid != os.getpid():  # a forked child must not share its parent's workers' pipes
+                self._idle, self._pid = [], os.getpid()
             worker = self._idle.pop() if self._idle else None
         if worker is None or not worker.alive:
             worker = _Worker()
         answer = worker.render(*args)  # raises after stopping a worker that overran
         with self._lock:
-            if len(self._idle) < self._keep and worker.alive:
+            if len(self._idle) < self._keep and worker.alive and self._pid == os.getpid():
                 self._idle.append(worker)
                 worker = None
         if worker is not None:
