@@ -287,6 +287,7 @@ def write_tiny_model(
     norm_std: float = 0.1,
     name: str | None = None,
     edit_weights: Callable[[dict[str, np.ndarray]], None] | None = None,
+    split_max_tensors: int = 0,
 ) -> TinyModel:
     """Write a tiny random F32 GGUF model and return its description.
 
@@ -308,6 +309,10 @@ def write_tiny_model(
 
     chat_template: None (no template key), True (``CHATML_TEMPLATE``) or a
     jinja string.
+
+    split_max_tensors: > 0 writes a split model of parts with at most that many
+    tensors, named ``<stem>-00001-of-0000N.gguf`` beside ``path`` (gguf-py's
+    writer, as convert_hf_to_gguf.py --split-max-tensors writes them).
 
     Weight scales: linear layers N(0, proj_gain**2 / n_in) (O(1)
     activations, attention neither uniform nor one-hot); norm weights
@@ -437,7 +442,7 @@ def write_tiny_model(
 
     # --- GGUF
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     A = arch
     writer.add_name(name or f"tiny-{arch}-s{seed}")
     writer.add_file_type(0)  # ALL_F32
