@@ -9,8 +9,12 @@ Protocol (LED_SPEC.md, "The authors' baseline" and "Measuring accuracy")
   also the ``\\boxed 5`` form) in the *answer region*: if the text contains the
   end-of-think marker, the region is everything after its first occurrence;
   otherwise it is the whole text (models that never think, and unfinished
-  reasoning, are judged on what they wrote).  For GSM8K only, when the region has
-  no box, the last number in it is the answer (thousands commas removed).
+  reasoning, are judged on what they wrote).
+* Two scores, as lm-eval's GSM8K reports them: *strict* (the headline, and the
+  authors' rule) takes the last box only; *flexible* also takes, for GSM8K only,
+  the last number of a region with no box (thousands commas removed).  The
+  fallback is lenient: on small models it mostly counts numbers copied from the
+  question.  Other datasets have no fallback, so both scores are the same.
 * Checking: plain numbers are compared exactly (``2,125`` == ``2125.0``);
   anything else is compared for mathematical equality with math-verify
   (``parse`` / ``verify``), run with math-verify's own signal-based timeouts
@@ -69,7 +73,7 @@ NUMBER_FALLBACK_DATASETS = ("gsm8k",)
 META_FILE = "meta.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: records and summaries hold strict and flexible scores
 
 
 # --------------------------------------------------------------------------- pass@k
@@ -679,8 +683,12 @@ def _append_records(path: Path, records: Iterable[dict]) -> None:
 
 def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share: float,
             think_end: str, number_fallback: bool, checker: AnswerChecker) -> dict:
-    answer = extract_answer(result.text, think_end=think_end, number_fallback=number_fallback)
+    answer = extract_answer(result.text, think_end=think_end)
     correct, note = checker.check(answer, problem.answer)
+    flexible_answer, flexible_correct, flexible_note = answer, correct, None
+    if number_fallback and answer is None:
+        flexible_answer = extract_answer(result.text, think_end=think_end, number_fallback=True)
+        flexible_correct, flexible_note = checker.check(flexible_answer, problem.answer)
     generated = len(result.tokens)
     decided = generated + (result.finish_reason == "eos")
     explored = int(getattr(result, "explored_steps", 0) or 0)
@@ -688,6 +696,7 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
     rec = {
         "problem_id": problem.id, "problem_index": problem.index, "sample": sample,
         "seed": seed, "answer": answer, "gold": problem.answer, "correct": bool(correct),
+        "flexible_answer": flexible_answer, "flexible_correct": bool(flexible_correct),
         "finish_reason": result.finish_reason, "finished": result.finish_reason != "length",
         "generated_tokens": generated,
         "reasoning_tokens": int(getattr(result, "reasoning_tokens", 0) or 0),
@@ -698,6 +707,8 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
     }
     if note:
         rec["verify_note"] = note
+    if flexible_note:
+        rec["flexible_verify_note"] = flexible_note
     return rec
 
 
@@ -713,8 +724,10 @@ class EvalSummary:
     max_tokens: int
     num_problems: int
     num_samples: int
-    pass_at_1: float
-    pass_at_k: dict[int, float]  # k = 1..n
+    pass_at_1: float             # strict: the last box only (the headline)
+    pass_at_k: dict[int, float]  # k = 1..n, strict
+    flexible_pass_at_1: float    # flexible: GSM8K's last-number fallback where there is no box
+    flexible_pass_at_k: dict[int, float]
     mean_tokens: float
     mean_reasoning_tokens: float
     finished_rate: float
@@ -724,13 +737,16 @@ class EvalSummary:
     prompt_format: str  # "chat" or "plain"
     out_dir: str = ""
     correct_counts: list[int] = field(default_factory=list, repr=False)
+    flexible_correct_counts: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d.pop("pass_at_1")
-        d.pop("pass_at_k")
+        for key in ("pass_at_1", "pass_at_k", "flexible_pass_at_1", "flexible_pass_at_k"):
+            d.pop(key)
         return {"pass@1": self.pass_at_1,
-                "pass@k": {str(k): v for k, v in self.pass_at_k.items()}, **d}
+                "pass@k": {str(k): v for k, v in self.pass_at_k.items()},
+                "flexible_pass@1": self.flexible_pass_at_1,
+                "flexible_pass@k": {str(k): v for k, v in self.flexible_pass_at_k.items()}, **d}
 
 
 def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n: int,
@@ -739,6 +755,7 @@ def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n:
     """Summary of ``problems`` from their records (every problem must be complete)."""
     recs = [r for p in problems for r in records[p.index]]
     counts = [sum(r["correct"] for r in records[p.index]) for p in problems]
+    flexible = [sum(r["flexible_correct"] for r in records[p.index]) for p in problems]
     wall = sum(r["wall_seconds"] for r in recs)
     tokens = sum(r["generated_tokens"] for r in recs)
 
@@ -746,15 +763,18 @@ def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n:
         return sum(float(r[key]) for r in recs) / len(recs)
 
     pass_k = {k: mean_pass_at_k(counts, n, k) for k in range(1, n + 1)}
+    flexible_k = {k: mean_pass_at_k(flexible, n, k) for k in range(1, n + 1)}
     return EvalSummary(
         config=label, config_params=config_params, model=model,
         dataset=problems[0].dataset, n=n, limit=limit, seed=seed, max_tokens=max_tokens,
         num_problems=len(problems), num_samples=len(recs), pass_at_1=pass_k[1],
-        pass_at_k=pass_k, mean_tokens=mean("generated_tokens"),
+        pass_at_k=pass_k, flexible_pass_at_1=flexible_k[1], flexible_pass_at_k=flexible_k,
+        mean_tokens=mean("generated_tokens"),
         mean_reasoning_tokens=mean("reasoning_tokens"), finished_rate=mean("finished"),
         tokens_per_second=tokens / wall if wall > 0 else 0.0,
         mean_explore_rate=mean("explore_rate"), generation_seconds=wall,
-        prompt_format=prompt_format, out_dir=out_dir, correct_counts=counts)
+        prompt_format=prompt_format, out_dir=out_dir, correct_counts=counts,
+        flexible_correct_counts=flexible)
 
 
 def _select(dataset: str | os.PathLike | Sequence[Problem], limit: int | None):
@@ -894,13 +914,15 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
 
 
 def format_table(summaries: Sequence[EvalSummary]) -> str:
-    """One row per summary: config, problems, pass@1, pass@n, mean tokens, tok/s,
-    explore rate (accuracies in percent)."""
+    """One row per summary: config, problems, strict pass@1 and pass@n, flexible
+    pass@1 and pass@n, mean tokens, tok/s, explore rate (accuracies in percent)."""
     ns = {s.n for s in summaries}
     pk = f"pass@{ns.pop()}" if len(ns) == 1 else "pass@n"
-    header = ["config", "problems", "n", "pass@1 %", f"{pk} %", "mean tok", "tok/s", "explore"]
+    header = ["config", "problems", "n", "pass@1 %", f"{pk} %", "flex pass@1 %", f"flex {pk} %",
+              "mean tok", "tok/s", "explore"]
     rows = [[s.config, str(s.num_problems), str(s.n), f"{100 * s.pass_at_1:.2f}",
-             f"{100 * s.pass_at_k[s.n]:.2f}", f"{s.mean_tokens:.1f}",
+             f"{100 * s.pass_at_k[s.n]:.2f}", f"{100 * s.flexible_pass_at_1:.2f}",
+             f"{100 * s.flexible_pass_at_k[s.n]:.2f}", f"{s.mean_tokens:.1f}",
              f"{s.tokens_per_second:.1f}", f"{s.mean_explore_rate:.4f}"] for s in summaries]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
