@@ -308,7 +308,8 @@ def test_run_writes_records_and_summary(tmp_path):
                       "explore_rate", "finish_reason"}
     for r in recs:
         assert r["finished"] == (r["finish_reason"] != "length")
-        assert r["explore_rate"] == pytest.approx(r["explored_steps"] / r["generated_tokens"])
+        decided = r["generated_tokens"] + (r["finish_reason"] == "eos")
+        assert r["explore_rate"] == pytest.approx(r["explored_steps"] / decided)
         gold = int(r["gold"])
         assert r["correct"] == (r["answer"] == str(gold))
         assert r["answer"] in (None, str(gold), str(gold + 1))

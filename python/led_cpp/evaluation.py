@@ -601,13 +601,16 @@ def _dataset_digest(problems: Sequence[Problem]) -> str:
 
 
 def run_identity(*, model: str, problems: Sequence[Problem], config: Any, n: int,
-                 seed: int, max_tokens: int, think_end: str) -> dict:
+                 seed: int, max_tokens: int, think_end: str,
+                 chat_template_kwargs: dict | None = None) -> dict:
     """What must match for a run in an out_dir to be resumed (as JSON values, so it
     compares equal to the copy saved in meta.json)."""
     identity = {"format": RUN_FORMAT, "model": model, "dataset": problems[0].dataset,
                 "dataset_digest": _dataset_digest(problems), "config": _config_dict(config),
                 "n": int(n), "seed": int(seed), "max_tokens": int(max_tokens),
                 "think_end": think_end}
+    if chat_template_kwargs:  # absent when unused, so runs from before the option still resume
+        identity["chat_template_kwargs"] = chat_template_kwargs
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -623,8 +626,9 @@ def check_out_dir(out_dir: str | os.PathLike, identity: dict) -> bool:
         return False
     with open(meta_path, encoding="utf-8") as f:
         saved = json.load(f).get("identity", {})
-    diffs = [f"{k}: saved {saved.get(k)!r}, asked {v!r}"
-             for k, v in identity.items() if saved.get(k) != v]
+    diffs = [f"{k}: saved {saved.get(k)!r}, asked {identity.get(k)!r}"
+             for k in list(identity) + [k for k in saved if k not in identity]
+             if saved.get(k) != identity.get(k)]
     if diffs:
         raise RunMismatchError(f"{out} holds a different run; refusing to mix results "
                                "(use another --out):\n  " + "\n  ".join(diffs))
@@ -686,6 +690,7 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
         flexible_answer = extract_answer(result.text, think_end=think_end, number_fallback=True)
         flexible_correct, flexible_note = checker.check(flexible_answer, problem.answer)
     generated = len(result.tokens)
+    decided = generated + (result.finish_reason == "eos")
     explored = int(getattr(result, "explored_steps", 0) or 0)
     timings = getattr(result, "timings", None)
     rec = {
@@ -695,7 +700,8 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
         "finish_reason": result.finish_reason, "finished": result.finish_reason != "length",
         "generated_tokens": generated,
         "reasoning_tokens": int(getattr(result, "reasoning_tokens", 0) or 0),
-        "explored_steps": explored, "explore_rate": explored / generated if generated else 0.0,
+        # per decided step, as GenerationResult.explore_rate: the step that chose EOS counts
+        "explored_steps": explored, "explore_rate": explored / decided if decided else 0.0,
         "prompt_tokens": getattr(timings, "prompt_tokens", None),
         "wall_seconds": wall_share, "text": result.text,
     }
@@ -783,7 +789,8 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
              limit: int | None = None, max_tokens: int = 2048, seed: int = 0,
              out_dir: str | os.PathLike, progress: bool = True,
              think_end: str | None = None, model_name: str | None = None,
-             verify_timeout: float = 5.0, n_parallel: int | None = None) -> EvalSummary:
+             verify_timeout: float = 5.0, n_parallel: int | None = None,
+             chat_template_kwargs: dict | None = None) -> EvalSummary:
     """Run (or resume) one config on the first ``limit`` problems of ``dataset``,
     ``n`` samples each; see the module docstring for the protocol and the files.
 
@@ -791,7 +798,8 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     ``led_cpp.SamplingConfig`` / ``led_cpp.LEDConfig``.  ``think_end``: the
     marker that starts the answer region (default: the config's ``think_end``,
     else ``</think>``).  ``model_name``: the model's identity in the run
-    (default: the basename of ``model.path``).
+    (default: the basename of ``model.path``).  ``chat_template_kwargs``: the
+    chat template's variables (e.g. ``{"enable_thinking": False}``) for every prompt.
     """
     if n < 1:
         raise ValueError("n must be at least 1")
@@ -801,9 +809,16 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     model_name = model_name or model_name_of(model)
     chat = uses_chat_template(model)
     prompt_format = "chat" if chat else "plain"
+    from .chat import check_template_kwargs  # here: the answer checker loads this file on its own
+
+    chat_template_kwargs = check_template_kwargs(chat_template_kwargs)
+    if chat_template_kwargs and not chat:
+        raise ValueError("chat_template_kwargs need a chat template, and this model has none")
+    extra_call = {"chat_template_kwargs": chat_template_kwargs} if chat_template_kwargs else {}
     number_fallback = problems[0].dataset in NUMBER_FALLBACK_DATASETS
     identity = run_identity(model=model_name, problems=all_problems, config=cfg, n=n,
-                            seed=seed, max_tokens=max_tokens, think_end=think_end)
+                            seed=seed, max_tokens=max_tokens, think_end=think_end,
+                            chat_template_kwargs=chat_template_kwargs)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -831,7 +846,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                 t0 = time.perf_counter()
                 results = model.generate_batch(
                     [build_prompt(p.question, chat) for p in chunk], n=n, config=cfg,
-                    max_tokens=max_tokens, seed=call_seed, progress=False, **extra)
+                    max_tokens=max_tokens, seed=call_seed, progress=False, **extra, **extra_call)
                 wall = time.perf_counter() - t0
                 if len(results) != len(chunk) or any(len(r) != n for r in results):
                     raise RuntimeError("generate_batch returned the wrong number of results")
@@ -874,7 +889,8 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
             max_tokens: int = 2048, seed: int = 0, out_dir: str | os.PathLike,
             progress: bool = True, temperature: float | None = None,
             model_name: str | None = None, verify_timeout: float = 5.0,
-            n_parallel: int | None = None) -> list[EvalSummary]:
+            n_parallel: int | None = None,
+            chat_template_kwargs: dict | None = None) -> list[EvalSummary]:
     """Run each config on the same problems with the same per-problem seeds, each
     in ``out_dir/<config dirname>`` (resumable like :func:`evaluate`); writes
     ``out_dir/compare.json``.  ``temperature`` is the default of specs that set none."""
@@ -890,7 +906,8 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     summaries = [
         evaluate(model, dataset, s, n=n, limit=limit, max_tokens=max_tokens, seed=seed,
                  out_dir=Path(out_dir) / s.dirname, progress=progress,
-                 model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel)
+                 model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel,
+                 chat_template_kwargs=chat_template_kwargs)
         for s in specs]
     write_json_atomic(Path(out_dir) / "compare.json", [s.to_dict() for s in summaries])
     return summaries
