@@ -412,8 +412,9 @@ DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & 
     ggml_tensor * chosen_depth = settings.max_entropy
                                      ? ggml_argmax(ctx, entropies)
                                      : ggml_view_1d(ctx, built.ints, n, (m + static_cast<int64_t>(k) * m) * sizeof(int32_t));
-    ggml_tensor * chosen =
-        ggml_reshape_2d(ctx, ggml_get_rows(ctx, posteriors, ggml_reshape_2d(ctx, chosen_depth, 1, n)), k, n);
+    // The chosen depth's posterior also goes back: the distribution the token is drawn from.
+    ggml_tensor * chosen_rows = ggml_get_rows(ctx, posteriors, ggml_reshape_2d(ctx, chosen_depth, 1, n));
+    ggml_tensor * chosen = ggml_reshape_2d(ctx, chosen_rows, k, n);
     ggml_tensor * index;
     if (settings.greedy) {
         index = ggml_argmax(ctx, chosen);
@@ -424,13 +425,14 @@ DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & 
         index = ggml_clamp(ctx, ggml_scale_bias(ctx, ggml_sum_rows(ctx, above), -1.0f, static_cast<float>(k)), 0.0f,
                            static_cast<float>(k - 1));
     }
-    for (ggml_tensor * output : {entropies, chosen_depth, index}) {
+    for (ggml_tensor * output : {entropies, chosen_depth, index, chosen_rows}) {
         ggml_set_output(output);
         ggml_build_forward_expand(graph, output);
     }
     built.entropies = entropies;
     built.chosen_depth = chosen_depth;
     built.index = index;
+    built.chosen = chosen_rows;
     check_support(graph);
     return explore_graphs_.emplace(key, std::move(built)).first->second;
 }
@@ -475,10 +477,12 @@ std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int6
     }
     std::vector<float> host_entropies(static_cast<size_t>(d) * n);
     std::vector<int32_t> host_chosen(n);
+    std::vector<float> host_posteriors(static_cast<size_t>(k) * n);
     std::vector<int32_t> host_index_int(n);
     std::vector<float> host_index_float(n);
     ggml_backend_tensor_get_async(backend_, built.entropies, host_entropies.data(), 0, ggml_nbytes(built.entropies));
     ggml_backend_tensor_get_async(backend_, built.chosen_depth, host_chosen.data(), 0, ggml_nbytes(built.chosen_depth));
+    ggml_backend_tensor_get_async(backend_, built.chosen, host_posteriors.data(), 0, ggml_nbytes(built.chosen));
     if (settings.greedy) {
         ggml_backend_tensor_get_async(backend_, built.index, host_index_int.data(), 0, ggml_nbytes(built.index));
     } else {
@@ -491,6 +495,8 @@ std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int6
         answers[e].depth = host_chosen[e];
         answers[e].entropies.assign(host_entropies.begin() + static_cast<size_t>(e) * d,
                                     host_entropies.begin() + static_cast<size_t>(e + 1) * d);
+        answers[e].posterior.assign(host_posteriors.begin() + static_cast<size_t>(e) * k,
+                                    host_posteriors.begin() + static_cast<size_t>(e + 1) * k);
     }
     return answers;
 }

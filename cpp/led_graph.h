@@ -114,6 +114,7 @@ struct ExploreAnswer {
     int depth = 0;
     int index = 0;                           // into the candidates
     std::vector<float> entropies;            // d values
+    std::vector<float> posterior;            // k values: the chosen depth's posterior P_j*
 };
 
 // Owns the capture tensor and runs the second, lazy graph: the captured depths through the
@@ -160,6 +161,7 @@ private:
         ggml_tensor * entropies = nullptr;
         ggml_tensor * chosen_depth = nullptr;
         ggml_tensor * index = nullptr;
+        ggml_tensor * chosen = nullptr;        // the chosen depth's posterior [k, n]
     };
     using ExploreKey = std::tuple<int, int, int, float, bool, bool, bool, const ggml_tensor *>;
 

@@ -76,3 +76,24 @@ def dataset_file(tmp_path_factory):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def chat_templates_dir(tmp_path_factory) -> Path:
+    """The real chat templates of the pinned llama.cpp sdist (``models/templates/*.jinja``),
+    extracted at test time (never copied into this repository)."""
+    import tarfile
+
+    root = Path(__file__).resolve().parent.parent
+    name = json.loads((root / "third_party" / "llama_cpp_pin.json").read_text())["sdist"]
+    candidates = [Path(os.environ["LED_CPP_LLAMA_SDIST"])] if os.environ.get("LED_CPP_LLAMA_SDIST") else []
+    candidates += [root / "third_party" / "downloads" / name, root.parent / name]
+    sdist = next((path for path in candidates if path.is_file()), None)
+    if sdist is None:
+        pytest.skip(f"the llama.cpp sdist {name} is not here (set LED_CPP_LLAMA_SDIST)")
+    out = tmp_path_factory.mktemp("templates")
+    with tarfile.open(sdist) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and "/models/templates/" in member.name and member.name.endswith(".jinja"):
+                (out / Path(member.name).name).write_bytes(archive.extractfile(member).read())
+    return out

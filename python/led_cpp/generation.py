@@ -12,9 +12,11 @@ from .results import GenerationResult
 class _Run:
     """Drives one native BatchRun; closes it on any exception, Ctrl-C included."""
 
-    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None) -> None:
+    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None,
+                 markers: Optional[Tuple[str, str]] = None) -> None:
         self._native: Optional[_core.BatchRun] = native
         self._trace = trace
+        self._markers = markers
         self._progress = progress
         self._results: Optional[List[List[GenerationResult]]] = None
         self.stats: dict = {}
@@ -38,7 +40,7 @@ class _Run:
             return
         self.stats = dict(self._native.stats)
         self._results = [
-            [GenerationResult.from_native(item, self._trace) for item in prompt] for prompt in self._native.results()
+            [GenerationResult.from_native(item, self._trace, self._markers) for item in prompt] for prompt in self._native.results()
         ]
         self.close()
 
