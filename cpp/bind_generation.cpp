@@ -109,11 +109,11 @@ void register_generation(py::module_ & module) {
                  std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });
                  py::list out;
                  for (const auto & piece : pieces) {
-                     out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text)));
+                     out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text), piece.reasoning));
                  }
                  return out;
              },
-             "Runs one llama_decode and returns [(prompt_index, sample_index, text)] that became final.")
+             "Runs one llama_decode and returns [(prompt_index, sample_index, text, in_reasoning)] that became final.")
         .def_property_readonly("finished", &led::BatchRun::finished)
         .def("close", &led::BatchRun::close, py::call_guard<py::gil_scoped_release>(),
              "Stops every sequence and frees their cells; the model stays usable.")

@@ -457,8 +457,15 @@ void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
         end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
     }
     if (end > sample.emitted) {
-        pieces.push_back({sample.prompt, sample.index,
-                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted))});
+        // A piece never straddles the end of the reasoning segment.
+        const size_t boundary = std::clamp(sample.reasoning.answer_begin(), sample.emitted, end);
+        const std::string_view bytes(sample.bytes);
+        if (boundary > sample.emitted) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(sample.emitted, boundary - sample.emitted)), true});
+        }
+        if (end > boundary) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(boundary, end - boundary)), false});
+        }
         sample.emitted = end;
     }
 }

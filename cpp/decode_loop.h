@@ -96,6 +96,7 @@ struct Piece {
     int prompt;
     int sample;
     std::string text;
+    bool reasoning = false;  // the text lies in the reasoning segment (markers included)
 };
 
 struct RunStats {

@@ -92,6 +92,11 @@ void ReasoningTracker::feed(llama_token token, const std::string & bytes, size_t
     }
 }
 
+size_t ReasoningTracker::answer_begin() const {
+    if (!started_inside_ || end_ == nullptr || end_->empty()) return 0;
+    return inside_ ? std::string::npos : answer_begin_;
+}
+
 std::string ReasoningTracker::reasoning(const std::string & bytes) const {
     if (!started_inside_ || end_ == nullptr || end_->empty()) return {};
     const size_t stop = inside_ ? bytes.size() : std::min(reasoning_end_, bytes.size());
