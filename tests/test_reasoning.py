@@ -230,3 +230,42 @@ def test_an_explicit_multi_token_marker_matches_by_text_across_tokens(families):
 def test_an_empty_marker_is_refused():
     with pytest.raises(ValueError, match="think_end must not be empty"):
         LEDConfig(think_end="")
+
+
+def _closed_sample(model, tm, family, end_id):
+    """A hot sample of the family's prompt that closes the segment, generated alone."""
+    prompt = prompt_tokens(tm, family)
+    for seed in range(64):
+        generation = model.generate(prompt, config=SamplingConfig(temperature=4.0, top_k=0, top_p=1.0),
+                                    max_tokens=48, seed=seed)
+        parts = list(generation.parts())
+        if end_id in generation.result.tokens[:-1]:
+            return generation.result, parts
+    pytest.fail("no seed in 0..63 closed the segment")
+
+
+@pytest.mark.parametrize("family", ["qwen3", "ministral-reasoning"])
+def test_streamed_parts_say_which_side_of_the_segment_they_lie(families, family):
+    tm, model = families[family]
+    result, parts = _closed_sample(model, tm, family, tm.special_ids[FAMILIES[family][3][1]])
+    flags = [reasoning for _, reasoning in parts]
+    assert flags == sorted(flags, reverse=True) and flags[0] and not flags[-1]  # reasoning, then answer
+    reasoning = "".join(text for text, inside in parts if inside)
+    answer = "".join(text for text, inside in parts if not inside)
+    assert reasoning + answer == result.text
+    assert clean(answer.lstrip()) == clean(result.answer)
+
+
+def test_evaluation_reads_the_answer_after_the_models_marker(families):
+    from led_cpp import evaluation as ev
+
+    tm, model = families["ministral-reasoning"]
+    assert ev.model_end_marker(model) == "[/THINK]" and ev.model_end_marker(families["none"][1]) is None
+    result, _ = _closed_sample(model, tm, "ministral-reasoning", tm.special_ids["[/THINK]"])
+    # [/THINK] is a control token: absent from the text, the split comes from the decode loop
+    assert ev.answer_region(result.text, "[/THINK]") == result.text
+    assert ev.result_answer_region(result, "[/THINK]") == result.answer != result.text
+    # a model without markers is read whole
+    tm, plain = families["none"]
+    free = plain.generate(prompt_tokens(tm, "none"), max_tokens=8, seed=1).result
+    assert ev.result_answer_region(free, ev.model_end_marker(plain) or ev.DEFAULT_THINK_END) == free.text

@@ -9,7 +9,9 @@ Protocol (LED_SPEC.md, "The authors' baseline" and "Measuring accuracy")
   also the ``\\boxed 5`` form) in the *answer region*: if the text contains the
   end-of-think marker, the region is everything after its first occurrence;
   otherwise it is the whole text (models that never think, and unfinished
-  reasoning, are judged on what they wrote).  For GSM8K only, when the region has
+  reasoning, are judged on what they wrote).  The marker is the model's own
+  (``Model.reasoning_markers``) unless ``think_end`` or the config names one;
+  where the decode loop closed the segment, the result's ``answer`` is the region.  For GSM8K only, when the region has
   no box, the last number in it is the answer (thousands commas removed).
 * Checking: plain numbers are compared exactly (``2,125`` == ``2125.0``);
   anything else is compared for mathematical equality with math-verify
@@ -673,9 +675,26 @@ def _append_records(path: Path, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def model_end_marker(model: Any) -> str | None:
+    """The end marker of the model's reasoning segment (``Model.reasoning_markers``), or None."""
+    markers = getattr(model, "reasoning_markers", None)
+    return markers[1] if markers else None
+
+
+def result_answer_region(result: Any, think_end: str) -> str:
+    """The region an answer is read from: the result's own ``answer`` when its decode loop
+    followed ``think_end`` and the segment closed (also for a marker that is a control token
+    and so absent from the text), else ``answer_region`` of its text."""
+    markers = getattr(result, "reasoning_markers", None)
+    if (markers and markers[1] == think_end and getattr(result, "starts_in_reasoning", False)
+            and result.reasoning_tokens < len(result.tokens)):
+        return result.answer
+    return answer_region(result.text, think_end)
+
+
 def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share: float,
             think_end: str, number_fallback: bool, checker: AnswerChecker) -> dict:
-    answer = extract_answer(result.text, think_end=think_end, number_fallback=number_fallback)
+    answer = extract_answer(result_answer_region(result, think_end), think_end="", number_fallback=number_fallback)
     correct, note = checker.check(answer, problem.answer)
     generated = len(result.tokens)
     explored = int(getattr(result, "explored_steps", 0) or 0)
@@ -770,14 +789,17 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     ``config``: a spec text (``"led:d=4"``), a :class:`ConfigSpec` or a
     ``led_cpp.SamplingConfig`` / ``led_cpp.LEDConfig``.  ``think_end``: the
     marker that starts the answer region (default: the config's ``think_end``,
-    else ``</think>``).  ``model_name``: the model's identity in the run
+    else the model's end marker, else ``</think>``).  ``model_name``: the model's identity in the run
     (default: the basename of ``model.path``).
     """
     if n < 1:
         raise ValueError("n must be at least 1")
     all_problems, problems = _select(dataset, limit)
     label, cfg = _resolve_config(config)
-    think_end = think_end or getattr(cfg, "think_end", None) or DEFAULT_THINK_END
+    explicit = think_end or getattr(cfg, "think_end", None)
+    think_end = explicit or DEFAULT_THINK_END  # the run's identity: "</think>" stands for the default
+    # The answer region follows the marker generation followed: the explicit one, else the model's.
+    answer_marker = explicit or model_end_marker(model) or DEFAULT_THINK_END
     model_name = model_name or model_name_of(model)
     chat = uses_chat_template(model)
     prompt_format = "chat" if chat else "plain"
@@ -790,7 +812,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     if not check_out_dir(out, identity):
         write_json_atomic(out / META_FILE, {
             "identity": identity, "config_label": label, "prompt_format": prompt_format,
-            "instruction": INSTRUCTION, "think_end": think_end,
+            "instruction": INSTRUCTION, "think_end": answer_marker,
             "model_path": str(getattr(model, "path", "") or ""),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     samples_path = out / SAMPLES_FILE
@@ -818,7 +840,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                 new = []
                 for p, outs in zip(chunk, results):
                     recs = [_record(p, s, r, seed=call_seed, wall_share=wall / (len(chunk) * n),
-                                    think_end=think_end, number_fallback=number_fallback,
+                                    think_end=answer_marker, number_fallback=number_fallback,
                                     checker=checker) for s, r in enumerate(outs)]
                     records[p.index] = recs
                     new.extend(recs)
