@@ -269,3 +269,12 @@ def test_evaluation_reads_the_answer_after_the_models_marker(families):
     tm, plain = families["none"]
     free = plain.generate(prompt_tokens(tm, "none"), max_tokens=8, seed=1).result
     assert ev.result_answer_region(free, ev.model_end_marker(plain) or ev.DEFAULT_THINK_END) == free.text
+
+
+def test_the_state_is_per_prompt_in_a_batch(families):
+    tm, model = families["qwen3"]
+    prompts = [prompt_tokens(tm, "qwen3", enable_thinking=False), prompt_tokens(tm, "qwen3", enable_thinking=True)]
+    results = model.generate_batch(prompts, n=2, config=LEDConfig(d=D, exploit=False), max_tokens=12, seed=3)
+    assert [[r.starts_in_reasoning for r in samples] for samples in results] == [[False, False], [True, True]]
+    assert all(r.explored_steps == 0 for r in results[0])
+    assert all(r.explored_steps == r.reasoning_tokens > 0 for r in results[1])
