@@ -58,12 +58,12 @@ def render(template: str, messages, **kwargs) -> str:
 
 
 @pytest.fixture(scope="module")
-def families(chat_templates_dir, tmp_path_factory):
+def families(llama_templates, tmp_path_factory):
     """family -> (TinyModel, led_cpp.Model); "none" has no reasoning markers at all."""
     root = tmp_path_factory.mktemp("families")
     out = {}
     for family, (template, extra, think, _) in FAMILIES.items():
-        text = (chat_templates_dir / f"{template}.jinja").read_text()
+        text = llama_templates[f"{template}.jinja"]
         tm = write_tiny_model(root / f"{family}.gguf", "llama", chat_template=text, extra_tokens=extra,
                               think_tokens=think, seed=3, context_length=4096)
         out[family] = (tm, led_cpp.Model(tm.path, n_ctx=4096, n_threads=1))

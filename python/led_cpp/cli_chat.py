@@ -49,8 +49,9 @@ class ReasoningView:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from .cli import load_model
+    from .cli import chat_template_kwargs_from, load_model
 
+    template_kwargs = chat_template_kwargs_from(args)
     model = load_model(args)
     if model.chat_template is None:
         raise ValueError(f"{model.path.name} has no chat template; led-cpp chat needs one (use led-cpp generate)")
@@ -86,7 +87,8 @@ def _chat(args: argparse.Namespace) -> int:
             continue
         messages = history + [{"role": "user", "content": text}]
         view = ReasoningView(out, [marker for marker in model._markers_for(config) if marker], args.hide_reasoning, colour)
-        generation = model.generate(messages, config=config, max_tokens=args.max_tokens, seed=seed)
+        generation = model.generate(messages, config=config, max_tokens=args.max_tokens, seed=seed,
+                                    chat_template_kwargs=template_kwargs)
         if seed is not None:
             seed += 1
         try:
@@ -108,10 +110,11 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def register_chat_command(subparsers) -> None:
-    from .cli import _add_model_arguments
+    from .cli import _add_model_arguments, add_chat_template_arguments
 
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal (history, streaming, reasoning apart)")
     _add_model_arguments(chat)
+    add_chat_template_arguments(chat)
     chat.add_argument("--system", default=None, help="system message")
     chat.add_argument("--max-tokens", type=int, default=2048, help="per answer (2048)")
     chat.add_argument("--temperature", type=float, default=0.6, help="0 = greedy (0.6)")
