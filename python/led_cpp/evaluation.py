@@ -9,7 +9,9 @@ Protocol (LED_SPEC.md, "The authors' baseline" and "Measuring accuracy")
   also the ``\\boxed 5`` form) in the *answer region*: if the text contains the
   end-of-think marker, the region is everything after its first occurrence;
   otherwise it is the whole text (models that never think, and unfinished
-  reasoning, are judged on what they wrote).
+  reasoning, are judged on what they wrote).  The marker is the model's own
+  (``Model.reasoning_markers``) unless ``think_end`` or the config names one;
+  where the decode loop closed the segment, the result's ``answer`` is the region.
 * Two scores, as lm-eval's GSM8K reports them: *strict* (the headline, and the
   authors' rule) takes the last box only; *flexible* also takes, for GSM8K only,
   the last number of a region with no box (thousands commas removed).  The
@@ -681,13 +683,31 @@ def _append_records(path: Path, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def model_end_marker(model: Any) -> str | None:
+    """The end marker of the model's reasoning segment (``Model.reasoning_markers``), or None."""
+    markers = getattr(model, "reasoning_markers", None)
+    return markers[1] if markers else None
+
+
+def result_answer_region(result: Any, think_end: str) -> str:
+    """The region an answer is read from: the result's own ``answer`` when its decode loop
+    followed ``think_end`` and the segment closed (also for a marker that is a control token
+    and so absent from the text), else ``answer_region`` of its text."""
+    markers = getattr(result, "reasoning_markers", None)
+    if (markers and markers[1] == think_end and getattr(result, "starts_in_reasoning", False)
+            and result.reasoning_tokens < len(result.tokens)):
+        return result.answer
+    return answer_region(result.text, think_end)
+
+
 def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share: float,
             think_end: str, number_fallback: bool, checker: AnswerChecker) -> dict:
-    answer = extract_answer(result.text, think_end=think_end)
+    region = result_answer_region(result, think_end)
+    answer = extract_answer(region, think_end="")
     correct, note = checker.check(answer, problem.answer)
     flexible_answer, flexible_correct, flexible_note = answer, correct, None
     if number_fallback and answer is None:
-        flexible_answer = extract_answer(result.text, think_end=think_end, number_fallback=True)
+        flexible_answer = extract_answer(region, think_end="", number_fallback=True)
         flexible_correct, flexible_note = checker.check(flexible_answer, problem.answer)
     generated = len(result.tokens)
     decided = generated + (result.finish_reason == "eos")
@@ -797,7 +817,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     ``config``: a spec text (``"led:d=4"``), a :class:`ConfigSpec` or a
     ``led_cpp.SamplingConfig`` / ``led_cpp.LEDConfig``.  ``think_end``: the
     marker that starts the answer region (default: the config's ``think_end``,
-    else ``</think>``).  ``model_name``: the model's identity in the run
+    else the model's end marker, else ``</think>``).  ``model_name``: the model's identity in the run
     (default: the basename of ``model.path``).  ``chat_template_kwargs``: the
     chat template's variables (e.g. ``{"enable_thinking": False}``) for every prompt.
     """
@@ -805,7 +825,10 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
         raise ValueError("n must be at least 1")
     all_problems, problems = _select(dataset, limit)
     label, cfg = _resolve_config(config)
-    think_end = think_end or getattr(cfg, "think_end", None) or DEFAULT_THINK_END
+    explicit = think_end or getattr(cfg, "think_end", None)
+    think_end = explicit or DEFAULT_THINK_END  # the run's identity: "</think>" stands for the default
+    # The answer region follows the marker generation followed: the explicit one, else the model's.
+    answer_marker = explicit or model_end_marker(model) or DEFAULT_THINK_END
     model_name = model_name or model_name_of(model)
     chat = uses_chat_template(model)
     prompt_format = "chat" if chat else "plain"
@@ -825,7 +848,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     if not check_out_dir(out, identity):
         write_json_atomic(out / META_FILE, {
             "identity": identity, "config_label": label, "prompt_format": prompt_format,
-            "instruction": INSTRUCTION, "think_end": think_end,
+            "instruction": INSTRUCTION, "think_end": answer_marker,
             "model_path": str(getattr(model, "path", "") or ""),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     samples_path = out / SAMPLES_FILE
@@ -853,7 +876,7 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                 new = []
                 for p, outs in zip(chunk, results):
                     recs = [_record(p, s, r, seed=call_seed, wall_share=wall / (len(chunk) * n),
-                                    think_end=think_end, number_fallback=number_fallback,
+                                    think_end=answer_marker, number_fallback=number_fallback,
                                     checker=checker) for s, r in enumerate(outs)]
                     records[p.index] = recs
                     new.extend(recs)
