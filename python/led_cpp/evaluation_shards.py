@@ -172,7 +172,8 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
     count = int(first.shard["count"])
     absent = [k for k in range(1, count + 1) if k not in by_index]
     if absent:
-        lacking.insert(0, f"shards {', '.join(f'{k}/{count}' for k in absent)} not given "
+        lacking.insert(0, f"shard{'s' * (len(absent) > 1)} "
+                          f"{', '.join(f'{k}/{count}' for k in absent)} not given "
                           f"({len(set(first.shard['selected']) - set(owner))} problems)")
     if lacking:
         missing_total = len(first.shard["selected"]) - len(records)
@@ -200,7 +201,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
                            max_tokens=int(first.base["max_tokens"]),
                            prompt_format=first.meta.get("prompt_format", ""), out_dir=str(out))
     summary.run = {"runner": "merge", "shards": [
-        {"dir": str(s.path), "shard": s.label, **sm.get("run", {})}
+        {"dir": str(s.path), **sm.get("run", {}), "shard": s.label}
         for s, sm in sorted(zip(shards, summaries), key=lambda x: x[0].shard["index"])]}
     ev.write_json_atomic(out / ev.SUMMARY_FILE, summary.to_dict())
     return summary
