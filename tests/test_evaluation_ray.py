@@ -223,6 +223,17 @@ def test_a_model_a_worker_cannot_read_names_the_node(ray_cluster, tmp_path):
         backend(tmp_path / "absent.gguf", ray_cluster).start()
 
 
+@pytest.mark.ray
+def test_workers_the_cluster_cannot_place_time_out_with_what_they_ask(ray_cluster, tiny):
+    pool = evaluation_ray.RayBackend(tiny.path, workers=3, threads_per_worker=1, start_timeout=2)
+    with pytest.warns(UserWarning, match="3 workers of 1 CPUs"):
+        with pytest.raises(TimeoutError, match="did not start .* the cluster has 2 CPUs"):
+            pool.start()
+    # Nothing is left behind: the next pool gets the cluster's CPUs.
+    with backend(tiny.path, ray_cluster) as pool:
+        assert len({w["pid"] for w in pool.worker_infos()}) == 2
+
+
 def test_an_address_that_does_not_answer_fails_fast(tmp_path, dataset):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ import hashlib
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -263,6 +264,14 @@ class RayBackend:
         if threads is None:
             threads = 1 if self.gpus_per_worker else max(1, int(cpus // workers))
         self._threads = threads
+        asks = (f"{workers} workers of {threads} CPUs and {self.gpus_per_worker:g} GPUs; the "
+                f"cluster has {cpus:g} CPUs and {gpus:g} GPUs")
+        if workers * threads > cpus or workers * self.gpus_per_worker > gpus:
+            if self._owns_cluster:  # a local cluster does not grow
+                raise ValueError(f"the local Ray cluster cannot place {asks} (use fewer --workers, "
+                                 "--threads-per-worker or --gpus-per-worker)")
+            warnings.warn(f"waiting up to {self.start_timeout:g} s for the cluster to place {asks}",
+                          stacklevel=3)
         kwargs = {**self.model_kwargs, "n_threads": threads}
         actor = ray.remote(EvalWorker).options(
             num_cpus=threads, num_gpus=self.gpus_per_worker, max_restarts=self.max_restarts,
@@ -273,10 +282,9 @@ class RayBackend:
         ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
         if waiting:
             raise TimeoutError(
-                f"{len(waiting)} of {workers} Ray workers did not start within "
-                f"{self.start_timeout:g} s; each asks for {threads} CPUs and "
-                f"{self.gpus_per_worker:g} GPUs, the cluster has {cpus:g} CPUs and {gpus:g} GPUs "
-                "(use fewer --workers, --threads-per-worker or --gpus-per-worker)")
+                f"{len(waiting)} of {workers} Ray workers did not start (placed and model "
+                f"loaded) within {self.start_timeout:g} s; asked for {asks} (use fewer "
+                "--workers, --threads-per-worker or --gpus-per-worker)")
         self._infos = ray.get(refs)
         for info in self._infos:
             if info["error"]:
