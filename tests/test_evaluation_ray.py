@@ -65,7 +65,8 @@ def tiny(tmp_path_factory):
 
 def backend(path, ray_cluster, **kw) -> evaluation_ray.RayBackend:
     return evaluation_ray.RayBackend(path, workers=2, threads_per_worker=1,
-                                     model_kwargs={"n_ctx": 1024}, start_timeout=300, **kw)
+                                     model_kwargs={"n_ctx": 1024}, start_timeout=300,
+                                     stall_timeout=300, **kw)  # a hang fails the test
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ from led_cpp.evaluation_ray import RayBackend
 
 model, dataset, out, address = sys.argv[1:5]
 with RayBackend(model, address=address, workers=2, threads_per_worker=1,
-                model_kwargs={"n_ctx": 1024}) as pool:
+                model_kwargs={"n_ctx": 1024}, stall_timeout=300) as pool:
     ev.evaluate(pool, dataset, "led", out_dir=out, **%r)
 """ % SMOL
 
@@ -234,7 +235,18 @@ def test_workers_the_cluster_cannot_place_time_out_with_what_they_ask(ray_cluste
         assert len({w["pid"] for w in pool.worker_infos()}) == 2
 
 
+@pytest.mark.ray
+def test_a_stalled_run_stops_with_a_timeout(ray_cluster, smollm2_path, dataset, tmp_path):
+    # No SmolLM2 problem finishes within 10 ms: the run stops instead of waiting for ever.
+    pool = evaluation_ray.RayBackend(smollm2_path, workers=2, threads_per_worker=1,
+                                     model_kwargs={"n_ctx": 1024}, stall_timeout=0.01)
+    with pool, pytest.raises(TimeoutError, match="no problem finished within 0.01 s on 2 Ray workers"):
+        ev.evaluate(pool, dataset, "led", out_dir=tmp_path, **SMOL)
+    assert not (tmp_path / ev.SAMPLES_FILE).exists()
+
+
 def test_an_address_that_does_not_answer_fails_fast(tmp_path, dataset):
+    pytest.importorskip("ray")
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

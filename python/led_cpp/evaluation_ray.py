@@ -162,7 +162,8 @@ class RayBackend:
     CUDA_VISIBLE_DEVICES).  ``threads_per_worker``: llama.cpp threads, also the
     CPUs each worker reserves (default: the cluster's CPUs shared out, 1 with
     GPUs).  ``model_kwargs``: more ``led_cpp.Model`` arguments (n_ctx,
-    n_gpu_layers, led_projection, ...).
+    n_gpu_layers, led_projection, ...).  ``stall_timeout``: raise TimeoutError
+    when no batch finishes for that many seconds (a hung worker or node).
     """
 
     model: str | os.PathLike
@@ -178,6 +179,7 @@ class RayBackend:
     max_restarts: int = 3  # Ray restarts of a dead worker
     connect_timeout: float = 15.0
     start_timeout: float = 900.0  # workers scheduled and models loaded (downloads included)
+    stall_timeout: float | None = None  # stop when no batch finishes for this long (None: wait)
 
     def __post_init__(self) -> None:
         if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
@@ -349,7 +351,11 @@ class RayBackend:
                     ref = self._actors[slot].run_chunk.remote(chunk, job_ref)
                     inflight[ref] = (slot, chunk, failed_on)
                     load[slot] += 1
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.stall_timeout)
+                if not ready:
+                    raise TimeoutError(
+                        f"no problem finished within {self.stall_timeout:g} s on "
+                        f"{len(self._actors)} Ray workers ({len(inflight)} running or queued)")
                 for ref in ready:
                     slot, chunk, failed_on = inflight.pop(ref)
                     load[slot] -= 1
