@@ -194,7 +194,8 @@ class RayBackend:
             # Resolved here: workers do not share the driver's working directory.
             self.model = os.path.abspath(os.fspath(self.model))
         self._ray = None
-        self._owns_cluster = False
+        self._owns_cluster = False  # a local cluster this backend started
+        self._connected = False  # ray.init called here: shut down (disconnect) on close
         self._actors: list[Any] = []
         self._infos: list[dict] = []
         self._threads = 0
@@ -239,7 +240,7 @@ class RayBackend:
         if address in (None, "", "local"):
             ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      log_to_driver=False)
-            self._owns_cluster = True
+            self._owns_cluster = self._connected = True
             return
         if address == "auto":
             env = os.environ.get("RAY_ADDRESS")
@@ -249,6 +250,7 @@ class RayBackend:
             probe_address(address, self.connect_timeout)
         try:
             ray.init(address=address, log_to_driver=False)
+            self._connected = True
         except ConnectionError as e:
             raise ConnectionError(f"cannot join the Ray cluster at {address!r}: {e}; start one "
                                   "with `ray start --head`, or give its address") from None
@@ -299,7 +301,8 @@ class RayBackend:
                 f"{i['node']}: {i['model_path']} ({i['fingerprint']})" for i in self._infos))
 
     def close(self) -> None:
-        """Stop the workers, and the local cluster if this backend started it."""
+        """Stop the workers; stop the local cluster this backend started, or leave the
+        cluster it joined."""
         ray, actors = self._ray, self._actors
         self._actors = []
         if ray is None:
@@ -309,9 +312,9 @@ class RayBackend:
                 ray.kill(a, no_restart=True)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        if self._owns_cluster and ray.is_initialized():
+        if self._connected and ray.is_initialized():
             ray.shutdown()
-            self._owns_cluster = False
+        self._owns_cluster = self._connected = False
 
     def worker_infos(self) -> list[dict]:
         """Each worker's node, pid, device and model (asked now: pids change on restarts)."""
