@@ -47,6 +47,7 @@ py::dict result_dict(const led::SampleResult & result) {
     py::list trace;
     for (const auto & step : result.trace) {
         py::dict item;
+        item["token"] = step.token;
         item["explored"] = step.explored;
         item["depth"] = step.depth;
         item["entropies"] = step.entropies;

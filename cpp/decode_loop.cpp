@@ -135,11 +135,12 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
         if (spec_.k < 1 || spec_.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
         settings.k = spec_.k;
         settings.ln = spec_.ln;
-        // The every-step posteriors must fit a row of llama.cpp's sampled-logits buffer.
-        const bool fits = static_cast<int64_t>(spec_.k) * (spec_.d + 1) + spec_.d <= n_vocab;
+        // The every-step values (k logits, then k probabilities at each of d-1 depths) must fit a
+        // row of llama.cpp's sampled-logits buffer.
+        const bool fits = static_cast<int64_t>(spec_.k) * spec_.d <= n_vocab;
         const Projection projection = model_.options().led_projection;
         if (projection == Projection::every_step && !fits) {
-            throw std::invalid_argument("led_projection='every_step' needs k*(d+1)+d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
+            throw std::invalid_argument("led_projection='every_step' needs k*d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
         }
         settings.projection = fits && spec_.d > 1 ? projection : Projection::on_explore;
         for (int j = 1; j < spec_.d; ++j) {
@@ -200,7 +201,7 @@ void BatchRun::close() {
 
 void BatchRun::check_graph_state() const {
     if (!graph_state_->error().empty()) {
-        throw std::runtime_error("LED cannot run on this model: " + graph_state_->error());
+        throw std::runtime_error("LED cannot run on this " + model_.architecture() + " model: " + graph_state_->error());
     }
 }
 
@@ -219,15 +220,26 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot) {
     step.candidates.assign(candidates, candidates + k);
     step.probabilities.assign(probabilities, probabilities + k);
     step.logits.assign(logits, logits + k);
-    if (graph_state_->every_step()) {
-        const int d = spec_.d;
-        const size_t expected = static_cast<size_t>(k) + static_cast<size_t>(d) * k + d;
+    const int depths = graph_state_->every_step() ? spec_.d - 1 : 0;
+    if (depths > 0) {
+        const size_t expected = static_cast<size_t>(k) * spec_.d;
         if (llama_get_sampled_logits_count_ith(context_, batch_index) != expected) {
-            throw std::runtime_error("llama.cpp returned no depth posteriors from the LED sampler for output " +
+            throw std::runtime_error("llama.cpp returned no depth probabilities from the LED sampler for output " +
                                      std::to_string(batch_index));
         }
-        step.posteriors.assign(logits + k, logits + k + static_cast<size_t>(d) * k);
-        step.entropies.assign(logits + k + static_cast<size_t>(d) * k, logits + expected);
+        step.depth_probabilities.assign(logits + k, logits + expected);
+    }
+    // Exact probability ties come back in no fixed order: put the lower id first (led_math).
+    if (candidate_order(candidates, probabilities, k, order_)) {
+        for (int c = 0; c < k; ++c) {
+            const int from = order_[c];
+            step.candidates[c] = candidates[from];
+            step.probabilities[c] = probabilities[from];
+            step.logits[c] = logits[from];
+            for (int j = 0; j < depths; ++j) {
+                step.depth_probabilities[static_cast<size_t>(j) * k + c] = logits[k + static_cast<size_t>(j) * k + from];
+            }
+        }
     }
     step.capture_slot = capture_slot;
 }
@@ -290,7 +302,11 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         Sample * sample;
         int index = 0;
         bool explored = false;
+        bool needs_depths = false;   // explores, or the trace wants the entropies
         int depth = 0;
+        float u_token = 0.0f;
+        float u_depth = 0.0f;
+        std::vector<float> depth_probabilities;  // on_explore: depths 1..d-1 from the second graph
         std::vector<float> entropies;
     };
     std::vector<Decision> decisions;
@@ -306,34 +322,18 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         const float u_token = uniform(streams.token);
         const float u_depth = uniform(streams.depth);
         Decision decision{&sample};
+        decision.u_token = u_token;
+        decision.u_depth = u_depth;
         if (!spec_.led) {
             decision.index = greedy ? 0 : draw_standard(q, spec_.top_p, spec_.min_p, u_token);
         } else {
             const bool allowed = !spec_.think_only || sample.in_reasoning;
-            decision.explored = explores(q[0], spec_.exploit, allowed, u_gate);
-            if (decision.explored && spec_.d == 1) {
-                // No earlier depth: the posterior is the floored final layer alone (led_math).
-                std::vector<float> posterior(k);
-                decision.entropies.resize(1);
-                cumulative_posteriors(q.data(), 1, k, posterior.data(), decision.entropies.data());
-                decision.index = greedy ? argmax_first(posterior.data(), k) : draw_index(posterior.data(), k, u_token);
-            } else if (graph_state_->every_step()) {
-                // The model graph already returned this step's posteriors: finish on the host.
-                if (options_.trace) decision.entropies = step.entropies;
-                if (decision.explored) {
-                    decision.depth = choose_depth(step.entropies.data(), spec_.d, spec_.depth_rule, spec_.fixed_depth, u_depth);
-                    const float * posterior = step.posteriors.data() + static_cast<size_t>(decision.depth) * k;
-                    decision.index = greedy ? argmax_first(posterior, k) : draw_index(posterior, k, u_token);
-                }
-            } else if (decision.explored || (options_.trace && spec_.d > 1)) {
+            decision.explored = explores(q[0], spec_.exploit, allowed, greedy, u_gate);
+            decision.needs_depths = decision.explored || (options_.trace && spec_.d > 1);
+            if (decision.needs_depths && spec_.d > 1 && !graph_state_->every_step()) {
                 ExploreQuery query;
                 query.slot = step.capture_slot;
                 query.candidates = step.candidates.data();
-                query.probabilities = q.data();
-                query.uniform_token = u_token;
-                query.depth = spec_.depth_rule == DepthRule::random
-                                  ? std::min(static_cast<int>(u_depth * static_cast<float>(spec_.d)), spec_.d - 1)
-                                  : spec_.fixed_depth;
                 queries.push_back(query);
                 query_owner.push_back(decisions.size());
             }
@@ -348,19 +348,33 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         settings.d = spec_.d;
         settings.k = spec_.k;
         settings.inverse_temperature = graph_state_->settings().inverse_temperature;
-        settings.greedy = greedy;
         settings.ln = spec_.ln;
-        settings.max_entropy = spec_.depth_rule == DepthRule::max_entropy;
-        const auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, queries);
+        auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, queries);
         ++stats_.explore_graphs;
         for (size_t i = 0; i < answers.size(); ++i) {
-            Decision & decision = decisions[query_owner[i]];
-            decision.entropies = answers[i].entropies;
-            if (decision.explored) {
-                decision.index = answers[i].index;
-                decision.depth = answers[i].depth;
-            }
+            decisions[query_owner[i]].depth_probabilities = std::move(answers[i]);
         }
+    }
+    // One decision path for both projections: the depth and the token from the candidates'
+    // probabilities at every depth, on the host (led_math: first maximum, lower id on ties).
+    std::vector<float> depth_probabilities;
+    for (Decision & decision : decisions) {
+        if (!decision.needs_depths) continue;
+        const StepData & step = decision.sample->step;
+        const int k = static_cast<int>(step.probabilities.size());
+        const std::vector<float> & deeper = graph_state_->every_step() ? step.depth_probabilities : decision.depth_probabilities;
+        depth_probabilities.assign(step.probabilities.begin(), step.probabilities.end());
+        depth_probabilities.insert(depth_probabilities.end(), deeper.begin(), deeper.end());
+        if (depth_probabilities.size() != static_cast<size_t>(spec_.d) * k) {
+            throw std::logic_error("LED's depth projection returned the wrong number of probabilities");
+        }
+        Exploration exploration = explore(depth_probabilities.data(), spec_.d, k, spec_.depth_rule, spec_.fixed_depth,
+                                          greedy, decision.u_depth, decision.u_token);
+        if (decision.explored) {
+            decision.depth = exploration.depth;
+            decision.index = exploration.index;
+        }
+        if (options_.trace) decision.entropies = std::move(exploration.entropies);
     }
     for (Decision & decision : decisions) {
         Sample & sample = *decision.sample;
@@ -368,21 +382,16 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         sample.has_step = false;
         const StepData & step = sample.step;
         const llama_token token = step.candidates[decision.index];
-        if (model_.is_end_of_generation(token)) {
-            finish(sample, "eos", pieces);
-            continue;
-        }
+        // The step that chooses the end of generation is a decided step like any other: it counts
+        // (explored or not) and has its trace entry, though its token is not part of the text.
         ++stats_.decided_steps;
         if (decision.explored) {
             ++stats_.explored_steps;
             ++result.explored_steps;
         }
-        result.tokens.push_back(token);
-        // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
-        result.logprobs.push_back(std::log(step.probabilities[0]) +
-                                  (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
         if (options_.trace) {
             TraceStep trace;
+            trace.token = token;
             trace.explored = decision.explored;
             trace.depth = decision.depth;
             trace.entropies = std::move(decision.entropies);
@@ -397,6 +406,14 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
             }
             result.trace.push_back(std::move(trace));
         }
+        if (model_.is_end_of_generation(token)) {
+            finish(sample, "eos", pieces);
+            continue;
+        }
+        result.tokens.push_back(token);
+        // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
+        result.logprobs.push_back(std::log(step.probabilities[0]) +
+                                  (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
         if (sample.in_reasoning) ++result.reasoning_tokens;
         const size_t before = sample.bytes.size();
         sample.bytes += model_.token_piece(token);
@@ -551,7 +568,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);
         const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
-        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
+        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
         if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
         done += count;

@@ -52,7 +52,10 @@ struct RunOptions {
     int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
 };
 
+// One per decided step: every generated token, then the step that chose the end of generation
+// (finish_reason "eos"), whose token is not in the text.
 struct TraceStep {
+    int32_t token = -1;
     bool explored = false;
     int depth = 0;                      // the depth whose posterior chose the token (0 = final layer)
     std::vector<float> entropies;       // d values; empty when the depths were not evaluated
@@ -131,8 +134,7 @@ private:
         std::vector<int32_t> candidates;
         std::vector<float> probabilities;
         std::vector<float> logits;
-        std::vector<float> posteriors;  // every-step projection: [d][k] cumulative posteriors
-        std::vector<float> entropies;   // and their d entropies
+        std::vector<float> depth_probabilities;  // every-step projection: depths 1..d-1, [d-1][k]
         int capture_slot = 0;
     };
     enum class Status { waiting, active, done };
@@ -181,6 +183,7 @@ private:
     int holder_prompt_ = -1;
     size_t holder_done_ = 0;
     StepData holder_step_;
+    std::vector<int> order_;  // read_step's scratch for candidate_order
     size_t next_waiting_ = 0;
     int remaining_ = 0;
     int active_ = 0;

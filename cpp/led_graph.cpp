@@ -26,16 +26,56 @@ std::string layer_name(int il) {
     return "l_out-" + std::to_string(il);
 }
 
-ggml_tensor * find_layer(ggml_cgraph * graph, int il) {
-    if (il >= 0) {
-        return ggml_graph_get_tensor(graph, layer_name(il).c_str());
-    }
+ggml_tensor * find_embeddings(ggml_cgraph * graph) {
     // The residual stream entering layer 0: the scaled embeddings where the architecture scales,
     // else the token embeddings (named "embd"; "inp_embd" is the unused raw-vector input).
     for (const char * name : {"inp_scaled", "embd", "inp_embd"}) {
         if (ggml_tensor * tensor = ggml_graph_get_tensor(graph, name)) {
             return tensor;
         }
+    }
+    return nullptr;
+}
+
+// The GET_ROWS that keeps only the output rows (llama.cpp's out_ids input).
+bool selects_output_rows(const ggml_tensor * node) {
+    return node->op == GGML_OP_GET_ROWS && node->src[1] != nullptr && std::strcmp(node->src[1]->name, "out_ids") == 0;
+}
+
+// Ops that regroup a hidden state's rows without changing a value (row width kept, same data).
+bool keeps_values(const ggml_tensor * node) {
+    const ggml_tensor * source = node->src[0];
+    if (source == nullptr || source->ne[0] != node->ne[0] || ggml_nelements(source) != ggml_nelements(node)) {
+        return false;
+    }
+    switch (node->op) {
+        case GGML_OP_RESHAPE:
+        case GGML_OP_CONT:
+            return true;
+        case GGML_OP_VIEW:
+            return node->view_offs == 0 && node->nb[1] == source->nb[1];
+        default:
+            return false;
+    }
+}
+
+bool is_leaf_operand(const ggml_tensor * node) {
+    return (node->op == GGML_OP_MUL || node->op == GGML_OP_ADD) &&
+           (!is_computed(node->src[0]) || !is_computed(node->src[1]));
+}
+
+// The residual stream entering layer il: the input of its attention norm (the norm, its weight
+// and bias walked back over).
+ggml_tensor * norm_input(ggml_cgraph * graph, int il) {
+    ggml_tensor * node = ggml_graph_get_tensor(graph, ("attn_norm-" + std::to_string(il)).c_str());
+    for (int steps = 0; node != nullptr && steps < kMaxChain; ++steps) {
+        if (node->op == GGML_OP_RMS_NORM || node->op == GGML_OP_NORM) {
+            return node->src[0];
+        }
+        if (!is_leaf_operand(node)) {
+            return nullptr;
+        }
+        node = is_computed(node->src[0]) ? node->src[0] : node->src[1];
     }
     return nullptr;
 }
@@ -61,20 +101,45 @@ int depth_layer(int n_layer, int depth, LayerCounting counting) {
     return counting == LayerCounting::paper ? n_layer - 1 - depth : n_layer - 2 - depth;
 }
 
-std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
-    weight_ = nullptr;
-    norm_ops_.clear();
-    post_ops_.clear();
+struct OutputHead::Walk {
+    std::string error;
+    ggml_tensor * weight = nullptr;
+    std::vector<Op> norm_ops;
+    std::vector<Op> post_ops;
+    ggml_tensor * last_layer = nullptr;
+    bool selects_rows = false;
+    bool named = false;
+};
+
+OutputHead::Walk OutputHead::walk(ggml_cgraph * graph, int n_layer) {
+    Walk found;
     ggml_tensor * node = ggml_graph_get_tensor(graph, "result_output");
-    ggml_tensor * last_layer = ggml_graph_get_tensor(graph, layer_name(n_layer - 1).c_str());
-    if (node == nullptr || last_layer == nullptr) {
-        return "the model graph has no nodes named result_output and " + layer_name(n_layer - 1) +
-               " (LED needs an architecture whose graph names its layer outputs l_out-<il>)";
+    if (node == nullptr) {
+        found.error = "the model graph has no node named result_output (the logits)";
+        return found;
     }
-    std::vector<Op> * chain = &post_ops_;
-    for (int steps = 0; node != last_layer; ++steps) {
-        if (steps > 2 * kMaxChain) {
-            return "the path from the last layer's output to the logits is longer than expected";
+    // The walk ends at the graph's l_out-<n_layer-1>, or, where the graph names it otherwise (or
+    // names a tensor inside the layer so), at the stream entering the final norm.
+    ggml_tensor * named_last = ggml_graph_get_tensor(graph, layer_name(n_layer - 1).c_str());
+    std::vector<Op> * chain = &found.post_ops;
+    bool normalised = false;
+    for (int steps = 0;; ++steps) {
+        if (node == named_last) {
+            found.named = true;
+            break;
+        }
+        if (steps > 3 * kMaxChain) {
+            found.error = "the path from the last layer's output to the logits is longer than expected";
+            return found;
+        }
+        if (chain == &found.norm_ops && (selects_output_rows(node) || keeps_values(node))) {
+            // Row selection commutes with the head's per-row ops: LED selects the same rows itself.
+            found.selects_rows = found.selects_rows || selects_output_rows(node);
+            node = node->src[0];
+            continue;
+        }
+        if (normalised) {
+            break;  // the stream entering the final norm
         }
         Op op{};
         op.op = node->op;
@@ -82,15 +147,19 @@ std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
         ggml_tensor * activation = nullptr;
         switch (node->op) {
             case GGML_OP_MUL_MAT:
-                if (chain == &norm_ops_) {
-                    return "the output head has two matrix products";
+                if (chain == &found.norm_ops) {
+                    found.error = "the output head has two matrix products";
+                    return found;
                 }
-                weight_ = node->src[0];
+                found.weight = node->src[0];
                 node = node->src[1];
-                chain = &norm_ops_;
+                chain = &found.norm_ops;
                 continue;
             case GGML_OP_RMS_NORM:
             case GGML_OP_NORM:
+                normalised = chain == &found.norm_ops;
+                activation = node->src[0];
+                break;
             case GGML_OP_SCALE:
             case GGML_OP_UNARY:
                 activation = node->src[0];
@@ -100,29 +169,71 @@ std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
                 activation = is_computed(node->src[0]) ? node->src[0] : node->src[1];
                 op.operand = activation == node->src[0] ? node->src[1] : node->src[0];
                 if (is_computed(op.operand)) {
-                    return std::string("the output head combines two computed tensors in ") + ggml_op_desc(node);
+                    found.error = std::string("the output head combines two computed tensors in ") + ggml_op_desc(node);
+                    return found;
                 }
                 break;
             default:
-                return std::string("the output head uses the op ") + ggml_op_desc(node) +
-                       ", which LED cannot replay on earlier layers";
+                found.error = std::string("the output head uses the op ") + ggml_op_desc(node) + " (node " + node->name +
+                              "), which LED cannot replay on earlier layers";
+                return found;
         }
         if (node->op == GGML_OP_UNARY) {
             const auto unary = static_cast<ggml_unary_op>(op.params[0]);
             if (unary != GGML_UNARY_OP_TANH) {
-                return std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+                found.error = std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+                return found;
             }
         }
         chain->push_back(op);
         node = activation;
     }
-    if (weight_ == nullptr || is_computed(weight_)) {
-        weight_ = nullptr;
-        return "could not find the output head's weight in the model graph";
+    if (found.weight == nullptr || is_computed(found.weight)) {
+        found.error = "could not find the output head's weight in the model graph";
+        return found;
     }
-    std::reverse(norm_ops_.begin(), norm_ops_.end());
-    std::reverse(post_ops_.begin(), post_ops_.end());
+    if (node->type != GGML_TYPE_F32 || node->ne[0] != found.weight->ne[0]) {
+        found.error = std::string("the tensor entering the output head (") + node->name +
+                      ") is not an F32 hidden state of the head's width";
+        return found;
+    }
+    found.last_layer = node;
+    std::reverse(found.norm_ops.begin(), found.norm_ops.end());
+    std::reverse(found.post_ops.begin(), found.post_ops.end());
+    return found;
+}
+
+std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
+    Walk found = walk(graph, n_layer);
+    weight_ = found.error.empty() ? found.weight : nullptr;
+    if (!found.error.empty()) {
+        return found.error;
+    }
+    norm_ops_ = std::move(found.norm_ops);
+    post_ops_ = std::move(found.post_ops);
+    n_layer_ = n_layer;
+    selects_rows_ = found.selects_rows;
+    named_layers_ = found.named;
     return "";
+}
+
+ggml_tensor * OutputHead::layer_output(ggml_cgraph * graph, int il) const {
+    if (il == n_layer_ - 1) {
+        Walk found = walk(graph, n_layer_);
+        return found.error.empty() && found.weight == weight_ ? found.last_layer : nullptr;
+    }
+    if (il < 0) {
+        ggml_tensor * embeddings = find_embeddings(graph);
+        return embeddings != nullptr ? embeddings : norm_input(graph, 0);
+    }
+    // Where l_out-<il> is not the stream the last layer leaves (a graph may name a tensor inside
+    // the layer so), the stream entering the next layer's norm is.
+    ggml_tensor * named = ggml_graph_get_tensor(graph, layer_name(il).c_str());
+    ggml_tensor * entering = norm_input(graph, il + 1);
+    if (named_layers_) {
+        return named != nullptr ? named : entering;
+    }
+    return entering != nullptr ? entering : named;
 }
 
 ggml_tensor * OutputHead::replay(ggml_context * ctx, ggml_tensor * x, const Op & op) {
@@ -219,12 +330,28 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     ggml_tensor * matrix = ggml_reshape_2d(ctx, logits, n_vocab, rows);
     ggml_tensor * probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
     ggml_set_name(probabilities, "led_final_probs");
-    // top_k leaves its k ids unordered; sorting k values afterwards keeps large rows off argsort.
-    ggml_tensor * unordered = ggml_top_k(ctx, probabilities, k);  // [k, rows]
-    ggml_tensor * unordered_probabilities =
-        ggml_get_rows(ctx, ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows), unordered);  // [1, k, rows]
+    ggml_tensor * column_probabilities = ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows);
+    ggml_tensor * selected = ggml_top_k(ctx, probabilities, k);  // [k, rows], unordered
+    // Which of several tokens tied at the k-th probability v make the cut is up to the kernel;
+    // the documented rule is the lower ids. A second top_k on keys distinct per token selects
+    // exactly that set on any backend: sign(p - v) + (n_vocab - id) * 2^-bits, bits enough that
+    // every key is exact in float32.
+    int bits = 0;
+    while ((int64_t{1} << bits) <= n_vocab) ++bits;
+    if (k < n_vocab && bits <= 23) {
+        ggml_tensor * values = ggml_get_rows(ctx, column_probabilities, selected);  // [1, k, rows]
+        ggml_tensor * lowest = ggml_argmax(ctx, ggml_neg(ctx, ggml_reshape_2d(ctx, values, k, rows)));
+        ggml_tensor * kth = ggml_get_rows(ctx, values, ggml_reshape_2d(ctx, lowest, 1, rows));  // [1, 1, rows]
+        const float unit = std::ldexp(1.0f, -bits);
+        ggml_tensor * id_keys = ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, static_cast<float>(n_vocab), 1.0f), -unit,
+                                                static_cast<float>(n_vocab) * unit);
+        ggml_tensor * side = ggml_sgn(ctx, ggml_sub(ctx, probabilities, ggml_reshape_2d(ctx, kth, 1, rows)));
+        selected = ggml_top_k(ctx, ggml_add(ctx, side, id_keys), k);
+    }
+    // Sorted by probability here; the host puts exact ties in id order (led::candidate_order).
+    ggml_tensor * unordered_probabilities = ggml_get_rows(ctx, column_probabilities, selected);  // [1, k, rows]
     ggml_tensor * order = ggml_argsort(ctx, ggml_reshape_2d(ctx, unordered_probabilities, k, rows), GGML_SORT_ORDER_DESC);
-    ggml_tensor * ids = ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, unordered, 1, k, rows), order), k, rows);
+    ggml_tensor * ids = ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, selected, 1, k, rows), order), k, rows);
     ggml_tensor * sorted = ggml_reshape_2d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k, rows);
     ggml_tensor * sorted_logits =
         ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, matrix, 1, n_vocab, rows), ids), k, rows);
@@ -236,27 +363,31 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     return result;
 }
 
-std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
-                             int64_t n_rows, ggml_tensor ** stacked) {
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
+                             int64_t n_embd, int64_t n_rows, ggml_tensor ** stacked) {
     *stacked = nullptr;
     ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_rows);
     for (int il : spec.layers) {
-        ggml_tensor * layer = graph != nullptr ? find_layer(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
+        ggml_tensor * layer = graph != nullptr ? head.layer_output(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
         if (layer == nullptr) {
             return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("embd")) +
+                   " and no attention norm input for layer " + std::to_string(il + 1) +
                    " (LED reads the outputs of the last d layers)";
         }
         if (layer->ne[0] != n_embd || layer->type != GGML_TYPE_F32) {
             return "the node " + std::string(layer->name) + " is not an F32 hidden state of width n_embd";
         }
         ggml_tensor * hidden;
-        if (il == spec.n_layer - 1 && graph != nullptr) {
+        if (il == spec.n_layer - 1 && graph != nullptr && !head.selects_rows_after_layers()) {
             hidden = layer;  // the last layer keeps only the output rows already
         } else {
+            // Every other layer output, and the last where the graph selects rows after the
+            // layers, holds all token rows: take the rows out_ids maps the outputs to.
             if (out_ids == nullptr) {
                 return "the model graph has no out_ids input to map output rows to token positions";
             }
-            hidden = ggml_get_rows(ctx, layer, out_ids);
+            ggml_tensor * rows = ggml_is_contiguous(layer) ? ggml_reshape_2d(ctx, layer, n_embd, ggml_nelements(layer) / n_embd) : layer;
+            hidden = ggml_get_rows(ctx, rows, out_ids);
         }
         if (hidden->ne[1] != n_rows) {
             return "the node " + std::string(layer->name) + " does not hold one row per output";
@@ -290,20 +421,6 @@ ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_
                                        GGML_TYPE_I32);
     ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), ggml_reshape_2d(ctx, repeated, k, m));
     return ggml_reshape_3d(ctx, picked, k, depths, rows);
-}
-
-Posteriors build_posteriors(ggml_context * ctx, ggml_tensor * probabilities) {
-    const int64_t d = probabilities->ne[1];
-    const int64_t n = probabilities->ne[2];
-    // Cumulative posteriors over depth (LED_SPEC step 5), as in led_math.cpp.
-    ggml_tensor * floored = ggml_clamp(ctx, probabilities, 1e-6f, FLT_MAX);
-    ggml_tensor * by_depth = ggml_cont(ctx, ggml_permute(ctx, floored, 1, 0, 2, 3));
-    ggml_tensor * accumulated = ggml_cont(ctx, ggml_permute(ctx, ggml_cumsum(ctx, by_depth), 1, 0, 2, 3));
-    ggml_tensor * posteriors = ggml_div(ctx, accumulated, ggml_sum_rows(ctx, accumulated));
-    ggml_tensor * log_posteriors = ggml_log(ctx, ggml_clamp(ctx, posteriors, 1e-9f, FLT_MAX));
-    ggml_tensor * entropies =
-        ggml_reshape_2d(ctx, ggml_scale(ctx, ggml_sum_rows(ctx, ggml_mul(ctx, posteriors, log_posteriors)), -1.0f), d, n);
-    return {posteriors, entropies};
 }
 
 DepthProjector::DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
@@ -366,82 +483,46 @@ void DepthProjector::compute(ggml_cgraph * graph, const char * what) {
 
 DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & head, int64_t n_vocab,
                                                              const ExploreSettings & settings, int n) {
-    const auto key = std::make_tuple(n, settings.d, settings.k, settings.inverse_temperature, settings.greedy, settings.ln,
-                                     settings.max_entropy, head.weight());
+    const auto key = std::make_tuple(n, settings.d, settings.k, settings.inverse_temperature, settings.ln, head.weight());
     auto found = explore_graphs_.find(key);
     if (found != explore_graphs_.end()) {
         return found->second;
     }
-    const int d = settings.d;
     const int k = settings.k;
-    const int depths = d - 1;
+    const int depths = settings.d - 1;
     const int64_t m = static_cast<int64_t>(depths) * n;
     ExploreGraph built;
-    built.context.reset(scratch_context(160).release());
+    built.context.reset(scratch_context(32).release());
     ggml_context * ctx = built.context.get();
-    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 160, false);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx, 32, false);
     built.graph = graph;
-
-    // All inputs in two tensors (one F32, one I32) so a step sets them with two copies.
-    const int64_t n_float = static_cast<int64_t>(k) * n + n;
-    const int64_t n_int = m + static_cast<int64_t>(k) * m + n;
-    built.floats = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n_float);
-    built.ints = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, std::max<int64_t>(n_int, 1));
-    ggml_set_input(built.floats);
+    // All inputs in one I32 tensor (capture rows, then every row's candidates): one copy a step.
+    built.ints = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, m + static_cast<int64_t>(k) * m);
     ggml_set_input(built.ints);
-    ggml_tensor * q = ggml_view_3d(ctx, built.floats, k, 1, n, k * sizeof(float), k * sizeof(float), 0);
-    ggml_tensor * uniform = ggml_view_2d(ctx, built.floats, 1, n, sizeof(float), static_cast<size_t>(k) * n * sizeof(float));
-    ggml_tensor * probabilities = q;  // depth 0 only when d == 1
-    if (depths > 0) {
-        ggml_tensor * rows = ggml_view_1d(ctx, built.ints, m, 0);
-        ggml_tensor * candidates = ggml_view_2d(ctx, built.ints, k, m, k * sizeof(int32_t), m * sizeof(int32_t));
-        ggml_tensor * hidden = ggml_get_rows(ctx, capture_, rows);
-        if (settings.ln) {
-            hidden = head.normalise(ctx, hidden);
-        }
-        ggml_tensor * logits = head.project(ctx, hidden);
-        ggml_tensor * full = ggml_soft_max_ext_inplace(ctx, logits, nullptr, settings.inverse_temperature, 0.0f);
-        ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), candidates);
-        probabilities = ggml_concat(ctx, ggml_cont(ctx, q), ggml_reshape_3d(ctx, picked, k, depths, n), 1);
-    } else {
-        probabilities = ggml_cont(ctx, q);
+    ggml_tensor * rows = ggml_view_1d(ctx, built.ints, m, 0);
+    ggml_tensor * candidates = ggml_view_2d(ctx, built.ints, k, m, k * sizeof(int32_t), m * sizeof(int32_t));
+    ggml_tensor * hidden = ggml_get_rows(ctx, capture_, rows);
+    if (settings.ln) {
+        hidden = head.normalise(ctx, hidden);
     }
-    const Posteriors depth_posteriors = build_posteriors(ctx, probabilities);
-    ggml_tensor * posteriors = depth_posteriors.posteriors;
-    ggml_tensor * entropies = depth_posteriors.entropies;
-    ggml_tensor * chosen_depth = settings.max_entropy
-                                     ? ggml_argmax(ctx, entropies)
-                                     : ggml_view_1d(ctx, built.ints, n, (m + static_cast<int64_t>(k) * m) * sizeof(int32_t));
-    ggml_tensor * chosen =
-        ggml_reshape_2d(ctx, ggml_get_rows(ctx, posteriors, ggml_reshape_2d(ctx, chosen_depth, 1, n)), k, n);
-    ggml_tensor * index;
-    if (settings.greedy) {
-        index = ggml_argmax(ctx, chosen);
-    } else {
-        // First candidate whose running sum exceeds u * total: k minus the count that exceed it.
-        ggml_tensor * threshold = ggml_mul(ctx, uniform, ggml_sum_rows(ctx, chosen));
-        ggml_tensor * above = ggml_step(ctx, ggml_sub(ctx, ggml_cumsum(ctx, chosen), threshold));
-        index = ggml_clamp(ctx, ggml_scale_bias(ctx, ggml_sum_rows(ctx, above), -1.0f, static_cast<float>(k)), 0.0f,
-                           static_cast<float>(k - 1));
-    }
-    for (ggml_tensor * output : {entropies, chosen_depth, index}) {
-        ggml_set_output(output);
-        ggml_build_forward_expand(graph, output);
-    }
-    built.entropies = entropies;
-    built.chosen_depth = chosen_depth;
-    built.index = index;
+    ggml_tensor * logits = head.project(ctx, hidden);
+    ggml_tensor * full = ggml_soft_max_ext_inplace(ctx, logits, nullptr, settings.inverse_temperature, 0.0f);
+    built.probabilities = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), candidates);  // [1, k, m]
+    ggml_set_output(built.probabilities);
+    ggml_build_forward_expand(graph, built.probabilities);
     check_support(graph);
     return explore_graphs_.emplace(key, std::move(built)).first->second;
 }
 
-std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int64_t n_vocab,
-                                                   const ExploreSettings & settings,
-                                                   const std::vector<ExploreQuery> & queries) {
+std::vector<std::vector<float>> DepthProjector::explore(const OutputHead & head, int64_t n_vocab,
+                                                        const ExploreSettings & settings,
+                                                        const std::vector<ExploreQuery> & queries) {
     const int n = static_cast<int>(queries.size());
-    const int d = settings.d;
     const int k = settings.k;
-    const int depths = d - 1;
+    const int depths = settings.d - 1;
+    if (n == 0 || depths < 1) {
+        return std::vector<std::vector<float>>(n);
+    }
     const int64_t m = static_cast<int64_t>(depths) * n;
     ExploreGraph & built = explore_graph(head, n_vocab, settings, n);
     // The graph of a given shape is built once and allocated afresh each step (another shape may
@@ -455,42 +536,25 @@ std::vector<ExploreAnswer> DepthProjector::explore(const OutputHead & head, int6
     if (!ggml_gallocr_alloc_graph(allocator_, built.graph)) {
         throw std::runtime_error("LED could not allocate its depth projection graph on " + device_name_);
     }
-    std::vector<float> floats(static_cast<size_t>(k) * n + n);
-    std::vector<int32_t> ints(std::max<int64_t>(m + static_cast<int64_t>(k) * m + n, 1));
+    std::vector<int32_t> ints(m + static_cast<int64_t>(k) * m);
     for (int e = 0; e < n; ++e) {
-        const ExploreQuery & query = queries[e];
-        std::memcpy(floats.data() + static_cast<size_t>(e) * k, query.probabilities, sizeof(float) * k);
-        floats[static_cast<size_t>(k) * n + e] = query.uniform_token;
         for (int j = 0; j < depths; ++j) {
             const int64_t row = static_cast<int64_t>(e) * depths + j;
-            ints[row] = query.slot * n_captured_ + j;
-            std::memcpy(ints.data() + m + row * k, query.candidates, sizeof(int32_t) * k);
+            ints[row] = queries[e].slot * n_captured_ + j;
+            std::memcpy(ints.data() + m + row * k, queries[e].candidates, sizeof(int32_t) * k);
         }
-        ints[m + static_cast<int64_t>(k) * m + e] = query.depth;
     }
-    ggml_backend_tensor_set_async(backend_, built.floats, floats.data(), 0, ggml_nbytes(built.floats));
     ggml_backend_tensor_set_async(backend_, built.ints, ints.data(), 0, ggml_nbytes(built.ints));
     if (ggml_backend_graph_compute_async(backend_, built.graph) != GGML_STATUS_SUCCESS) {
         throw std::runtime_error("LED's depth projection failed on " + device_name_);
     }
-    std::vector<float> host_entropies(static_cast<size_t>(d) * n);
-    std::vector<int32_t> host_chosen(n);
-    std::vector<int32_t> host_index_int(n);
-    std::vector<float> host_index_float(n);
-    ggml_backend_tensor_get_async(backend_, built.entropies, host_entropies.data(), 0, ggml_nbytes(built.entropies));
-    ggml_backend_tensor_get_async(backend_, built.chosen_depth, host_chosen.data(), 0, ggml_nbytes(built.chosen_depth));
-    if (settings.greedy) {
-        ggml_backend_tensor_get_async(backend_, built.index, host_index_int.data(), 0, ggml_nbytes(built.index));
-    } else {
-        ggml_backend_tensor_get_async(backend_, built.index, host_index_float.data(), 0, ggml_nbytes(built.index));
-    }
+    std::vector<float> host(static_cast<size_t>(k) * m);
+    ggml_backend_tensor_get_async(backend_, built.probabilities, host.data(), 0, ggml_nbytes(built.probabilities));
     ggml_backend_synchronize(backend_);
-    std::vector<ExploreAnswer> answers(n);
+    std::vector<std::vector<float>> answers(n);
+    const size_t per_query = static_cast<size_t>(k) * depths;
     for (int e = 0; e < n; ++e) {
-        answers[e].index = settings.greedy ? host_index_int[e] : static_cast<int>(host_index_float[e]);
-        answers[e].depth = host_chosen[e];
-        answers[e].entropies.assign(host_entropies.begin() + static_cast<size_t>(e) * d,
-                                    host_entropies.begin() + static_cast<size_t>(e + 1) * d);
+        answers[e].assign(host.begin() + e * per_query, host.begin() + (e + 1) * per_query);
     }
     return answers;
 }

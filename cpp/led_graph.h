@@ -19,17 +19,27 @@ namespace led {
 
 enum class LayerCounting { paper, reference };
 
-// The layer whose output (graph node l_out-<il>) is depth j >= 1; -1 means the embeddings
-// entering layer 0.
+// The layer whose output (the residual stream leaving layer il) is depth j >= 1; -1 means the
+// embeddings entering layer 0.
 int depth_layer(int n_layer, int depth, LayerCounting counting);
 
 // The model's output head as the graph applies it: the final norm, the head weight (the same
 // tensor the model uses: no copy), and any transform after the head (logit scale, soft-cap).
 class OutputHead {
 public:
-    // Reads the head off a built model graph. Returns "" or why it cannot be replayed.
+    // Reads the head off a built model graph, walking back from the logits to the last layer's
+    // output over the ops that transform the hidden state (replayed) and those that only select
+    // or regroup rows (the out_ids selection, reshapes: stepped over, wherever the graph places
+    // them). Returns "" or why it cannot be replayed.
     std::string discover(ggml_cgraph * graph, int n_layer);
     bool found() const { return weight_ != nullptr; }
+    // The output of layer il (-1: the embeddings) in `graph`, or nullptr. The last layer's is
+    // where discover() ended; the others are named l_out-<il> where the last one is, else they
+    // are the residual stream entering layer il+1's attention norm.
+    ggml_tensor * layer_output(ggml_cgraph * graph, int il) const;
+    // Whether the graph selects the output rows after the last layer, so that the last layer's
+    // output, like every earlier one, holds all token rows.
+    bool selects_rows_after_layers() const { return selects_rows_; }
     ggml_tensor * weight() const { return weight_; }
     ggml_tensor * normalise(ggml_context * ctx, ggml_tensor * hidden) const;
     ggml_tensor * project(ggml_context * ctx, ggml_tensor * hidden) const;
@@ -50,13 +60,19 @@ private:
     static ggml_tensor * replay(ggml_context * ctx, ggml_tensor * x, const Op & op);
     ggml_tensor * post(ggml_context * ctx, ggml_tensor * logits) const;
     ggml_tensor * find_product(ggml_cgraph * graph) const;
+    struct Walk;
+    static Walk walk(ggml_cgraph * graph, int n_layer);
     ggml_tensor * weight_ = nullptr;
     std::vector<Op> norm_ops_;
     std::vector<Op> post_ops_;
+    int n_layer_ = 0;
+    bool selects_rows_ = false;
+    bool named_layers_ = true;  // the last layer's output is the graph's l_out-<n_layer-1>
 };
 
-// For every row of a logits matrix [n_vocab, rows]: the k most probable tokens sorted by
-// probability (ids, I32 [k, rows]) and, per row, their probabilities normalised over the whole
+// For every row of a logits matrix [n_vocab, rows]: the k most probable tokens (on exact ties at
+// the k-th probability, the lower ids) sorted by probability, exact ties in no fixed order
+// (ids, I32 [k, rows]; led::candidate_order finishes the order on the host) and, per row, their probabilities normalised over the whole
 // vocabulary at the given inverse temperature followed by their logits (values, F32 [2k, rows]).
 struct Candidates {
     ggml_tensor * ids;
@@ -71,8 +87,8 @@ struct CaptureSpec {
     std::vector<int> layers;   // l_out index per captured row; n_layer-1 = the final layer
     int n_layer = 0;
 };
-std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
-                             int64_t n_rows, ggml_tensor ** stacked);
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
+                             int64_t n_embd, int64_t n_rows, ggml_tensor ** stacked);
 
 // Copies one output row's stacked layers into a slot of the capture tensor. Returns a one-value
 // tensor that depends on the copy: as a sampler output it is computed exactly when that
@@ -85,39 +101,21 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
 ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
                                         int64_t depths, float inverse_temperature);
 
-// LED_SPEC step 5 as ops, mirroring led_math.cpp: candidate probabilities [k, d, n] (depth 0
-// first) to cumulative posteriors [k, d, n] and their entropies [d, n].
-struct Posteriors {
-    ggml_tensor * posteriors;
-    ggml_tensor * entropies;
-};
-Posteriors build_posteriors(ggml_context * ctx, ggml_tensor * probabilities);
-
 struct ExploreSettings {
     int d = 8;
     int k = 8;
     float inverse_temperature = 1.0f;
-    bool greedy = false;
     bool ln = false;
-    bool max_entropy = true;  // otherwise the depth comes from the query
 };
 
 struct ExploreQuery {
     int slot = 0;
     const int32_t * candidates = nullptr;    // k ids
-    const float * probabilities = nullptr;   // k final-layer probabilities (depth 0)
-    float uniform_token = 0.0f;
-    int depth = 0;                           // used when !max_entropy
-};
-
-struct ExploreAnswer {
-    int depth = 0;
-    int index = 0;                           // into the candidates
-    std::vector<float> entropies;            // d values
 };
 
 // Owns the capture tensor and runs the second, lazy graph: the captured depths through the
-// output head, full-vocabulary softmax, the candidates' posteriors, entropies, depth and draw.
+// output head, full-vocabulary softmax, and the candidates' probabilities at every depth. The
+// host decides from those (led::explore), as it does with the every-step projection.
 class DepthProjector {
 public:
     DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
@@ -130,9 +128,10 @@ public:
     int n_captured() const { return n_captured_; }
     const std::string & device_name() const { return device_name_; }
 
-    // One graph for every exploring sequence of a step. Captured rows are depths 1..d-1.
-    std::vector<ExploreAnswer> explore(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings,
-                                       const std::vector<ExploreQuery> & queries);
+    // One graph for every exploring sequence of a step. Captured rows are depths 1..d-1; per
+    // query, the candidates' probabilities at depths 1..d-1, [d-1][k] (depth 0 is the host's q).
+    std::vector<std::vector<float>> explore(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings,
+                                            const std::vector<ExploreQuery> & queries);
 
     // Full logits of every captured row of a slot, [n_captured][n_vocab]; row 0 goes through the
     // final norm when final_row_normalised, the others when ln. For tests and analyses only.
@@ -155,13 +154,10 @@ private:
     struct ExploreGraph {
         std::unique_ptr<ggml_context, ContextDeleter> context;
         ggml_cgraph * graph = nullptr;
-        ggml_tensor * floats = nullptr;        // inputs: q [k, n], uniforms [n]
-        ggml_tensor * ints = nullptr;          // inputs: capture rows, candidates, forced depths
-        ggml_tensor * entropies = nullptr;
-        ggml_tensor * chosen_depth = nullptr;
-        ggml_tensor * index = nullptr;
+        ggml_tensor * ints = nullptr;          // inputs: capture rows, candidates
+        ggml_tensor * probabilities = nullptr; // [k, d-1, n]
     };
-    using ExploreKey = std::tuple<int, int, int, float, bool, bool, bool, const ggml_tensor *>;
+    using ExploreKey = std::tuple<int, int, int, float, bool, const ggml_tensor *>;
 
     ExploreGraph & explore_graph(const OutputHead & head, int64_t n_vocab, const ExploreSettings & settings, int n);
     void check_support(ggml_cgraph * graph);

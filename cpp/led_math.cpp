@@ -64,11 +64,34 @@ int argmax_first(const float * values, int n) {
     return best;
 }
 
-bool explores(float top1_probability, bool exploit, bool explore_allowed, float uniform_gate) {
+bool explores(float top1_probability, bool exploit, bool explore_allowed, bool greedy, float uniform_gate) {
     if (!explore_allowed) {
         return false;
     }
-    return !exploit || uniform_gate < 1.0f - top1_probability;
+    if (!exploit) {
+        return true;
+    }
+    return !greedy && uniform_gate < 1.0f - top1_probability;
+}
+
+bool candidate_order(const int32_t * ids, const float * probabilities, int k, std::vector<int> & order) {
+    bool changed = false;
+    for (int start = 0; start < k;) {
+        int end = start + 1;
+        while (end < k && probabilities[end] == probabilities[start]) ++end;
+        // Zero-probability runs (underflow, only with the whole vocabulary as candidates) are
+        // never drawn, so their order does not matter and is left as it comes.
+        if (end - start > 1 && probabilities[start] > 0.0f && !std::is_sorted(ids + start, ids + end)) {
+            if (!changed) {
+                order.resize(k);
+                std::iota(order.begin(), order.end(), 0);
+                changed = true;
+            }
+            std::sort(order.begin() + start, order.begin() + end, [ids](int a, int b) { return ids[a] < ids[b]; });
+        }
+        start = end;
+    }
+    return changed;
 }
 
 void cumulative_posteriors(const float * depth_probabilities, int d, int k,
@@ -107,6 +130,18 @@ int choose_depth(const float * entropies, int d, DepthRule rule, int fixed_depth
     return 0;
 }
 
+Exploration explore(const float * depth_probabilities, int d, int k, DepthRule rule, int fixed_depth, bool greedy,
+                    float uniform_depth, float uniform_token) {
+    Exploration result;
+    std::vector<float> posteriors(static_cast<size_t>(d) * k);
+    result.entropies.resize(d);
+    cumulative_posteriors(depth_probabilities, d, k, posteriors.data(), result.entropies.data());
+    result.depth = choose_depth(result.entropies.data(), d, rule, fixed_depth, uniform_depth);
+    const float * chosen = posteriors.data() + static_cast<size_t>(result.depth) * k;
+    result.index = greedy ? argmax_first(chosen, k) : draw_index(chosen, k, uniform_token);
+    return result;
+}
+
 StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOptions & options,
                 const Draws & draws) {
     if (d < 1 || options.k < 1 || options.k > n_vocab) {
@@ -128,7 +163,7 @@ StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOp
     const float * q = result.candidate_probabilities.data();
 
     int index = 0;
-    result.explored = explores(q[0], options.exploit, options.explore_allowed, draws.gate);
+    result.explored = explores(q[0], options.exploit, options.explore_allowed, greedy, draws.gate);
     if (!result.explored) {
         index = greedy ? 0 : draw_index(q, k, draws.token);
     } else {
@@ -140,12 +175,11 @@ StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOp
                 depth_probabilities[j * k + c] = probabilities[result.candidates[c]];
             }
         }
-        std::vector<float> posteriors(static_cast<size_t>(d) * k);
-        result.entropies.resize(d);
-        cumulative_posteriors(depth_probabilities.data(), d, k, posteriors.data(), result.entropies.data());
-        result.depth = choose_depth(result.entropies.data(), d, options.depth_rule, options.fixed_depth, draws.depth);
-        const float * chosen = posteriors.data() + result.depth * k;
-        index = greedy ? argmax_first(chosen, k) : draw_index(chosen, k, draws.token);
+        Exploration exploration = explore(depth_probabilities.data(), d, k, options.depth_rule, options.fixed_depth,
+                                          greedy, draws.depth, draws.token);
+        result.depth = exploration.depth;
+        result.entropies = std::move(exploration.entropies);
+        index = exploration.index;
     }
     result.token = result.candidates[index];
     // log p_0[token] from the logits, finite even where the probability underflows to 0.

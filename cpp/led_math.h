@@ -27,8 +27,15 @@ int draw_index(const float * weights, int n, float uniform);
 // First index of the maximum.
 int argmax_first(const float * values, int n);
 
-// The confidence gate (step 4): explore with probability 1 - q0 when exploit is on.
-bool explores(float top1_probability, bool exploit, bool explore_allowed, float uniform_gate);
+// The confidence gate (step 4): explore with probability 1 - q0 when exploit is on. Greedy
+// (temperature 0) makes q one-hot, so the gate never explores there: T = 0 is deterministic.
+bool explores(float top1_probability, bool exploit, bool explore_allowed, bool greedy, float uniform_gate);
+
+// The permutation that puts candidates sorted by descending probability (as the graph returns
+// them, ties in no fixed order) in the documented order: the lower token id first on exact ties.
+// Returns false, order untouched, when they already are (one pass); else sorts only the runs of
+// equal positive probability.
+bool candidate_order(const int32_t * ids, const float * probabilities, int k, std::vector<int> & order);
 
 // Step 5. depth_probabilities is [d][k] row-major: p_j[c] of the final layer's candidates,
 // each depth normalised over the whole vocabulary. Writes the cumulative posteriors P_j
@@ -36,8 +43,19 @@ bool explores(float top1_probability, bool exploit, bool explore_allowed, float 
 void cumulative_posteriors(const float * depth_probabilities, int d, int k,
                            float * posteriors, float * entropies);
 
-// The depth whose posterior picks the token.
+// The depth whose posterior picks the token (max_entropy: the first maximum).
 int choose_depth(const float * entropies, int d, DepthRule rule, int fixed_depth, float uniform_depth);
+
+// Step 5 from the candidates' probabilities at every depth ([d][k], depth 0 first): posteriors,
+// entropies, the depth and the candidate index (greedy: the first maximum, else a draw). Every
+// path that explores decides here, whichever graph projected the depths.
+struct Exploration {
+    int depth = 0;
+    int index = 0;
+    std::vector<float> entropies;  // d values
+};
+Exploration explore(const float * depth_probabilities, int d, int k, DepthRule rule, int fixed_depth, bool greedy,
+                    float uniform_depth, float uniform_token);
 
 struct StepOptions {
     float temperature = 0.6f;   // 0 = greedy

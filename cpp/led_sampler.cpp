@@ -45,19 +45,17 @@ llama_sampler_i sampler_interface = {
     /* .copy_state        = */ nullptr,
 };
 
-// every_step: per row, the candidates' values [2k, rows] followed by the depths' cumulative
-// posteriors [d*k] and their entropies [d]. depth_logits: [n_vocab, (d-1) * rows].
-ggml_tensor * append_posteriors(ggml_context * ctx, const Candidates & candidates, ggml_tensor * depth_logits,
-                                float inverse_temperature) {
+// every_step: per row, the candidates' values [2k, rows] followed by their probabilities at
+// depths 1..d-1 [(d-1)*k]; the host forms the posteriors and decides (led::explore), as it does
+// with the on_explore projection. depth_logits: [n_vocab, (d-1) * rows].
+ggml_tensor * append_depth_probabilities(ggml_context * ctx, const Candidates & candidates, ggml_tensor * depth_logits,
+                                         float inverse_temperature) {
     ggml_tensor * values = candidates.values;
     const int64_t k = candidates.ids->ne[0];
     const int64_t rows = values->ne[1];
     const int64_t depths = depth_logits->ne[1] / rows;
     ggml_tensor * depth_probabilities = build_depth_probabilities(ctx, depth_logits, candidates.ids, depths, inverse_temperature);
-    ggml_tensor * final_probabilities = ggml_cont(ctx, ggml_view_3d(ctx, values, k, 1, rows, values->nb[1], values->nb[1], 0));
-    const Posteriors posteriors = build_posteriors(ctx, ggml_concat(ctx, final_probabilities, depth_probabilities, 1));
-    ggml_tensor * flat = ggml_reshape_2d(ctx, posteriors.posteriors, k * (depths + 1), rows);
-    ggml_tensor * result = ggml_concat(ctx, ggml_concat(ctx, values, flat, 0), posteriors.entropies, 0);
+    ggml_tensor * result = ggml_concat(ctx, values, ggml_reshape_2d(ctx, depth_probabilities, k * depths, rows), 0);
     ggml_set_name(result, "led_step_values");
     return result;
 }
@@ -74,7 +72,7 @@ std::string unsupported_every_step_op(ggml_backend_dev_t device, const GraphSett
                                                    settings.k, settings.inverse_temperature);
     const int64_t depths = static_cast<int64_t>(settings.capture.layers.size());
     ggml_tensor * depth_logits = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, depths * rows);
-    ggml_build_forward_expand(graph, append_posteriors(ctx, candidates, depth_logits, settings.inverse_temperature));
+    ggml_build_forward_expand(graph, append_depth_probabilities(ctx, candidates, depth_logits, settings.inverse_temperature));
     std::string unsupported;
     for (int i = 0; i < ggml_graph_n_nodes(graph) && unsupported.empty(); ++i) {
         ggml_tensor * node = ggml_graph_node(graph, i);
@@ -176,11 +174,11 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             }
             // The padded matrix has one row more than the model's outputs.
             const int64_t n_outputs = probe ? n_rows : n_rows - 1;
-            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, settings_.capture, settings_.n_embd, n_outputs,
+            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, head_, settings_.capture, settings_.n_embd, n_outputs,
                                       &batch_.stacked);
             if (!error_.empty()) return;
             if (every_step_ && n_outputs > 0) {
-                batch_.values = append_posteriors(ctx, batch_.candidates, project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
+                batch_.values = append_depth_probabilities(ctx, batch_.candidates, project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
                                                   settings_.inverse_temperature);
             }
         }
@@ -190,7 +188,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
         row = 0;  // an inactive sampler on a graph with no outputs: never computed
     }
     // Each output is at most n_vocab values per row, as llama.cpp's row buffers require (k, and
-    // k + d*k + d with every-step posteriors: the decode loop checks both).
+    // d*k with the every-step depths: the decode loop checks both).
     data->candidates = ggml_view_1d(ctx, candidates.ids, k, row * candidates.ids->nb[1]);
     ggml_tensor * values = batch_.values;
     data->probs = ggml_view_1d(ctx, values, k, row * values->nb[1]);

@@ -18,7 +18,7 @@ namespace led {
 // Where LED projects the earlier depths through the output head.
 enum class Projection {
     automatic,   // every_step when the model's output lives on a GPU, else on_explore
-    every_step,  // in the model graph, for every output row; posteriors come back with the candidates
+    every_step,  // in the model graph, for every output row; the depths come back with the candidates
     on_explore,  // captured rows go through a second graph, only for the sequences that explore
 };
 
@@ -47,8 +47,8 @@ public:
     const GraphSettings & settings() const { return settings_; }
     const OutputHead & head() const { return head_; }
     DepthProjector * projector() const { return projector_.get(); }
-    // True when the model graph returns every step's posteriors: per row, after the k final-layer
-    // probabilities, come the k logits, the [d][k] cumulative posteriors and the d entropies.
+    // True when the model graph returns every step's depths: per row, after the k final-layer
+    // probabilities, come the k logits and the candidates' probabilities at depths 1..d-1 [d-1][k].
     bool every_step() const { return every_step_; }
     // every_step: whether the last graph read the head weight once for the model and the depths.
     bool shared_head_product() const { return shared_head_product_; }

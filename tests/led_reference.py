@@ -4,9 +4,10 @@ Written straight from ../shared/LED_SPEC.md ("One decoding step for one sequence
 plus the conventions fixed for led_cpp where the spec leaves freedom:
 
 * temperature 0 = greedy: probabilities use T = 1; exploit token = C[0]; explore
-  token = first argmax of P_{j*}.
+  token = first argmax of P_{j*}.  The gate's q is one-hot at T = 0, so with
+  exploit on a greedy step never explores (spec: T = 0 is deterministic).
 * candidates C = top-k of p_0 by probability descending, ties -> lower vocab id.
-* gate: explore iff explore_allowed and (not exploit or u_gate < 1 - q[0]).
+* gate: explore iff explore_allowed and (not exploit or (T > 0 and u_gate < 1 - q[0])).
 * draw from weights w with uniform u: index = first i with cumsum(w)[i] > u*sum(w);
   if none (rounding), the last i with w[i] > 0.  The exploit draw uses u_token on
   w = q, the explore draw uses the same u_token on w = P_{j*}.
@@ -16,6 +17,13 @@ plus the conventions fixed for led_cpp where the spec leaves freedom:
   P_j = A_j / sum_c A_j[c]; H_j = -sum_c P_j[c] * log(max(P_j[c], 1e-9)).
 * softmax per depth over the whole vocabulary: subtract the row max, exp, sum,
   divide.
+
+Conventions copied from the C++ (led_math.cpp), where the spec leaves freedom: the draw
+rule above (first running sum above u*total, the last positive weight on rounding), the
+sequential float32 summation order, the gate's strict u_gate < 1 - q0, the random depth's
+floor(u*d), and ties to the first index.  tests/test_reference_conventions.py checks each
+against a second computation written differently (float64 inverse CDF, exact sums,
+scipy's softmax and entropy), so the port cannot only mirror the C++.
 
 Arithmetic is float32 throughout and every reduction is a sequential
 left-to-right sum (np.cumsum(..)[-1] in float32), so the order is fixed:
@@ -202,7 +210,10 @@ class StepTrace:
 def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: bool,
               explore_allowed: bool = True, depth_rule: str = "max_entropy",
               fixed_depth: int = 0, u_gate: float, u_token: float,
-              u_depth: float = 0.0) -> StepTrace:
+              u_depth: float = 0.0, candidates=None) -> StepTrace:
+    """All intermediates of one step. ``candidates`` (tests only) replaces the port's own
+    top-k with another order of near-equal candidates, so that the rest of the step can still
+    be checked when two implementations' roundings order a near-tie differently."""
     z = np.asarray(depth_logits, dtype=F32)
     if z.ndim != 2:
         raise ValueError("depth_logits must be [d, n_vocab]")
@@ -213,11 +224,12 @@ def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: 
         raise ValueError(f"unknown depth_rule {depth_rule!r}")
     p = softmax_rows(z, temperature)
     logp0 = log_softmax0(z, temperature)
-    C = top_k_candidates(p[0], k)
+    C = top_k_candidates(p[0], k) if candidates is None else np.asarray(candidates, dtype=np.int64)
     q = p[0][C]
     P, H = depth_posteriors(p, C)
     one_minus_q0 = float(F32(1) - q[0])
-    explored = bool(explore_allowed and ((not exploit) or float(u_gate) < one_minus_q0))
+    gate_open = temperature > 0 and float(u_gate) < one_minus_q0
+    explored = bool(explore_allowed and ((not exploit) or gate_open))
     tr = StepTrace(temperature=float(temperature), k=int(k), exploit=bool(exploit),
                    explore_allowed=bool(explore_allowed), depth_rule=depth_rule,
                    fixed_depth=int(fixed_depth), u_gate=float(u_gate),
@@ -259,6 +271,8 @@ def token_distribution(depth_logits: np.ndarray, *, temperature: float, k: int,
         p_explore = 0.0
     elif not exploit:
         p_explore = 1.0
+    elif tr.greedy:
+        p_explore = 0.0
     else:
         p_explore = min(max(float(F32(1) - tr.q[0]), 0.0), 1.0)
 

@@ -288,11 +288,11 @@ def test_led_refuses_a_graph_it_cannot_replay(chameleon):
     before = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert len(before.tokens) == 3
     assert all(not 4 <= token < 8196 for token in before.tokens)  # chameleon's mask is in force
-    raises(RuntimeError, "LED cannot run on this model", "SET",
+    raises(RuntimeError, "LED cannot run on this chameleon model", "SET",
            call=lambda: chameleon.generate("hi", max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)).result)
-    raises(RuntimeError, "LED cannot run on this model",
+    raises(RuntimeError, "LED cannot run on this chameleon model",
            call=lambda: chameleon.generate_batch(["hi", "yo"], n=2, max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)))
-    raises(RuntimeError, "LED cannot run on this model", call=lambda: chameleon.depth_logits("hi", d=2))
+    raises(RuntimeError, "LED cannot run on this chameleon model", call=lambda: chameleon.depth_logits("hi", d=2))
     # standard sampling still works afterwards, with the same result
     after = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert after.tokens == before.tokens
@@ -394,13 +394,15 @@ def test_model_options(tiny_path, kwargs, kind, needle):
     raises(kind, needle, call=lambda: load(tiny_path, **kwargs))
 
 
-def test_every_step_posteriors_that_do_not_fit_a_row(tiny_path):
-    """k*(d+1)+d values per row must fit llama.cpp's n_vocab-wide sampled-logits row."""
+def test_every_step_depths_that_do_not_fit_a_row(tiny_path):
+    """k*d values per row (k logits, k probabilities per earlier depth) must fit llama.cpp's
+    n_vocab-wide sampled-logits row."""
     model = load(tiny_path, led_projection="every_step")
+    fit = model.n_vocab // 4  # the largest k whose 4*k values fit
     raises(ValueError, "led_projection='every_step' needs k", call=lambda: model.generate(
-        "hi", config=LEDConfig(d=4, k=64), max_tokens=2).result)
-    assert len(model.generate("hi", config=LEDConfig(d=4, k=50), max_tokens=2, seed=1).result.tokens) >= 1
-    assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=64), max_tokens=2).result.tokens) >= 1
+        "hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result)
+    assert len(model.generate("hi", config=LEDConfig(d=4, k=fit), max_tokens=2, seed=1).result.tokens) >= 1
+    assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result.tokens) >= 1
 
 
 @pytest.mark.parametrize("case", [

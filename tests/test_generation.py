@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 import led_cpp
 from led_cpp import SamplingConfig
 
@@ -36,7 +39,11 @@ def test_max_tokens_and_logprobs(smollm2):
     result = smollm2.generate("Once upon a time", max_tokens=7, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert result.finish_reason == "length"
     assert len(result.tokens) == 7 and len(result.logprobs) == 7
-    assert all(value <= 0 for value in result.logprobs)
+    # each logprob is log softmax(z_0 / T)[token], z_0 read apart from the sampler (depth 0)
+    prompt = smollm2.prompt_tokens("Once upon a time")
+    for i, token in enumerate(result.tokens):
+        z = np.asarray(smollm2.depth_logits(prompt + result.tokens[:i], d=1), dtype=np.float64)[0]
+        assert result.logprobs[i] == pytest.approx(z[token] - z.max() - np.log(np.exp(z - z.max()).sum()), abs=2e-4)
     assert result.timings.decode_tokens == 7 and result.timings.decode_tokens_per_second > 0
     assert result.timings.prompt_tokens == len(smollm2.prompt_tokens("Once upon a time"))
 

@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -239,9 +240,21 @@ def test_device(tmp_path):
 def test_fifo_is_rejected_without_hanging(tmp_path):
     p = tmp_path / "pipe.gguf"
     os.mkfifo(p)
-    t = time.perf_counter()
-    rejected(p, "named pipe")
-    assert time.perf_counter() - t < 2
+    # Opening a FIFO for reading blocks until a writer comes: the check must refuse it first.
+    # A hang shows as the thread still running after a generous limit (not a speed target).
+    outcome = []
+
+    def check():
+        try:
+            gc.check_gguf_file(p)
+        except ModelFileError as error:
+            outcome.append(str(error))
+
+    thread = threading.Thread(target=check, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "checking a named pipe hangs"
+    assert len(outcome) == 1 and "named pipe" in outcome[0] and str(p) in outcome[0], outcome
 
 
 def test_empty_file(tmp_path):
@@ -799,7 +812,7 @@ def _big_model(path: Path, n_vocab: int = 262144, size: int = 250 * 1000 * 1000)
     return path
 
 
-def test_large_model_is_fast_and_reads_only_the_header(tmp_path):
+def test_large_model_reads_only_the_header(tmp_path):
     p = _big_model(tmp_path / "big.gguf")
     size = p.stat().st_size
     assert size >= 250 * 1000 * 1000
@@ -809,9 +822,8 @@ def test_large_model_is_fast_and_reads_only_the_header(tmp_path):
         s = gc.check_gguf_file(p)
         times.append(time.perf_counter() - t)
     assert s.n_tensors == 1 + 18 * 13 and s.architecture == "gemma3"
+    # reported, not asserted (no wall-clock asserts in correctness tests): < 50 ms on a desktop
     print(f"\n250 MB model, 262144-token vocabulary, {s.n_tensors} tensors: best {min(times) * 1e3:.1f} ms")
-    # the target is < 50 ms on a desktop; leave room for a loaded CI machine
-    assert min(times) < float(os.environ.get("LED_CPP_GGUF_CHECK_MAX_S", "0.5"))
     with open(p, "rb", buffering=0) as raw:
         counting = _CountingFile(raw)
         gc._check_stream(counting, size, str(p))

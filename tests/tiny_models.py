@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -286,6 +286,8 @@ def write_tiny_model(
     proj_gain: float = 1.0,
     norm_std: float = 0.1,
     name: str | None = None,
+    edit_weights: Callable[[dict[str, np.ndarray]], None] | None = None,
+    split_max_tensors: int = 0,
 ) -> TinyModel:
     """Write a tiny random F32 GGUF model and return its description.
 
@@ -308,6 +310,10 @@ def write_tiny_model(
     chat_template: None (no template key), True (``CHATML_TEMPLATE``) or a
     jinja string.
 
+    split_max_tensors: > 0 writes a split model of parts with at most that many
+    tensors, named ``<stem>-00001-of-0000N.gguf`` beside ``path`` (gguf-py's
+    writer, as convert_hf_to_gguf.py --split-max-tensors writes them).
+
     Weight scales: linear layers N(0, proj_gain**2 / n_in) (O(1)
     activations, attention neither uniform nor one-hot); norm weights
     1 + N(0, norm_std**2); token_embd N(0, embd_std**2) (default 0.5, gemma3
@@ -319,6 +325,10 @@ def write_tiny_model(
     weights a random model mostly predicts the token it has just read (its
     own embedding sits in the residual stream), which would make greedy
     decoding insensitive to the context.
+
+    edit_weights: called with the weight dict (name -> numpy array) before it is
+    written, to force exact ties (zeroed layers, repeated head rows); the
+    returned TinyModel holds the edited weights.
     """
     import gguf  # imported lazily so that importing this module never fails
 
@@ -427,9 +437,12 @@ def write_tiny_model(
         output_std = logit_std / math.sqrt(n_embd)
         W["output.weight"] = (rng.standard_normal((n_vocab, n_embd)) * output_std).astype(np.float32)
 
+    if edit_weights is not None:  # tests force exact ties (zeroed layers, repeated head rows)
+        edit_weights(W)
+
     # --- GGUF
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     A = arch
     writer.add_name(name or f"tiny-{arch}-s{seed}")
     writer.add_file_type(0)  # ALL_F32

@@ -8,6 +8,7 @@ import os
 import sys
 
 from . import evaluation as ev
+from .cli import add_chat_template_arguments, chat_template_kwargs_from
 from .config import LED_PROJECTION_HELP, LED_PROJECTIONS
 
 _LED_FLAGS = ("d", "k", "ln", "exploit", "think_only", "think_end", "depth_rule",
@@ -101,6 +102,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--threads-per-worker", type=int, metavar="T",
                    help="llama.cpp threads (and reserved CPUs) per worker (default: --threads, "
                    "else the cluster's CPUs shared out; 1 with GPUs)")
+    add_chat_template_arguments(p)
 
 
 def _shard(text: str):
@@ -135,7 +137,8 @@ def _precheck(args, specs, n: int, dirs) -> None:
                      or ev.DEFAULT_THINK_END)
         identity = ev.run_identity(
             model=os.path.basename(args.model), problems=problems, config=cfg, n=n,
-            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end)
+            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end,
+            chat_template_kwargs=args.template_kwargs)
         if args.shard is not None:
             from .evaluation_shards import apply_shard
 
@@ -187,6 +190,7 @@ def _print_workers(report: dict) -> None:
 def _run(args, specs, dirs, call) -> int:
     n = _default_n(args, specs)
     try:
+        args.template_kwargs = chat_template_kwargs_from(args)
         _precheck(args, specs, n, dirs)
     except (ValueError, FileNotFoundError, TypeError) as e:  # bad spec, dataset or --out
         return _fail(str(e))
@@ -230,7 +234,7 @@ def run_eval_command(args) -> int:
                             progress=not args.no_progress, think_end=args.think_end,
                             model_name=os.path.basename(args.model),
                             verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
-                            shard=args.shard)]
+                            chat_template_kwargs=args.template_kwargs, shard=args.shard)]
 
     return _run(args, [spec], [args.out], call)
 
@@ -250,7 +254,7 @@ def run_compare_command(args) -> int:
                           progress=not args.no_progress,
                           model_name=os.path.basename(args.model),
                           verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
-                          shard=args.shard)
+                          chat_template_kwargs=args.template_kwargs, shard=args.shard)
 
     return _run(args, specs, [os.path.join(args.out, s.dirname) for s in specs], call)
 

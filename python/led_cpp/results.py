@@ -24,7 +24,8 @@ class Timings:
 
 @dataclass(frozen=True)
 class TraceStep:
-    """One generated token under trace=True."""
+    """One decided step under trace=True: each generated token, then (finish_reason "eos") the
+    step that chose the end of generation, which is not in `tokens`."""
 
     explored: bool
     depth: int                      # depth whose posterior chose the token (0 = final layer)
@@ -35,6 +36,7 @@ class TraceStep:
     layer_entropies: Tuple[float, ...] = ()         # normalised entropy, final norm applied, T = 1
     layer_top_normalised: Tuple[Tuple[int, ...], ...] = ()  # top ids per layer by logit, final norm applied
     layer_top_raw: Tuple[Tuple[int, ...], ...] = ()         # top ids per layer, without the final norm
+    token: int = -1                 # the token this step chose
 
 
 def _layer_fields(item: dict) -> dict:
@@ -65,8 +67,14 @@ class GenerationResult:
     extra: dict = field(default_factory=dict, repr=False)
 
     @property
+    def decided_steps(self) -> int:
+        """Generated tokens plus the step that chose the end of generation, if one did."""
+        return len(self.tokens) + (self.finish_reason == "eos")
+
+    @property
     def explore_rate(self) -> float:
-        return self.explored_steps / len(self.tokens) if self.tokens else 0.0
+        """Explored steps per decided step (an explored step that chose the end counts)."""
+        return self.explored_steps / self.decided_steps if self.decided_steps else 0.0
 
     @classmethod
     def from_native(cls, native: dict, trace: bool) -> "GenerationResult":
@@ -79,6 +87,7 @@ class GenerationResult:
                     entropies=tuple(item["entropies"]),
                     top1_probability=item["top1_probability"],
                     candidates=tuple(item["candidates"]),
+                    token=item["token"],
                     **_layer_fields(item),
                 )
                 for item in native["trace"]
