@@ -131,5 +131,28 @@ void register_model(py::module_ & module) {
                  return out;
              },
              py::arg("n_prompt"), py::arg("n_generate"), py::arg("n_sequences"),
-             "llama.cpp's own decode with no sampler (like llama-batched-bench): the benchmarks' baseline.");
+             "llama.cpp's own decode with no sampler (like llama-batched-bench): the benchmarks' baseline.")
+        .def("chain_decode",
+             [](led::Model & model, const std::vector<llama_token> & prompt, int n_generate, int n_sequences,
+                int top_k, float top_p, float temperature, uint32_t seed, bool backend) {
+                 led::ChainSettings settings;
+                 settings.top_k = top_k;
+                 settings.top_p = top_p;
+                 settings.temperature = temperature;
+                 settings.seed = seed;
+                 settings.backend = backend;
+                 led::ChainDecodeResult result = run_interruptible(
+                     [&] { return led::chain_decode(model, prompt, n_generate, n_sequences, settings); });
+                 py::dict out;
+                 out["prompt_seconds"] = result.timings.prompt_seconds;
+                 out["decode_seconds"] = result.timings.decode_seconds;
+                 out["prompt_tokens"] = result.timings.prompt_tokens;
+                 out["decode_tokens"] = result.timings.decode_tokens;
+                 out["tokens"] = result.tokens;
+                 return out;
+             },
+             py::arg("prompt"), py::arg("n_generate"), py::arg("n_sequences") = 1, py::arg("top_k") = 20,
+             py::arg("top_p") = 0.95f, py::arg("temperature") = 0.6f, py::arg("seed") = 0, py::arg("backend") = false,
+             "llama.cpp's own sampler chain (top-k, top-p, temperature, dist) on the host or as backend "
+             "samplers: the benchmarks' baseline for sampled decoding. Benchmarks only.");
 }

@@ -30,8 +30,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Standard sampling over the sorted candidates: top-p and min-p on the renormalised
-// candidates (temperature applied first, as transformers and vLLM do), then one draw.
-int draw_standard(const std::vector<float> & q, float top_p, float min_p, float u) {
+// candidates (temperature applied first, as transformers and vLLM do). Returns how many of the
+// leading candidates the draw is made from.
+int kept_standard(const std::vector<float> & q, float top_p, float min_p) {
     const int k = static_cast<int>(q.size());
     float total = 0.0f;
     for (float p : q) total += p;
@@ -51,7 +52,14 @@ int draw_standard(const std::vector<float> & q, float top_p, float min_p, float 
         while (i < keep && q[i] >= min_p * q[0]) ++i;
         keep = i;
     }
-    return draw_index(q.data(), std::max(keep, 1), u);
+    return std::max(keep, 1);
+}
+
+// log of weights[index] / sum(weights[0, n)): the log-probability of a draw from those weights.
+float log_share(const float * weights, int n, int index) {
+    float total = 0.0f;
+    for (int i = 0; i < n; ++i) total += weights[i];
+    return std::log(weights[index]) - std::log(total);
 }
 
 // Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
@@ -169,13 +177,20 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
 
     results_.assign(prompts_.size(), std::vector<SampleResult>(n_samples));
     prompt_seconds_.assign(prompts_.size(), 0.0);
+    think_start_ = resolve_marker(model_, spec_.think_start);
+    think_end_ = resolve_marker(model_, spec_.think_end);
+    for (const auto & prompt : prompts_) {
+        prompt_open_.push_back(prompt_leaves_reasoning_open(model_, think_start_, think_end_, prompt));
+    }
     samples_.resize(total);
     for (int p = 0; p < static_cast<int>(prompts_.size()); ++p) {
         for (int s = 0; s < n_samples; ++s) {
             Sample & sample = samples_[p * n_samples + s];
             sample.prompt = p;
             sample.index = s;
+            sample.reasoning = ReasoningTracker(&think_start_, &think_end_, prompt_open_[p]);
             results_[p][s].seed = options_.seed;
+            results_[p][s].starts_in_reasoning = prompt_open_[p] && !think_end_.empty();
         }
     }
     remaining_ = total;
@@ -201,7 +216,7 @@ void BatchRun::close() {
 
 void BatchRun::check_graph_state() const {
     if (!graph_state_->error().empty()) {
-        throw std::runtime_error("LED cannot run on this model: " + graph_state_->error());
+        throw std::runtime_error("LED cannot run on this " + model_.architecture() + " model: " + graph_state_->error());
     }
 }
 
@@ -308,6 +323,7 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         float u_depth = 0.0f;
         std::vector<float> depth_probabilities;  // on_explore: depths 1..d-1 from the second graph
         std::vector<float> entropies;
+        float sampling_logprob = 0.0f;  // under the distribution the token was drawn from
     };
     std::vector<Decision> decisions;
     std::vector<ExploreQuery> queries;
@@ -325,9 +341,13 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         decision.u_token = u_token;
         decision.u_depth = u_depth;
         if (!spec_.led) {
-            decision.index = greedy ? 0 : draw_standard(q, spec_.top_p, spec_.min_p, u_token);
+            if (!greedy) {
+                const int keep = kept_standard(q, spec_.top_p, spec_.min_p);
+                decision.index = draw_index(q.data(), keep, u_token);
+                decision.sampling_logprob = log_share(q.data(), keep, decision.index);
+            }
         } else {
-            const bool allowed = !spec_.think_only || sample.in_reasoning;
+            const bool allowed = !spec_.think_only || sample.reasoning.inside();
             decision.explored = explores(q[0], spec_.exploit, allowed, greedy, u_gate);
             decision.needs_depths = decision.explored || (options_.trace && spec_.d > 1);
             if (decision.needs_depths && spec_.d > 1 && !graph_state_->every_step()) {
@@ -337,8 +357,9 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
                 queries.push_back(query);
                 query_owner.push_back(decisions.size());
             }
-            if (!decision.explored) {
-                decision.index = greedy ? 0 : draw_index(q.data(), k, u_token);
+            if (!decision.explored && !greedy) {
+                decision.index = draw_index(q.data(), k, u_token);
+                decision.sampling_logprob = log_share(q.data(), k, decision.index);
             }
         }
         decisions.push_back(std::move(decision));
@@ -373,6 +394,13 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         if (decision.explored) {
             decision.depth = exploration.depth;
             decision.index = exploration.index;
+            if (!greedy) {
+                // The token was drawn from the chosen depth's posterior.
+                std::vector<float> posteriors(static_cast<size_t>(spec_.d) * k), entropies(spec_.d);
+                cumulative_posteriors(depth_probabilities.data(), spec_.d, k, posteriors.data(), entropies.data());
+                decision.sampling_logprob = log_share(posteriors.data() + static_cast<size_t>(decision.depth) * k, k,
+                                                      decision.index);
+            }
         }
         if (options_.trace) decision.entropies = std::move(exploration.entropies);
     }
@@ -414,13 +442,11 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
         result.logprobs.push_back(std::log(step.probabilities[0]) +
                                   (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
-        if (sample.in_reasoning) ++result.reasoning_tokens;
+        result.sampling_logprobs.push_back(decision.sampling_logprob);
+        if (sample.reasoning.inside() && !think_end_.empty()) ++result.reasoning_tokens;
         const size_t before = sample.bytes.size();
         sample.bytes += model_.token_piece(token);
-        if (sample.in_reasoning && spec_.led && spec_.think_only && !spec_.think_end.empty()) {
-            const size_t from = before >= spec_.think_end.size() ? before - spec_.think_end.size() + 1 : 0;
-            if (sample.bytes.find(spec_.think_end, from) != std::string::npos) sample.in_reasoning = false;
-        }
+        sample.reasoning.feed(token, sample.bytes, before);
         if (!options_.stop.empty()) {
             size_t cut = std::string::npos;
             const size_t from = before >= max_stop_ ? before - max_stop_ + 1 : 0;
@@ -452,8 +478,15 @@ void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
         end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
     }
     if (end > sample.emitted) {
-        pieces.push_back({sample.prompt, sample.index,
-                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted))});
+        // A piece never straddles the end of the reasoning segment.
+        const size_t boundary = std::clamp(sample.reasoning.answer_begin(), sample.emitted, end);
+        const std::string_view bytes(sample.bytes);
+        if (boundary > sample.emitted) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(sample.emitted, boundary - sample.emitted)), true});
+        }
+        if (end > boundary) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(boundary, end - boundary)), false});
+        }
         sample.emitted = end;
     }
 }
@@ -463,6 +496,8 @@ void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> &
     SampleResult & result = results_[sample.prompt][sample.index];
     result.finish_reason = reason;
     result.text = sanitize_utf8(sample.bytes);
+    result.reasoning = sample.reasoning.reasoning(sample.bytes);
+    result.answer = sample.reasoning.answer(sample.bytes);
     result.timings.prompt_tokens = static_cast<int>(prompts_[sample.prompt].size());
     result.timings.prompt_seconds = prompt_seconds_[sample.prompt];
     result.timings.decode_tokens = static_cast<int>(result.tokens.size());
@@ -568,7 +603,7 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);
         const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
-        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this model: " + state.error());
+        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
         if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
         done += count;

@@ -26,16 +26,56 @@ std::string layer_name(int il) {
     return "l_out-" + std::to_string(il);
 }
 
-ggml_tensor * find_layer(ggml_cgraph * graph, int il) {
-    if (il >= 0) {
-        return ggml_graph_get_tensor(graph, layer_name(il).c_str());
-    }
+ggml_tensor * find_embeddings(ggml_cgraph * graph) {
     // The residual stream entering layer 0: the scaled embeddings where the architecture scales,
     // else the token embeddings (named "embd"; "inp_embd" is the unused raw-vector input).
     for (const char * name : {"inp_scaled", "embd", "inp_embd"}) {
         if (ggml_tensor * tensor = ggml_graph_get_tensor(graph, name)) {
             return tensor;
         }
+    }
+    return nullptr;
+}
+
+// The GET_ROWS that keeps only the output rows (llama.cpp's out_ids input).
+bool selects_output_rows(const ggml_tensor * node) {
+    return node->op == GGML_OP_GET_ROWS && node->src[1] != nullptr && std::strcmp(node->src[1]->name, "out_ids") == 0;
+}
+
+// Ops that regroup a hidden state's rows without changing a value (row width kept, same data).
+bool keeps_values(const ggml_tensor * node) {
+    const ggml_tensor * source = node->src[0];
+    if (source == nullptr || source->ne[0] != node->ne[0] || ggml_nelements(source) != ggml_nelements(node)) {
+        return false;
+    }
+    switch (node->op) {
+        case GGML_OP_RESHAPE:
+        case GGML_OP_CONT:
+            return true;
+        case GGML_OP_VIEW:
+            return node->view_offs == 0 && node->nb[1] == source->nb[1];
+        default:
+            return false;
+    }
+}
+
+bool is_leaf_operand(const ggml_tensor * node) {
+    return (node->op == GGML_OP_MUL || node->op == GGML_OP_ADD) &&
+           (!is_computed(node->src[0]) || !is_computed(node->src[1]));
+}
+
+// The residual stream entering layer il: the input of its attention norm (the norm, its weight
+// and bias walked back over).
+ggml_tensor * norm_input(ggml_cgraph * graph, int il) {
+    ggml_tensor * node = ggml_graph_get_tensor(graph, ("attn_norm-" + std::to_string(il)).c_str());
+    for (int steps = 0; node != nullptr && steps < kMaxChain; ++steps) {
+        if (node->op == GGML_OP_RMS_NORM || node->op == GGML_OP_NORM) {
+            return node->src[0];
+        }
+        if (!is_leaf_operand(node)) {
+            return nullptr;
+        }
+        node = is_computed(node->src[0]) ? node->src[0] : node->src[1];
     }
     return nullptr;
 }
@@ -61,20 +101,45 @@ int depth_layer(int n_layer, int depth, LayerCounting counting) {
     return counting == LayerCounting::paper ? n_layer - 1 - depth : n_layer - 2 - depth;
 }
 
-std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
-    weight_ = nullptr;
-    norm_ops_.clear();
-    post_ops_.clear();
+struct OutputHead::Walk {
+    std::string error;
+    ggml_tensor * weight = nullptr;
+    std::vector<Op> norm_ops;
+    std::vector<Op> post_ops;
+    ggml_tensor * last_layer = nullptr;
+    bool selects_rows = false;
+    bool named = false;
+};
+
+OutputHead::Walk OutputHead::walk(ggml_cgraph * graph, int n_layer) {
+    Walk found;
     ggml_tensor * node = ggml_graph_get_tensor(graph, "result_output");
-    ggml_tensor * last_layer = ggml_graph_get_tensor(graph, layer_name(n_layer - 1).c_str());
-    if (node == nullptr || last_layer == nullptr) {
-        return "the model graph has no nodes named result_output and " + layer_name(n_layer - 1) +
-               " (LED needs an architecture whose graph names its layer outputs l_out-<il>)";
+    if (node == nullptr) {
+        found.error = "the model graph has no node named result_output (the logits)";
+        return found;
     }
-    std::vector<Op> * chain = &post_ops_;
-    for (int steps = 0; node != last_layer; ++steps) {
-        if (steps > 2 * kMaxChain) {
-            return "the path from the last layer's output to the logits is longer than expected";
+    // The walk ends at the graph's l_out-<n_layer-1>, or, where the graph names it otherwise (or
+    // names a tensor inside the layer so), at the stream entering the final norm.
+    ggml_tensor * named_last = ggml_graph_get_tensor(graph, layer_name(n_layer - 1).c_str());
+    std::vector<Op> * chain = &found.post_ops;
+    bool normalised = false;
+    for (int steps = 0;; ++steps) {
+        if (node == named_last) {
+            found.named = true;
+            break;
+        }
+        if (steps > 3 * kMaxChain) {
+            found.error = "the path from the last layer's output to the logits is longer than expected";
+            return found;
+        }
+        if (chain == &found.norm_ops && (selects_output_rows(node) || keeps_values(node))) {
+            // Row selection commutes with the head's per-row ops: LED selects the same rows itself.
+            found.selects_rows = found.selects_rows || selects_output_rows(node);
+            node = node->src[0];
+            continue;
+        }
+        if (normalised) {
+            break;  // the stream entering the final norm
         }
         Op op{};
         op.op = node->op;
@@ -82,15 +147,19 @@ std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
         ggml_tensor * activation = nullptr;
         switch (node->op) {
             case GGML_OP_MUL_MAT:
-                if (chain == &norm_ops_) {
-                    return "the output head has two matrix products";
+                if (chain == &found.norm_ops) {
+                    found.error = "the output head has two matrix products";
+                    return found;
                 }
-                weight_ = node->src[0];
+                found.weight = node->src[0];
                 node = node->src[1];
-                chain = &norm_ops_;
+                chain = &found.norm_ops;
                 continue;
             case GGML_OP_RMS_NORM:
             case GGML_OP_NORM:
+                normalised = chain == &found.norm_ops;
+                activation = node->src[0];
+                break;
             case GGML_OP_SCALE:
             case GGML_OP_UNARY:
                 activation = node->src[0];
@@ -100,29 +169,71 @@ std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
                 activation = is_computed(node->src[0]) ? node->src[0] : node->src[1];
                 op.operand = activation == node->src[0] ? node->src[1] : node->src[0];
                 if (is_computed(op.operand)) {
-                    return std::string("the output head combines two computed tensors in ") + ggml_op_desc(node);
+                    found.error = std::string("the output head combines two computed tensors in ") + ggml_op_desc(node);
+                    return found;
                 }
                 break;
             default:
-                return std::string("the output head uses the op ") + ggml_op_desc(node) +
-                       ", which LED cannot replay on earlier layers";
+                found.error = std::string("the output head uses the op ") + ggml_op_desc(node) + " (node " + node->name +
+                              "), which LED cannot replay on earlier layers";
+                return found;
         }
         if (node->op == GGML_OP_UNARY) {
             const auto unary = static_cast<ggml_unary_op>(op.params[0]);
             if (unary != GGML_UNARY_OP_TANH) {
-                return std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+                found.error = std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+                return found;
             }
         }
         chain->push_back(op);
         node = activation;
     }
-    if (weight_ == nullptr || is_computed(weight_)) {
-        weight_ = nullptr;
-        return "could not find the output head's weight in the model graph";
+    if (found.weight == nullptr || is_computed(found.weight)) {
+        found.error = "could not find the output head's weight in the model graph";
+        return found;
     }
-    std::reverse(norm_ops_.begin(), norm_ops_.end());
-    std::reverse(post_ops_.begin(), post_ops_.end());
+    if (node->type != GGML_TYPE_F32 || node->ne[0] != found.weight->ne[0]) {
+        found.error = std::string("the tensor entering the output head (") + node->name +
+                      ") is not an F32 hidden state of the head's width";
+        return found;
+    }
+    found.last_layer = node;
+    std::reverse(found.norm_ops.begin(), found.norm_ops.end());
+    std::reverse(found.post_ops.begin(), found.post_ops.end());
+    return found;
+}
+
+std::string OutputHead::discover(ggml_cgraph * graph, int n_layer) {
+    Walk found = walk(graph, n_layer);
+    weight_ = found.error.empty() ? found.weight : nullptr;
+    if (!found.error.empty()) {
+        return found.error;
+    }
+    norm_ops_ = std::move(found.norm_ops);
+    post_ops_ = std::move(found.post_ops);
+    n_layer_ = n_layer;
+    selects_rows_ = found.selects_rows;
+    named_layers_ = found.named;
     return "";
+}
+
+ggml_tensor * OutputHead::layer_output(ggml_cgraph * graph, int il) const {
+    if (il == n_layer_ - 1) {
+        Walk found = walk(graph, n_layer_);
+        return found.error.empty() && found.weight == weight_ ? found.last_layer : nullptr;
+    }
+    if (il < 0) {
+        ggml_tensor * embeddings = find_embeddings(graph);
+        return embeddings != nullptr ? embeddings : norm_input(graph, 0);
+    }
+    // Where l_out-<il> is not the stream the last layer leaves (a graph may name a tensor inside
+    // the layer so), the stream entering the next layer's norm is.
+    ggml_tensor * named = ggml_graph_get_tensor(graph, layer_name(il).c_str());
+    ggml_tensor * entering = norm_input(graph, il + 1);
+    if (named_layers_) {
+        return named != nullptr ? named : entering;
+    }
+    return entering != nullptr ? entering : named;
 }
 
 ggml_tensor * OutputHead::replay(ggml_context * ctx, ggml_tensor * x, const Op & op) {
@@ -252,27 +363,31 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     return result;
 }
 
-std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
-                             int64_t n_rows, ggml_tensor ** stacked) {
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
+                             int64_t n_embd, int64_t n_rows, ggml_tensor ** stacked) {
     *stacked = nullptr;
     ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_rows);
     for (int il : spec.layers) {
-        ggml_tensor * layer = graph != nullptr ? find_layer(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
+        ggml_tensor * layer = graph != nullptr ? head.layer_output(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
         if (layer == nullptr) {
             return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("embd")) +
+                   " and no attention norm input for layer " + std::to_string(il + 1) +
                    " (LED reads the outputs of the last d layers)";
         }
         if (layer->ne[0] != n_embd || layer->type != GGML_TYPE_F32) {
             return "the node " + std::string(layer->name) + " is not an F32 hidden state of width n_embd";
         }
         ggml_tensor * hidden;
-        if (il == spec.n_layer - 1 && graph != nullptr) {
+        if (il == spec.n_layer - 1 && graph != nullptr && !head.selects_rows_after_layers()) {
             hidden = layer;  // the last layer keeps only the output rows already
         } else {
+            // Every other layer output, and the last where the graph selects rows after the
+            // layers, holds all token rows: take the rows out_ids maps the outputs to.
             if (out_ids == nullptr) {
                 return "the model graph has no out_ids input to map output rows to token positions";
             }
-            hidden = ggml_get_rows(ctx, layer, out_ids);
+            ggml_tensor * rows = ggml_is_contiguous(layer) ? ggml_reshape_2d(ctx, layer, n_embd, ggml_nelements(layer) / n_embd) : layer;
+            hidden = ggml_get_rows(ctx, rows, out_ids);
         }
         if (hidden->ne[1] != n_rows) {
             return "the node " + std::string(layer->name) + " does not hold one row per output";

@@ -19,17 +19,27 @@ namespace led {
 
 enum class LayerCounting { paper, reference };
 
-// The layer whose output (graph node l_out-<il>) is depth j >= 1; -1 means the embeddings
-// entering layer 0.
+// The layer whose output (the residual stream leaving layer il) is depth j >= 1; -1 means the
+// embeddings entering layer 0.
 int depth_layer(int n_layer, int depth, LayerCounting counting);
 
 // The model's output head as the graph applies it: the final norm, the head weight (the same
 // tensor the model uses: no copy), and any transform after the head (logit scale, soft-cap).
 class OutputHead {
 public:
-    // Reads the head off a built model graph. Returns "" or why it cannot be replayed.
+    // Reads the head off a built model graph, walking back from the logits to the last layer's
+    // output over the ops that transform the hidden state (replayed) and those that only select
+    // or regroup rows (the out_ids selection, reshapes: stepped over, wherever the graph places
+    // them). Returns "" or why it cannot be replayed.
     std::string discover(ggml_cgraph * graph, int n_layer);
     bool found() const { return weight_ != nullptr; }
+    // The output of layer il (-1: the embeddings) in `graph`, or nullptr. The last layer's is
+    // where discover() ended; the others are named l_out-<il> where the last one is, else they
+    // are the residual stream entering layer il+1's attention norm.
+    ggml_tensor * layer_output(ggml_cgraph * graph, int il) const;
+    // Whether the graph selects the output rows after the last layer, so that the last layer's
+    // output, like every earlier one, holds all token rows.
+    bool selects_rows_after_layers() const { return selects_rows_; }
     ggml_tensor * weight() const { return weight_; }
     ggml_tensor * normalise(ggml_context * ctx, ggml_tensor * hidden) const;
     ggml_tensor * project(ggml_context * ctx, ggml_tensor * hidden) const;
@@ -50,9 +60,14 @@ private:
     static ggml_tensor * replay(ggml_context * ctx, ggml_tensor * x, const Op & op);
     ggml_tensor * post(ggml_context * ctx, ggml_tensor * logits) const;
     ggml_tensor * find_product(ggml_cgraph * graph) const;
+    struct Walk;
+    static Walk walk(ggml_cgraph * graph, int n_layer);
     ggml_tensor * weight_ = nullptr;
     std::vector<Op> norm_ops_;
     std::vector<Op> post_ops_;
+    int n_layer_ = 0;
+    bool selects_rows_ = false;
+    bool named_layers_ = true;  // the last layer's output is the graph's l_out-<n_layer-1>
 };
 
 // For every row of a logits matrix [n_vocab, rows]: the k most probable tokens (on exact ties at
@@ -72,8 +87,8 @@ struct CaptureSpec {
     std::vector<int> layers;   // l_out index per captured row; n_layer-1 = the final layer
     int n_layer = 0;
 };
-std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const CaptureSpec & spec, int64_t n_embd,
-                             int64_t n_rows, ggml_tensor ** stacked);
+std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
+                             int64_t n_embd, int64_t n_rows, ggml_tensor ** stacked);
 
 // Copies one output row's stacked layers into a slot of the capture tensor. Returns a one-value
 // tensor that depends on the copy: as a sampler output it is computed exactly when that

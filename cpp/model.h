@@ -73,6 +73,8 @@ public:
     // Kept attached between generations with the same settings: attaching makes llama.cpp
     // reserve its graphs again. Call after context().
     GraphState & attach_samplers(const GraphSettings & settings);
+    // Unties LED's samplers from the context (the benchmarks' baselines decode without them).
+    void detach_samplers();
 
     // Set by a generation to stop a long llama_decode early (checked by ggml between nodes).
     std::atomic<bool> abort_requested{false};
@@ -80,8 +82,6 @@ public:
     std::function<bool()> interrupt_check;
 
 private:
-    void detach_samplers();
-
     ModelOptions options_;
     std::unique_ptr<GraphState> graph_state_;
     std::vector<llama_sampler *> samplers_;

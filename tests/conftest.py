@@ -111,3 +111,23 @@ def dataset_file(tmp_path_factory):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def llama_templates() -> dict:
+    """The chat templates of the pinned llama.cpp sdist (models/templates/*.jinja): name -> text, read
+    from the sdist the build uses (LED_CPP_LLAMA_SDIST, third_party/downloads, or pip download)."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "third_party"))
+    try:
+        import fetch_llama_cpp
+    finally:
+        sys.path.pop(0)
+    downloads = root / "third_party" / "downloads"
+    if not (downloads / fetch_llama_cpp.PIN["sdist"]).is_file():
+        downloads = CACHE
+    try:
+        sdist = fetch_llama_cpp.download_sdist(downloads)
+    except SystemExit as error:
+        pytest.skip(f"the pinned llama.cpp sdist is not available: {error}")
+    return fetch_llama_cpp.read_templates(sdist)

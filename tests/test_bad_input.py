@@ -288,11 +288,11 @@ def test_led_refuses_a_graph_it_cannot_replay(chameleon):
     before = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert len(before.tokens) == 3
     assert all(not 4 <= token < 8196 for token in before.tokens)  # chameleon's mask is in force
-    raises(RuntimeError, "LED cannot run on this model", "SET",
+    raises(RuntimeError, "LED cannot run on this chameleon model", "SET",
            call=lambda: chameleon.generate("hi", max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)).result)
-    raises(RuntimeError, "LED cannot run on this model",
+    raises(RuntimeError, "LED cannot run on this chameleon model",
            call=lambda: chameleon.generate_batch(["hi", "yo"], n=2, max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)))
-    raises(RuntimeError, "LED cannot run on this model", call=lambda: chameleon.depth_logits("hi", d=2))
+    raises(RuntimeError, "LED cannot run on this chameleon model", call=lambda: chameleon.depth_logits("hi", d=2))
     # standard sampling still works afterwards, with the same result
     after = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert after.tokens == before.tokens
@@ -328,8 +328,8 @@ CONFIG_CASES = (
     + _config_cases(LEDConfig, "ln", _BOOL)
     + _config_cases(LEDConfig, "exploit", _BOOL)
     + _config_cases(LEDConfig, "think_only", _BOOL)
-    + _config_cases(LEDConfig, "think_end", [(3, TypeError, "str"), (None, TypeError, "str"),
-                                             (b"</think>", TypeError, "str"), ("", ValueError, "empty")])
+    + _config_cases(LEDConfig, "think_end", [(3, TypeError, "str"), (b"</think>", TypeError, "str"),
+                                             ("", ValueError, "empty")])
     + _config_cases(LEDConfig, "depth_rule", [("best", ValueError, "max_entropy"), (3, ValueError, "max_entropy"),
                                               (None, ValueError, "max_entropy"), ("", ValueError, "max_entropy")])
     + _config_cases(LEDConfig, "layer_counting", [("papers", ValueError, "reference"), (0, ValueError, "reference"),
@@ -361,7 +361,7 @@ def test_led_fixed_depth(kwargs, kind, needles):
 def test_valid_configs_pass():
     SamplingConfig(temperature=0, top_k=0, top_p=1, min_p=0)
     SamplingConfig(temperature=2.5, top_k=1, top_p=1e-6, min_p=1)
-    LEDConfig(temperature=0, d=1, k=1, ln=True, exploit=False, think_only=False, think_end="")
+    LEDConfig(temperature=0, d=1, k=1, ln=True, exploit=False, think_only=False, think_end=None)
     LEDConfig(depth_rule="fixed", d=4, fixed_depth=3, layer_counting="reference")
 
 

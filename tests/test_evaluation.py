@@ -499,3 +499,67 @@ def test_cli_eval_runs_resumes_and_refuses_with_a_fake_model(tmp_path, monkeypat
     assert [r.split()[0] for r in rows] == ["standard", "led:temperature=0.9"]
     assert main(cmp + ["--configs", "led,led"]) == 2
     assert "twice" in capsys.readouterr().err
+
+
+class ScriptedModel:
+    """Returns fixed completions, one list per prompt (its n samples in order)."""
+
+    chat_template = None
+    path = "/models/scripted.gguf"
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def generate_batch(self, prompts, *, n=1, config=None, max_tokens=256, seed=None,
+                       progress=False, **kw):
+        out = []
+        for prompt in prompts:
+            question = prompt.split("\n")[1]
+            out.append([SimpleNamespace(tokens=[1, 2], text=text, finish_reason="eos",
+                                        logprobs=[0.0, 0.0], explored_steps=0,
+                                        reasoning_tokens=0, trace=None,
+                                        timings=SimpleNamespace(prompt_tokens=3))
+                        for text in self.texts[question]])
+        return out
+
+
+# Gold 18 and 7. Per sample: (text, strict correct, flexible correct).
+SCORED = {
+    "Q one?": [("so \\boxed{18}", True, True),
+               ("Janet sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars", False, True),
+               ("\\boxed{17}, not 18", False, False),        # a box exists: no fallback
+               ("she has 3 eggs", False, False)],
+    "Q two?": [("the answer is 7", False, True),
+               ("nothing here", False, False),
+               ("\\boxed{7}", True, True),
+               ("\\boxed{7} and then 9", True, True)],
+}
+
+
+@pytest.mark.parametrize("dataset", ["gsm8k", "math500"])
+def test_strict_and_flexible_scores_are_kept_apart(tmp_path, dataset):
+    problems = [ev.Problem("a", 0, "Q one?", "18", dataset), ev.Problem("b", 1, "Q two?", "7", dataset)]
+    model = ScriptedModel({q: [t for t, _, _ in rows] for q, rows in SCORED.items()})
+    summary = ev.evaluate(model, problems, FakeConfig(), n=4, max_tokens=8, seed=0,
+                          out_dir=tmp_path, progress=False)
+    recs = _lines(tmp_path)
+    fallback = dataset == "gsm8k"
+    expected = [(strict, flexible if fallback else strict)
+                for rows in SCORED.values() for _, strict, flexible in rows]
+    assert [(r["correct"], r["flexible_correct"]) for r in recs] == expected
+    assert recs[1]["answer"] is None
+    assert recs[1]["flexible_answer"] == ("18" if fallback else None)
+    assert recs[2]["answer"] == recs[2]["flexible_answer"] == "17"
+    assert summary.correct_counts == [1, 2]
+    assert summary.flexible_correct_counts == ([2, 3] if fallback else [1, 2])
+    assert summary.pass_at_1 == pytest.approx(3 / 8)
+    assert summary.flexible_pass_at_1 == pytest.approx(5 / 8 if fallback else 3 / 8)
+    assert summary.pass_at_k[4] == summary.flexible_pass_at_k[4] == 1.0
+    saved = json.loads((tmp_path / ev.SUMMARY_FILE).read_text())
+    assert saved["pass@1"] == summary.pass_at_1
+    assert saved["flexible_pass@1"] == summary.flexible_pass_at_1
+    assert saved["flexible_pass@k"]["2"] == pytest.approx(
+        sum(ev.pass_at_k(4, c, 2) for c in summary.flexible_correct_counts) / 2)
+    header, _, row = ev.format_table([summary]).splitlines()
+    assert header.split()[3:9] == ["pass@1", "%", "pass@4", "%", "flex", "pass@1"]
+    assert row.split()[3:7] == ["37.50", "100.00", f"{100 * summary.flexible_pass_at_1:.2f}", "100.00"]

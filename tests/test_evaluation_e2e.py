@@ -101,9 +101,11 @@ def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, d
         assert r["finish_reason"] in ("length", "eos", "stop")
         assert r["finished"] == (r["finish_reason"] != "length")
         assert r["finish_reason"] != "length" or r["generated_tokens"] == MAX_TOKENS
-        assert r["answer"] == ev.extract_answer(r["text"], number_fallback=True)
-        assert r["correct"] == (r["answer"] is not None
-                                and Fraction(r["answer"]) == Fraction(r["gold"]))
+        assert r["answer"] == ev.extract_answer(r["text"])  # strict: the last box only
+        assert r["flexible_answer"] == ev.extract_answer(r["text"], number_fallback=True)
+        for answer, correct in ((r["answer"], r["correct"]),
+                                (r["flexible_answer"], r["flexible_correct"])):
+            assert correct == (answer is not None and Fraction(answer) == Fraction(r["gold"]))
         assert r["explored_steps"] == 0 and r["explore_rate"] == 0.0  # standard sampling
         assert r["wall_seconds"] > 0
     # The samples of one problem differ (own random streams), at least somewhere.

@@ -119,6 +119,24 @@ def unpack(sdist: Path, dest: Path) -> None:
     staging.rename(dest)
 
 
+TEMPLATES = "models/templates/"
+
+
+def read_templates(sdist: Path) -> dict:
+    """The chat templates the pinned sdist carries (``models/templates/*.jinja``): file name -> text.
+    Read straight from the hash-checked tarball, for the tests that render them."""
+    actual = sha256_of(sdist)
+    if actual != PIN["sha256"]:
+        raise ValueError(f"{sdist} has sha256 {actual}, not the pinned {PIN['sha256']}")
+    prefix = f"{PIN['sdist'][:-len('.tar.gz')]}/{PIN['tree']}/{TEMPLATES}"
+    templates = {}
+    with tarfile.open(sdist, "r:gz") as archive:
+        for member in archive:
+            if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".jinja"):
+                templates[member.name[len(prefix):]] = archive.extractfile(member).read().decode("utf-8")
+    return dict(sorted(templates.items()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dest", type=Path)

@@ -1,5 +1,6 @@
 """led_cpp: Latent Exploration Decoding for GGUF reasoning models, inside llama.cpp's graph."""
 
+from .chat import render_chat_template
 from .config import LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation
 from .gguf_check import ModelFileError
@@ -16,5 +17,6 @@ __all__ = [
     "SamplingConfig",
     "Timings",
     "TraceStep",
+    "render_chat_template",
 ]
 __version__ = "0.1.0"

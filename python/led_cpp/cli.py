@@ -1,8 +1,9 @@
-"""The ``led-cpp`` command: generate, eval, compare, analyze."""
+"""The ``led-cpp`` command: generate, chat, eval, compare, analyze."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import List, Optional
 
@@ -18,6 +19,35 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--led-projection", choices=LED_PROJECTIONS, default="auto", help=LED_PROJECTION_HELP)
 
 
+def add_chat_template_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chat-template-kwargs", metavar="JSON",
+                        help="variables for the chat template as a JSON object, e.g. "
+                        "'{\"enable_thinking\": false}' or '{\"reasoning_effort\": \"high\"}'")
+    parser.add_argument("--no-think", action="store_true",
+                        help="shorthand for --chat-template-kwargs '{\"enable_thinking\": false}'")
+
+
+def chat_template_kwargs_from(args: argparse.Namespace) -> dict:
+    """--chat-template-kwargs (and --no-think) as a checked dict; ValueError names what is wrong."""
+    from .chat import check_template_kwargs
+
+    kwargs = {}
+    if args.chat_template_kwargs is not None:
+        try:
+            kwargs = json.loads(args.chat_template_kwargs)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--chat-template-kwargs is not valid JSON ({error}); give an object such as "
+                             "'{\"enable_thinking\": false}'") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--chat-template-kwargs must be a JSON object such as '{{\"enable_thinking\": false}}', "
+                             f"not a JSON {type(kwargs).__name__}")
+    if args.no_think:
+        if kwargs.get("enable_thinking", False) is not False:
+            raise ValueError("--no-think contradicts enable_thinking in --chat-template-kwargs; give one of them")
+        kwargs["enable_thinking"] = False
+    return check_template_kwargs(kwargs, "--chat-template-kwargs")
+
+
 def load_model(args: argparse.Namespace):
     from .default_model import default_model_path
     from .model import Model
@@ -28,15 +58,19 @@ def load_model(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> int:
+    template_kwargs = chat_template_kwargs_from(args)
     model = load_model(args)
     if args.led:
         config = LEDConfig(temperature=args.temperature, d=args.d, k=args.k, exploit=not args.no_exploit)
     else:
         config = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     use_chat = model.chat_template is not None and not args.raw
+    if template_kwargs and not use_chat:
+        raise ValueError("--chat-template-kwargs/--no-think need the model's chat template, but "
+                         + ("--raw was given" if args.raw else f"{model.path.name} has none"))
     prompt = [{"role": "user", "content": args.prompt}] if use_chat else args.prompt
     generation = model.generate(prompt, config=config, max_tokens=args.max_tokens, seed=args.seed,
-                                stop=args.stop or ())
+                                stop=args.stop or (), chat_template_kwargs=template_kwargs if use_chat else None)
     with generation:
         for piece in generation:
             sys.stdout.write(piece)
@@ -68,12 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument("--stop", action="append", help="stop string (repeatable)")
     generate.add_argument("--raw", action="store_true", help="do not apply the model's chat template")
+    add_chat_template_arguments(generate)
     generate.add_argument("--led", action="store_true", help="decode with LED (authors' defaults)")
     generate.add_argument("--d", type=int, default=8, help="LED depths (8)")
     generate.add_argument("--k", type=int, default=8, help="LED candidates (8)")
     generate.add_argument("--no-exploit", action="store_true", help="LED without the confidence gate")
     generate.set_defaults(func=_generate)
 
+    from .cli_chat import register_chat_command
+
+    register_chat_command(subparsers)
     try:
         from .cli_eval import register_eval_commands
     except ImportError:  # pragma: no cover - the evaluation extra's modules ship with the package

@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import evaluation as ev
+from .cli import add_chat_template_arguments, chat_template_kwargs_from
 from .config import LED_PROJECTION_HELP, LED_PROJECTIONS
 
 _LED_FLAGS = ("d", "k", "ln", "exploit", "think_only", "think_end", "depth_rule",
@@ -74,6 +75,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-timeout", type=float, default=5.0,
                    help="seconds per answer check before it counts as wrong (5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_chat_template_arguments(p)
 
 
 def _fail(message: str) -> int:
@@ -99,7 +101,8 @@ def _precheck(args, specs, n: int, dirs) -> None:
                      or ev.DEFAULT_THINK_END)
         ev.check_out_dir(out, ev.run_identity(
             model=os.path.basename(args.model), problems=problems, config=cfg, n=n,
-            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end))
+            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end,
+            chat_template_kwargs=args.template_kwargs))
 
 
 def _load_model(args):
@@ -114,6 +117,7 @@ def _load_model(args):
 def _run(args, specs, dirs, call) -> int:
     n = _default_n(args, specs)
     try:
+        args.template_kwargs = chat_template_kwargs_from(args)
         _precheck(args, specs, n, dirs)
     except (ValueError, FileNotFoundError, TypeError) as e:  # bad spec, dataset or --out
         return _fail(str(e))
@@ -152,7 +156,8 @@ def run_eval_command(args) -> int:
                             max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
                             progress=not args.no_progress, think_end=args.think_end,
                             model_name=os.path.basename(args.model),
-                            verify_timeout=args.verify_timeout, n_parallel=args.n_parallel)]
+                            verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
+                            chat_template_kwargs=args.template_kwargs)]
 
     return _run(args, [spec], [args.out], call)
 
@@ -171,6 +176,7 @@ def run_compare_command(args) -> int:
                           max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
                           progress=not args.no_progress,
                           model_name=os.path.basename(args.model),
-                          verify_timeout=args.verify_timeout, n_parallel=args.n_parallel)
+                          verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
+                          chat_template_kwargs=args.template_kwargs)
 
     return _run(args, specs, [os.path.join(args.out, s.dirname) for s in specs], call)

@@ -9,8 +9,14 @@ Protocol (LED_SPEC.md, "The authors' baseline" and "Measuring accuracy")
   also the ``\\boxed 5`` form) in the *answer region*: if the text contains the
   end-of-think marker, the region is everything after its first occurrence;
   otherwise it is the whole text (models that never think, and unfinished
-  reasoning, are judged on what they wrote).  For GSM8K only, when the region has
-  no box, the last number in it is the answer (thousands commas removed).
+  reasoning, are judged on what they wrote).  The marker is the model's own
+  (``Model.reasoning_markers``) unless ``think_end`` or the config names one;
+  where the decode loop closed the segment, the result's ``answer`` is the region.
+* Two scores, as lm-eval's GSM8K reports them: *strict* (the headline, and the
+  authors' rule) takes the last box only; *flexible* also takes, for GSM8K only,
+  the last number of a region with no box (thousands commas removed).  The
+  fallback is lenient: on small models it mostly counts numbers copied from the
+  question.  Other datasets have no fallback, so both scores are the same.
 * Checking: plain numbers are compared exactly (``2,125`` == ``2125.0``);
   anything else is compared for mathematical equality with math-verify
   (``parse`` / ``verify``), run with math-verify's own signal-based timeouts
@@ -69,7 +75,7 @@ NUMBER_FALLBACK_DATASETS = ("gsm8k",)
 META_FILE = "meta.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: records and summaries hold strict and flexible scores
 
 
 # --------------------------------------------------------------------------- pass@k
@@ -597,13 +603,16 @@ def _dataset_digest(problems: Sequence[Problem]) -> str:
 
 
 def run_identity(*, model: str, problems: Sequence[Problem], config: Any, n: int,
-                 seed: int, max_tokens: int, think_end: str) -> dict:
+                 seed: int, max_tokens: int, think_end: str,
+                 chat_template_kwargs: dict | None = None) -> dict:
     """What must match for a run in an out_dir to be resumed (as JSON values, so it
     compares equal to the copy saved in meta.json)."""
     identity = {"format": RUN_FORMAT, "model": model, "dataset": problems[0].dataset,
                 "dataset_digest": _dataset_digest(problems), "config": _config_dict(config),
                 "n": int(n), "seed": int(seed), "max_tokens": int(max_tokens),
                 "think_end": think_end}
+    if chat_template_kwargs:  # absent when unused, so runs from before the option still resume
+        identity["chat_template_kwargs"] = chat_template_kwargs
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -619,8 +628,9 @@ def check_out_dir(out_dir: str | os.PathLike, identity: dict) -> bool:
         return False
     with open(meta_path, encoding="utf-8") as f:
         saved = json.load(f).get("identity", {})
-    diffs = [f"{k}: saved {saved.get(k)!r}, asked {v!r}"
-             for k, v in identity.items() if saved.get(k) != v]
+    diffs = [f"{k}: saved {saved.get(k)!r}, asked {identity.get(k)!r}"
+             for k in list(identity) + [k for k in saved if k not in identity]
+             if saved.get(k) != identity.get(k)]
     if diffs:
         raise RunMismatchError(f"{out} holds a different run; refusing to mix results "
                                "(use another --out):\n  " + "\n  ".join(diffs))
@@ -673,10 +683,32 @@ def _append_records(path: Path, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def model_end_marker(model: Any) -> str | None:
+    """The end marker of the model's reasoning segment (``Model.reasoning_markers``), or None."""
+    markers = getattr(model, "reasoning_markers", None)
+    return markers[1] if markers else None
+
+
+def result_answer_region(result: Any, think_end: str) -> str:
+    """The region an answer is read from: the result's own ``answer`` when its decode loop
+    followed ``think_end`` and the segment closed (also for a marker that is a control token
+    and so absent from the text), else ``answer_region`` of its text."""
+    markers = getattr(result, "reasoning_markers", None)
+    if (markers and markers[1] == think_end and getattr(result, "starts_in_reasoning", False)
+            and result.reasoning_tokens < len(result.tokens)):
+        return result.answer
+    return answer_region(result.text, think_end)
+
+
 def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share: float,
             think_end: str, number_fallback: bool, checker: AnswerChecker) -> dict:
-    answer = extract_answer(result.text, think_end=think_end, number_fallback=number_fallback)
+    region = result_answer_region(result, think_end)
+    answer = extract_answer(region, think_end="")
     correct, note = checker.check(answer, problem.answer)
+    flexible_answer, flexible_correct, flexible_note = answer, correct, None
+    if number_fallback and answer is None:
+        flexible_answer = extract_answer(region, think_end="", number_fallback=True)
+        flexible_correct, flexible_note = checker.check(flexible_answer, problem.answer)
     generated = len(result.tokens)
     decided = generated + (result.finish_reason == "eos")
     explored = int(getattr(result, "explored_steps", 0) or 0)
@@ -684,6 +716,7 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
     rec = {
         "problem_id": problem.id, "problem_index": problem.index, "sample": sample,
         "seed": seed, "answer": answer, "gold": problem.answer, "correct": bool(correct),
+        "flexible_answer": flexible_answer, "flexible_correct": bool(flexible_correct),
         "finish_reason": result.finish_reason, "finished": result.finish_reason != "length",
         "generated_tokens": generated,
         "reasoning_tokens": int(getattr(result, "reasoning_tokens", 0) or 0),
@@ -694,6 +727,8 @@ def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share
     }
     if note:
         rec["verify_note"] = note
+    if flexible_note:
+        rec["flexible_verify_note"] = flexible_note
     return rec
 
 
@@ -709,8 +744,10 @@ class EvalSummary:
     max_tokens: int
     num_problems: int
     num_samples: int
-    pass_at_1: float
-    pass_at_k: dict[int, float]  # k = 1..n
+    pass_at_1: float             # strict: the last box only (the headline)
+    pass_at_k: dict[int, float]  # k = 1..n, strict
+    flexible_pass_at_1: float    # flexible: GSM8K's last-number fallback where there is no box
+    flexible_pass_at_k: dict[int, float]
     mean_tokens: float
     mean_reasoning_tokens: float
     finished_rate: float
@@ -720,13 +757,16 @@ class EvalSummary:
     prompt_format: str  # "chat" or "plain"
     out_dir: str = ""
     correct_counts: list[int] = field(default_factory=list, repr=False)
+    flexible_correct_counts: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d.pop("pass_at_1")
-        d.pop("pass_at_k")
+        for key in ("pass_at_1", "pass_at_k", "flexible_pass_at_1", "flexible_pass_at_k"):
+            d.pop(key)
         return {"pass@1": self.pass_at_1,
-                "pass@k": {str(k): v for k, v in self.pass_at_k.items()}, **d}
+                "pass@k": {str(k): v for k, v in self.pass_at_k.items()},
+                "flexible_pass@1": self.flexible_pass_at_1,
+                "flexible_pass@k": {str(k): v for k, v in self.flexible_pass_at_k.items()}, **d}
 
 
 def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n: int,
@@ -735,6 +775,7 @@ def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n:
     """Summary of ``problems`` from their records (every problem must be complete)."""
     recs = [r for p in problems for r in records[p.index]]
     counts = [sum(r["correct"] for r in records[p.index]) for p in problems]
+    flexible = [sum(r["flexible_correct"] for r in records[p.index]) for p in problems]
     wall = sum(r["wall_seconds"] for r in recs)
     tokens = sum(r["generated_tokens"] for r in recs)
 
@@ -742,15 +783,18 @@ def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n:
         return sum(float(r[key]) for r in recs) / len(recs)
 
     pass_k = {k: mean_pass_at_k(counts, n, k) for k in range(1, n + 1)}
+    flexible_k = {k: mean_pass_at_k(flexible, n, k) for k in range(1, n + 1)}
     return EvalSummary(
         config=label, config_params=config_params, model=model,
         dataset=problems[0].dataset, n=n, limit=limit, seed=seed, max_tokens=max_tokens,
         num_problems=len(problems), num_samples=len(recs), pass_at_1=pass_k[1],
-        pass_at_k=pass_k, mean_tokens=mean("generated_tokens"),
+        pass_at_k=pass_k, flexible_pass_at_1=flexible_k[1], flexible_pass_at_k=flexible_k,
+        mean_tokens=mean("generated_tokens"),
         mean_reasoning_tokens=mean("reasoning_tokens"), finished_rate=mean("finished"),
         tokens_per_second=tokens / wall if wall > 0 else 0.0,
         mean_explore_rate=mean("explore_rate"), generation_seconds=wall,
-        prompt_format=prompt_format, out_dir=out_dir, correct_counts=counts)
+        prompt_format=prompt_format, out_dir=out_dir, correct_counts=counts,
+        flexible_correct_counts=flexible)
 
 
 def _select(dataset: str | os.PathLike | Sequence[Problem], limit: int | None):
@@ -765,34 +809,46 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
              limit: int | None = None, max_tokens: int = 2048, seed: int = 0,
              out_dir: str | os.PathLike, progress: bool = True,
              think_end: str | None = None, model_name: str | None = None,
-             verify_timeout: float = 5.0, n_parallel: int | None = None) -> EvalSummary:
+             verify_timeout: float = 5.0, n_parallel: int | None = None,
+             chat_template_kwargs: dict | None = None) -> EvalSummary:
     """Run (or resume) one config on the first ``limit`` problems of ``dataset``,
     ``n`` samples each; see the module docstring for the protocol and the files.
 
     ``config``: a spec text (``"led:d=4"``), a :class:`ConfigSpec` or a
     ``led_cpp.SamplingConfig`` / ``led_cpp.LEDConfig``.  ``think_end``: the
     marker that starts the answer region (default: the config's ``think_end``,
-    else ``</think>``).  ``model_name``: the model's identity in the run
-    (default: the basename of ``model.path``).
+    else the model's end marker, else ``</think>``).  ``model_name``: the model's identity in the run
+    (default: the basename of ``model.path``).  ``chat_template_kwargs``: the
+    chat template's variables (e.g. ``{"enable_thinking": False}``) for every prompt.
     """
     if n < 1:
         raise ValueError("n must be at least 1")
     all_problems, problems = _select(dataset, limit)
     label, cfg = _resolve_config(config)
-    think_end = think_end or getattr(cfg, "think_end", None) or DEFAULT_THINK_END
+    explicit = think_end or getattr(cfg, "think_end", None)
+    think_end = explicit or DEFAULT_THINK_END  # the run's identity: "</think>" stands for the default
+    # The answer region follows the marker generation followed: the explicit one, else the model's.
+    answer_marker = explicit or model_end_marker(model) or DEFAULT_THINK_END
     model_name = model_name or model_name_of(model)
     chat = uses_chat_template(model)
     prompt_format = "chat" if chat else "plain"
+    from .chat import check_template_kwargs  # here: the answer checker loads this file on its own
+
+    chat_template_kwargs = check_template_kwargs(chat_template_kwargs)
+    if chat_template_kwargs and not chat:
+        raise ValueError("chat_template_kwargs need a chat template, and this model has none")
+    extra_call = {"chat_template_kwargs": chat_template_kwargs} if chat_template_kwargs else {}
     number_fallback = problems[0].dataset in NUMBER_FALLBACK_DATASETS
     identity = run_identity(model=model_name, problems=all_problems, config=cfg, n=n,
-                            seed=seed, max_tokens=max_tokens, think_end=think_end)
+                            seed=seed, max_tokens=max_tokens, think_end=think_end,
+                            chat_template_kwargs=chat_template_kwargs)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not check_out_dir(out, identity):
         write_json_atomic(out / META_FILE, {
             "identity": identity, "config_label": label, "prompt_format": prompt_format,
-            "instruction": INSTRUCTION, "think_end": think_end,
+            "instruction": INSTRUCTION, "think_end": answer_marker,
             "model_path": str(getattr(model, "path", "") or ""),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     samples_path = out / SAMPLES_FILE
@@ -813,14 +869,14 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                 t0 = time.perf_counter()
                 results = model.generate_batch(
                     [build_prompt(p.question, chat) for p in chunk], n=n, config=cfg,
-                    max_tokens=max_tokens, seed=call_seed, progress=False, **extra)
+                    max_tokens=max_tokens, seed=call_seed, progress=False, **extra, **extra_call)
                 wall = time.perf_counter() - t0
                 if len(results) != len(chunk) or any(len(r) != n for r in results):
                     raise RuntimeError("generate_batch returned the wrong number of results")
                 new = []
                 for p, outs in zip(chunk, results):
                     recs = [_record(p, s, r, seed=call_seed, wall_share=wall / (len(chunk) * n),
-                                    think_end=think_end, number_fallback=number_fallback,
+                                    think_end=answer_marker, number_fallback=number_fallback,
                                     checker=checker) for s, r in enumerate(outs)]
                     records[p.index] = recs
                     new.extend(recs)
@@ -856,7 +912,8 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
             max_tokens: int = 2048, seed: int = 0, out_dir: str | os.PathLike,
             progress: bool = True, temperature: float | None = None,
             model_name: str | None = None, verify_timeout: float = 5.0,
-            n_parallel: int | None = None) -> list[EvalSummary]:
+            n_parallel: int | None = None,
+            chat_template_kwargs: dict | None = None) -> list[EvalSummary]:
     """Run each config on the same problems with the same per-problem seeds, each
     in ``out_dir/<config dirname>`` (resumable like :func:`evaluate`); writes
     ``out_dir/compare.json``.  ``temperature`` is the default of specs that set none."""
@@ -872,20 +929,23 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     summaries = [
         evaluate(model, dataset, s, n=n, limit=limit, max_tokens=max_tokens, seed=seed,
                  out_dir=Path(out_dir) / s.dirname, progress=progress,
-                 model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel)
+                 model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel,
+                 chat_template_kwargs=chat_template_kwargs)
         for s in specs]
     write_json_atomic(Path(out_dir) / "compare.json", [s.to_dict() for s in summaries])
     return summaries
 
 
 def format_table(summaries: Sequence[EvalSummary]) -> str:
-    """One row per summary: config, problems, pass@1, pass@n, mean tokens, tok/s,
-    explore rate (accuracies in percent)."""
+    """One row per summary: config, problems, strict pass@1 and pass@n, flexible
+    pass@1 and pass@n, mean tokens, tok/s, explore rate (accuracies in percent)."""
     ns = {s.n for s in summaries}
     pk = f"pass@{ns.pop()}" if len(ns) == 1 else "pass@n"
-    header = ["config", "problems", "n", "pass@1 %", f"{pk} %", "mean tok", "tok/s", "explore"]
+    header = ["config", "problems", "n", "pass@1 %", f"{pk} %", "flex pass@1 %", f"flex {pk} %",
+              "mean tok", "tok/s", "explore"]
     rows = [[s.config, str(s.num_problems), str(s.n), f"{100 * s.pass_at_1:.2f}",
-             f"{100 * s.pass_at_k[s.n]:.2f}", f"{s.mean_tokens:.1f}",
+             f"{100 * s.pass_at_k[s.n]:.2f}", f"{100 * s.flexible_pass_at_1:.2f}",
+             f"{100 * s.flexible_pass_at_k[s.n]:.2f}", f"{s.mean_tokens:.1f}",
              f"{s.tokens_per_second:.1f}", f"{s.mean_explore_rate:.4f}"] for s in summaries]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 

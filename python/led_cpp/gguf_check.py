@@ -123,6 +123,7 @@ Reading is bounded: at most the header, metadata and tensor table plus one
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -193,6 +194,12 @@ class GGUFSummary:
     alignment: int
     metadata_keys: Tuple[str, ...]
     tensor_names: Tuple[str, ...]
+    # split models: this part's split.no (0-based), split.count and split.tensors.count
+    split_no: int = 0
+    split_count: int = 1
+    split_tensors_count: Optional[int] = None
+    # check_gguf_model: every part of a split model, the first one first
+    parts: Tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------
@@ -1012,6 +1019,9 @@ def _parse(r: _Reader, path: str) -> GGUFSummary:
         alignment=alignment,
         metadata_keys=tuple(k.decode("utf-8", "backslashreplace") for k in values),
         tensor_names=tuple(t.name for t in tensors),
+        split_no=values[b"split.no"][1] if b"split.no" in values else 0,
+        split_count=values[b"split.count"][1] if b"split.count" in values else 1,
+        split_tensors_count=values[b"split.tensors.count"][1] if b"split.tensors.count" in values else None,
     )
 
 
@@ -1383,3 +1393,64 @@ def check_gguf_file(path: Union[str, "os.PathLike[str]", "os.PathLike[bytes]", b
         raise
     with f:
         return _check_stream(f, st.st_size, display)
+
+
+SPLIT_SUFFIX = "-{:05d}-of-{:05d}.gguf"  # llama.cpp's llama_split_path naming of the parts
+
+
+def split_part_paths(first: str, count: int) -> Tuple[str, ...]:
+    """The paths of all ``count`` parts of a split model, from its first part (llama.cpp's rule), or
+    () when ``first`` is not named ``<prefix>-00001-of-<count>.gguf``."""
+    suffix = SPLIT_SUFFIX.format(1, count)
+    if len(first) <= len(suffix) or not first.endswith(suffix):
+        return ()
+    prefix = first[: -len(suffix)]
+    return tuple(prefix + SPLIT_SUFFIX.format(index + 1, count) for index in range(count))
+
+
+def check_gguf_model(path: Union[str, "os.PathLike[str]"]) -> GGUFSummary:
+    """:func:`check_gguf_file` on a model, and for a split model (``split.count`` > 1) on every part:
+    the first part must be given, the parts must be named as llama.cpp finds them, each part's
+    ``split.no``/``split.count`` must match its place, tensor names must be unique across parts and
+    their total must equal ``split.tensors.count``. Returns the first part's summary with ``parts``."""
+    display = os.fsdecode(os.fspath(path))
+    first = check_gguf_file(path)
+    if first.split_count <= 1:
+        return dataclasses.replace(first, parts=(display,))
+    count = first.split_count
+    if first.split_no != 0:
+        raise _model_error(
+            display, f"it is part {first.split_no + 1} of {count} of a split model",
+            f"Load the first part, named ...{SPLIT_SUFFIX.format(1, count)}; llama.cpp opens the others from it")
+    parts = split_part_paths(display, count)
+    if not parts:
+        raise _model_error(
+            display, f"its metadata says it is the first of {count} parts, but its name does not end in "
+            f"'{SPLIT_SUFFIX.format(1, count)}', so llama.cpp cannot find the other parts",
+            "Keep the part names the model was published with")
+    if first.split_tensors_count is None:
+        raise _model_error(display, "it is the first part of a split model but has no 'split.tensors.count'",
+                           _ADV_CORRUPT)
+    names = set(first.tensor_names)
+    for index, part in enumerate(parts[1:], start=1):
+        try:
+            summary = check_gguf_file(part)
+        except ModelFileNotFoundError as error:
+            raise _model_error(
+                display, f"part {index + 1} of {count} ({os.path.basename(part)}) is missing",
+                "Download every part of the split model into the same folder",
+                cls=ModelFileNotFoundError) from error
+        if summary.split_no != index or summary.split_count != count:
+            raise _model_error(
+                part, f"its metadata says part {summary.split_no + 1} of {summary.split_count}, but its name "
+                f"makes it part {index + 1} of {count}", "Download the parts of the split model again")
+        duplicated = names.intersection(summary.tensor_names)
+        if duplicated:
+            raise _model_error(part, f"the tensor '{sorted(duplicated)[0]}' is also in an earlier part",
+                               _ADV_CORRUPT)
+        names.update(summary.tensor_names)
+    if len(names) != first.split_tensors_count:
+        raise _model_error(
+            display, f"the parts hold {len(names)} tensors, but 'split.tensors.count' says "
+            f"{first.split_tensors_count}", "Download the parts of the split model again")
+    return dataclasses.replace(first, parts=parts)

@@ -10,9 +10,10 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core, chat
+from .reasoning import Markers, find_markers, marker_pair
 from .config import LAYER_COUNTINGS, LED_PROJECTIONS, DecodingConfig, LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation, _Run
-from .gguf_check import check_gguf_file
+from .gguf_check import check_gguf_model
 from .results import GenerationResult
 
 Prompt = Union[str, Sequence[dict], Sequence[int]]
@@ -39,6 +40,10 @@ def _text(name: str, value: str) -> str:
     except UnicodeEncodeError as error:
         raise ValueError(f"{name} is not valid Unicode text (lone surrogate at position {error.start})") from None
     return value
+
+
+def _is_messages(prompt: Any) -> bool:
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(item, dict) for item in prompt)
 
 
 class Model:
@@ -68,7 +73,7 @@ class Model:
         if led_projection not in LED_PROJECTIONS:
             raise ValueError(f"led_projection must be one of {LED_PROJECTIONS}, not {led_projection!r}")
         self.path = Path(path)
-        self.summary = check_gguf_file(self.path)
+        self.summary = check_gguf_model(self.path)
         self._native = _core.ModelHandle(
             str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads or 0,
             verbose=bool(verbose), kv_type=kv_type,
@@ -80,12 +85,16 @@ class Model:
     @classmethod
     def from_pretrained(cls, repo_id: str, filename: str, *, revision: Optional[str] = None,
                         cache_dir: Optional[str] = None, **kwargs: Any) -> "Model":
-        """Downloads ``filename`` from a Hugging Face repository into the hub cache (honours
-        HF_HUB_OFFLINE: offline, only a cached file is used) and loads it."""
-        from huggingface_hub import hf_hub_download
+        """Downloads a GGUF file from a Hugging Face repository into the hub cache and loads it.
 
-        path = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir)
-        return cls(path, **kwargs)
+        ``filename`` is a path in the repository or a glob (``"*Q4_K_M.gguf"``), as in
+        llama-cpp-python; a glob must match one model (the parts of one split model count as one),
+        else the ValueError lists the candidates. A split model (``...-00001-of-00003.gguf``) is
+        downloaded whole and loaded from its first part. Honours HF_HUB_OFFLINE: offline, the files
+        are listed and taken from the cache only. ``kwargs`` go to ``Model(...)``."""
+        from .hub import download_model
+
+        return cls(download_model(repo_id, filename, revision=revision, cache_dir=cache_dir), **kwargs)
 
     # --- properties -----------------------------------------------------------------------
     @property
@@ -136,6 +145,29 @@ class Model:
     def eos_token(self) -> str:
         return self._native.token_text(self.eos_token_id) if self.eos_token_id >= 0 else ""
 
+    @property
+    def reasoning_markers(self) -> Optional[Markers]:
+        """The (start, end) markers of the model's reasoning segment, found in its vocabulary and
+        chat template (``("<think>", "</think>")``, ``("[THINK]", "[/THINK]")``, ...), or None."""
+        if not hasattr(self, "_reasoning_markers"):
+            self._reasoning_markers = find_markers(self._is_one_token, self.chat_template)
+        return self._reasoning_markers
+
+    def _is_one_token(self, text: str) -> bool:
+        tokens = self._native.tokenize(text, False, True)
+        return len(tokens) == 1 and self._native.token_text(tokens[0]) == text
+
+    def _markers_for(self, config: DecodingConfig) -> Markers:
+        return marker_pair(self.reasoning_markers, getattr(config, "think_end", None))
+
+    def reasoning_open(self, prompt: Prompt, think_end: Optional[str] = None,
+                       chat_template_kwargs: Optional[dict] = None) -> bool:
+        """Whether the first token generated after ``prompt`` is inside the reasoning segment
+        (LED_SPEC "Reasoning segment"); False when there are no markers."""
+        start, end = marker_pair(self.reasoning_markers, think_end)
+        tokens = self.prompt_tokens(prompt, chat.check_template_kwargs(chat_template_kwargs))
+        return bool(end) and _core.prompt_leaves_reasoning_open(self._native, tokens, start, end)
+
     def metadata(self, key: str) -> str:
         """A GGUF metadata value as text ('' when absent)."""
         return self._native.metadata(key)
@@ -149,21 +181,26 @@ class Model:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._native.detokenize([int(token) for token in tokens]).decode("utf-8", errors="replace")
 
-    def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(self, messages: Sequence[dict], *, add_generation_prompt: bool = True,
+                            **template_kwargs: Any) -> str:
+        """The model's chat template rendered as transformers' ``apply_chat_template`` renders it.
+        ``template_kwargs`` are the template's variables (enable_thinking=False, reasoning_effort="high",
+        tools=[...], documents=[...]): JSON values."""
         template = self.chat_template
         if template is None:
             raise ValueError(f"{self.path.name} has no chat template; pass a plain string prompt instead of messages")
-        return chat.render(template, chat.check_messages(messages), add_generation_prompt=add_generation_prompt,
-                           bos_token=self.bos_token, eos_token=self.eos_token)
+        return chat.render(template, messages, add_generation_prompt=add_generation_prompt,
+                           bos_token=self.bos_token, eos_token=self.eos_token, template_kwargs=template_kwargs)
 
-    def prompt_tokens(self, prompt: Prompt) -> List[int]:
-        """The tokens a prompt (text, chat messages or token ids) is decoded from."""
+    def prompt_tokens(self, prompt: Prompt, chat_template_kwargs: Optional[dict] = None) -> List[int]:
+        """The tokens a prompt (text, chat messages or token ids) is decoded from; chat messages are
+        rendered with ``chat_template_kwargs`` as the template's variables."""
         if isinstance(prompt, str):
             if not prompt:
                 raise ValueError("the prompt is empty; give some text")
             return self.tokenize(prompt)
-        if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(item, dict) for item in prompt):
-            tokens = self.tokenize(self.apply_chat_template(prompt))
+        if _is_messages(prompt):
+            tokens = self.tokenize(self.apply_chat_template(prompt, **(chat_template_kwargs or {})))
             bos = self.bos_token_id
             if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
                 tokens = tokens[1:]  # the template wrote the BOS token itself
@@ -180,7 +217,8 @@ class Model:
     # --- generation --------------------------------------------------------------------------
     def _start(self, prompts: Sequence[Prompt], *, n: int, config: Optional[DecodingConfig], max_tokens: int,
                seed: Optional[int], stop: Union[str, Sequence[str]], trace: bool, n_parallel: Optional[int],
-               progress: bool = False, layer_analysis: int = 0) -> _Run:
+               progress: bool = False, layer_analysis: int = 0,
+               chat_template_kwargs: Optional[dict] = None) -> _Run:
         config = SamplingConfig() if config is None else config
         if not isinstance(config, (SamplingConfig, LEDConfig)):
             raise TypeError(f"config must be a SamplingConfig or LEDConfig, not {type(config).__name__}")
@@ -213,35 +251,46 @@ class Model:
             if not isinstance(config, SamplingConfig):
                 raise ValueError("layer_analysis runs with a SamplingConfig, not LED")
             trace = True
-        tokens = [self.prompt_tokens(prompt) for prompt in prompts]
+        template_kwargs = chat.check_template_kwargs(chat_template_kwargs)
+        if template_kwargs and not any(_is_messages(prompt) for prompt in prompts):
+            raise ValueError("chat_template_kwargs apply to chat-message prompts; these prompts are text or "
+                             "token ids, which are not rendered by a template")
+        tokens = [self.prompt_tokens(prompt, template_kwargs) for prompt in prompts]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(tokens) * n * max_tokens, unit="tok", desc="generating", leave=False)
-        native = _core.BatchRun(self._native, tokens, n, config.to_native(), max_tokens, seed, stops, trace,
+        start, end = self._markers_for(config)
+        native_config = {**config.to_native(), "think_start": start, "think_end": end}
+        native = _core.BatchRun(self._native, tokens, n, native_config, max_tokens, seed, stops, trace,
                                 n_parallel or 0, layer_analysis)
-        return _Run(native, trace, bar)
+        return _Run(native, trace, bar, markers=(start, end) if end else None)
 
     def generate(self, prompt: Prompt, *, config: Optional[DecodingConfig] = None, max_tokens: int = 256,
-                 seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (), trace: bool = False) -> Generation:
-        """Starts one generation; iterate it for text pieces, then read ``.result``."""
+                 seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (), trace: bool = False,
+                 chat_template_kwargs: Optional[dict] = None) -> Generation:
+        """Starts one generation; iterate it for text pieces, then read ``.result``.
+        ``chat_template_kwargs`` (e.g. ``{"enable_thinking": False}``) go to the chat template."""
         return Generation(self._start([prompt], n=1, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
-                                      trace=trace, n_parallel=1))
+                                      trace=trace, n_parallel=1, chat_template_kwargs=chat_template_kwargs))
 
     def stream_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: Optional[DecodingConfig] = None,
                      max_tokens: int = 256, seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (),
-                     trace: bool = False, n_parallel: Optional[int] = None, progress: bool = False) -> BatchStream:
+                     trace: bool = False, n_parallel: Optional[int] = None, progress: bool = False,
+                     chat_template_kwargs: Optional[dict] = None) -> BatchStream:
         """n samples of every prompt decoded together; yields (prompt_index, sample_index, piece)."""
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty list of prompts")
         return BatchStream(self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
-                                       trace=trace, n_parallel=n_parallel, progress=progress))
+                                       trace=trace, n_parallel=n_parallel, progress=progress,
+                                       chat_template_kwargs=chat_template_kwargs))
 
     def generate_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: Optional[DecodingConfig] = None,
                        max_tokens: int = 256, seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (),
                        trace: bool = False, n_parallel: Optional[int] = None,
-                       progress: bool = False, layer_analysis: int = 0) -> List[List[GenerationResult]]:
+                       progress: bool = False, layer_analysis: int = 0,
+                       chat_template_kwargs: Optional[dict] = None) -> List[List[GenerationResult]]:
         """n samples of every prompt, decoded together in one context; per prompt a list of n results.
 
         Sample s of prompt p draws from its own random stream derived from (seed, p, s), so its
@@ -251,7 +300,8 @@ class Model:
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty list of prompts")
         run = self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop, trace=trace,
-                          n_parallel=n_parallel, progress=progress, layer_analysis=layer_analysis)
+                          n_parallel=n_parallel, progress=progress, layer_analysis=layer_analysis,
+                          chat_template_kwargs=chat_template_kwargs)
         with BatchStream(run) as stream:
             return stream.results
 
