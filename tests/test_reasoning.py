@@ -110,8 +110,9 @@ def test_state_from_the_prompt_and_led_explores_only_inside(families, family, kw
     assert result.reasoning_markers == FAMILIES[family][3]
     if inside:
         # explored exactly while inside: up to and including the end marker, if written
-        assert result.explored_steps == result.reasoning_tokens > 0
-        assert [step.explored for step in result.trace] == [i < result.reasoning_tokens for i in range(len(result.tokens))]
+        flags = inside_steps(result, result.reasoning_tokens, closed=result.reasoning_tokens < len(result.tokens))
+        assert result.reasoning_tokens > 0 and result.explored_steps == sum(flags)
+        assert [step.explored for step in result.trace] == flags
     else:
         assert result.explored_steps == 0 and result.reasoning_tokens == 0
         assert result.reasoning == "" and result.answer == result.text
@@ -132,7 +133,8 @@ def test_no_markers_explore_every_step(families):
     result = model.generate(prompt_tokens(tm, "none"), config=LEDConfig(d=D, exploit=False), max_tokens=16,
                             seed=2).result
     assert result.reasoning_markers is None and not result.starts_in_reasoning
-    assert result.explored_steps == len(result.tokens) and result.reasoning_tokens == 0
+    assert result.explored_steps == len(result.tokens) + (result.finish_reason == "eos")
+    assert result.reasoning_tokens == 0
     assert result.reasoning == "" and result.answer == result.text
 
 
@@ -154,6 +156,17 @@ def test_multi_token_markers_match_by_text_in_the_prompt(families):
                               add_bos=False)
     assert not model.reasoning_open(closed)
     assert model.reasoning_open(base + tm.encode("<|channel|>analysis<|message|>", add_bos=False))
+
+
+def inside_steps(result, count: int, closed: bool) -> list:
+    """Per decided step (each token, then the step that chose EOS): inside the segment, for a
+    sample whose first `count` tokens were (the end marker included, when `closed`)."""
+    return [i < count or (not closed and i >= len(result.tokens)) for i in range(len(result.trace))]
+
+
+def eos_inside(result) -> int:
+    """1 when the step that chose EOS was decided inside the segment (it counts as explored)."""
+    return int(result.finish_reason == "eos" and result.reasoning_tokens == len(result.tokens))
 
 
 def clean(text: str) -> str:
@@ -203,8 +216,9 @@ def test_led_stops_exploring_at_the_end_token(families):
     assert any(end_id in r.tokens[:-1] for r in results), "pick another seed: no sample closed the segment early"
     for result in results:
         count = result.tokens.index(end_id) + 1 if end_id in result.tokens else len(result.tokens)
-        assert result.reasoning_tokens == count == result.explored_steps
-        assert [step.explored for step in result.trace] == [i < count for i in range(len(result.tokens))]
+        flags = inside_steps(result, count, closed=end_id in result.tokens)
+        assert result.reasoning_tokens == count and result.explored_steps == sum(flags)
+        assert [step.explored for step in result.trace] == flags
 
 
 def test_an_explicit_multi_token_marker_matches_by_text_across_tokens(families):
@@ -277,4 +291,4 @@ def test_the_state_is_per_prompt_in_a_batch(families):
     results = model.generate_batch(prompts, n=2, config=LEDConfig(d=D, exploit=False), max_tokens=12, seed=3)
     assert [[r.starts_in_reasoning for r in samples] for samples in results] == [[False, False], [True, True]]
     assert all(r.explored_steps == 0 for r in results[0])
-    assert all(r.explored_steps == r.reasoning_tokens > 0 for r in results[1])
+    assert all(r.explored_steps == r.reasoning_tokens + eos_inside(r) and r.reasoning_tokens > 0 for r in results[1])
