@@ -19,7 +19,6 @@ led::SamplingSpec spec_from(const py::dict & config) {
         spec.ln = config["ln"].cast<bool>();
         spec.exploit = config["exploit"].cast<bool>();
         spec.think_only = config["think_only"].cast<bool>();
-        spec.think_end = config["think_end"].cast<std::string>();
         const auto rule = config["depth_rule"].cast<std::string>();
         spec.depth_rule = rule == "random" ? led::DepthRule::random
                           : rule == "fixed" ? led::DepthRule::fixed
@@ -32,6 +31,8 @@ led::SamplingSpec spec_from(const py::dict & config) {
         spec.top_p = config["top_p"].cast<float>();
         spec.min_p = config["min_p"].cast<float>();
     }
+    spec.think_start = config["think_start"].cast<std::string>();
+    spec.think_end = config["think_end"].cast<std::string>();
     return spec;
 }
 
@@ -42,7 +43,11 @@ py::dict result_dict(const led::SampleResult & result) {
     out["finish_reason"] = result.finish_reason;
     out["logprobs"] = result.logprobs;
     out["explored_steps"] = result.explored_steps;
+    out["sampling_logprobs"] = result.sampling_logprobs;
     out["reasoning_tokens"] = result.reasoning_tokens;
+    out["starts_in_reasoning"] = result.starts_in_reasoning;
+    out["reasoning"] = py::str(result.reasoning);
+    out["answer"] = py::str(result.answer);
     out["seed"] = result.seed;
     py::list trace;
     for (const auto & step : result.trace) {
@@ -89,6 +94,15 @@ led::RunOptions options_from(int max_tokens, uint64_t seed, std::vector<std::str
 }  // namespace
 
 void register_generation(py::module_ & module) {
+    module.def(
+        "prompt_leaves_reasoning_open",
+        [](const led::Model & model, const std::vector<llama_token> & prompt, const std::string & think_start,
+           const std::string & think_end) {
+            return led::prompt_leaves_reasoning_open(model, led::resolve_marker(model, think_start),
+                                                     led::resolve_marker(model, think_end), prompt);
+        },
+        py::arg("model"), py::arg("prompt"), py::arg("think_start"), py::arg("think_end"),
+        "Whether the first token generated after `prompt` is inside the reasoning segment.");
     py::class_<led::BatchRun>(module, "BatchRun", "Samples of several prompts decoded together (use Model.generate*).")
         .def(py::init([](led::Model & model, std::vector<std::vector<llama_token>> prompts, int n, const py::dict & config,
                          int max_tokens, uint64_t seed, std::vector<std::string> stop, bool trace, int n_parallel,
@@ -153,11 +167,11 @@ void register_generation(py::module_ & module) {
                  std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });
                  py::list out;
                  for (const auto & piece : pieces) {
-                     out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text)));
+                     out.append(py::make_tuple(piece.prompt, piece.sample, py::str(piece.text), piece.reasoning));
                  }
                  return out;
              },
-             "Runs one llama_decode and returns [(prompt_index, sample_index, text)] that became final.")
+             "Runs one llama_decode and returns [(prompt_index, sample_index, text, in_reasoning)] that became final.")
         .def_property_readonly("finished", &led::BatchRun::finished)
         .def("close", &led::BatchRun::close, py::call_guard<py::gil_scoped_release>(),
              "Stops every sequence and frees their cells; the model stays usable.")

@@ -71,7 +71,32 @@ void quantize(const std::string & source, const std::string & target, const std:
     }
 }
 
+// The compute devices llama.cpp sees in this process (what a model's layers can be offloaded to).
+py::list devices() {
+    py::list out;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t device = ggml_backend_dev_get(i);
+        const char * type = "cpu";
+        switch (ggml_backend_dev_type(device)) {
+            case GGML_BACKEND_DEVICE_TYPE_GPU: type = "gpu"; break;
+            case GGML_BACKEND_DEVICE_TYPE_IGPU: type = "igpu"; break;
+            case GGML_BACKEND_DEVICE_TYPE_ACCEL: type = "accel"; break;
+            default: break;
+        }
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(device, &free, &total);
+        py::dict entry;
+        entry["name"] = ggml_backend_dev_name(device);
+        entry["description"] = ggml_backend_dev_description(device);
+        entry["type"] = type;
+        entry["memory_total"] = total;
+        out.append(entry);
+    }
+    return out;
+}
+
 void register_model(py::module_ & module) {
+    module.def("devices", &devices, "llama.cpp's compute devices: name, description, type, memory_total.");
     module.def("quantize", &quantize, py::arg("source"), py::arg("target"), py::arg("type"), py::arg("n_threads") = 0,
                py::call_guard<py::gil_scoped_release>(),
                "Quantizes a GGUF with llama.cpp's quantize API (for the benchmarks' random-weight models).");

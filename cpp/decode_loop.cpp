@@ -31,8 +31,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Standard sampling over the sorted candidates: top-p and min-p on the renormalised
-// candidates (temperature applied first, as transformers and vLLM do), then one draw.
-int draw_standard(const std::vector<float> & q, float top_p, float min_p, float u) {
+// candidates (temperature applied first, as transformers and vLLM do). Returns how many of the
+// leading candidates the draw is made from.
+int kept_standard(const std::vector<float> & q, float top_p, float min_p) {
     const int k = static_cast<int>(q.size());
     float total = 0.0f;
     for (float p : q) total += p;
@@ -52,7 +53,14 @@ int draw_standard(const std::vector<float> & q, float top_p, float min_p, float 
         while (i < keep && q[i] >= min_p * q[0]) ++i;
         keep = i;
     }
-    return draw_index(q.data(), std::max(keep, 1), u);
+    return std::max(keep, 1);
+}
+
+// log of weights[index] / sum(weights[0, n)): the log-probability of a draw from those weights.
+float log_share(const float * weights, int n, int index) {
+    float total = 0.0f;
+    for (int i = 0; i < n; ++i) total += weights[i];
+    return std::log(weights[index]) - std::log(total);
 }
 
 // Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
@@ -207,13 +215,20 @@ int64_t BatchRun::submit(std::vector<std::vector<llama_token>> prompts, int n_sa
     request->results.assign(n_prompts, std::vector<SampleResult>(n_samples));
     request->prompt_seconds.assign(n_prompts, 0.0);
     request->remaining = n_prompts * n_samples;
+    request->think_start = resolve_marker(model_, spec.think_start);
+    request->think_end = resolve_marker(model_, spec.think_end);
+    for (const auto & prompt : request->prompts) {
+        request->prompt_open.push_back(prompt_leaves_reasoning_open(model_, request->think_start, request->think_end, prompt));
+    }
     for (int p = 0; p < n_prompts; ++p) {
         for (int s = 0; s < n_samples; ++s) {
             auto sample = std::make_unique<Sample>();
             sample->request = request.get();
             sample->prompt = p;
             sample->index = s;
+            sample->reasoning = ReasoningTracker(&request->think_start, &request->think_end, request->prompt_open[p]);
             request->results[p][s].seed = options.seed;
+            request->results[p][s].starts_in_reasoning = request->prompt_open[p] && !request->think_end.empty();
             waiting_.push_back(std::move(sample));
         }
     }
@@ -394,6 +409,7 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         float u_depth = 0.0f;
         std::vector<float> depth_probabilities;  // on_explore: depths 1..d-1 from the second graph
         std::vector<float> entropies;
+        float sampling_logprob = 0.0f;  // under the distribution the token was drawn from
     };
     std::vector<Decision> decisions;
     std::vector<ExploreQuery> queries;
@@ -415,9 +431,13 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         decision.u_token = u_token;
         decision.u_depth = u_depth;
         if (!spec.led) {
-            decision.index = greedy ? 0 : draw_standard(q, spec.top_p, spec.min_p, u_token);
+            if (!greedy) {
+                const int keep = kept_standard(q, spec.top_p, spec.min_p);
+                decision.index = draw_index(q.data(), keep, u_token);
+                decision.sampling_logprob = log_share(q.data(), keep, decision.index);
+            }
         } else {
-            const bool allowed = !spec.think_only || sample.in_reasoning;
+            const bool allowed = !spec.think_only || sample.reasoning.inside();
             decision.explored = explores(q[0], spec.exploit, allowed, greedy, u_gate);
             decision.needs_depths = decision.explored || (options.trace && spec.d > 1);
             if (decision.needs_depths && spec.d > 1 && !graph_state_->every_step()) {
@@ -427,8 +447,9 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
                 queries.push_back(query);
                 query_owner.push_back(decisions.size());
             }
-            if (!decision.explored) {
-                decision.index = greedy ? 0 : draw_index(q.data(), k, u_token);
+            if (!decision.explored && !greedy) {
+                decision.index = draw_index(q.data(), k, u_token);
+                decision.sampling_logprob = log_share(q.data(), k, decision.index);
             }
         }
         decisions.push_back(std::move(decision));
@@ -475,6 +496,13 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         if (decision.explored) {
             decision.depth = exploration.depth;
             decision.index = exploration.index;
+            if (!greedy) {
+                // The token was drawn from the chosen depth's posterior.
+                std::vector<float> posteriors(static_cast<size_t>(spec.d) * k), entropies(spec.d);
+                cumulative_posteriors(depth_probabilities.data(), spec.d, k, posteriors.data(), entropies.data());
+                decision.sampling_logprob = log_share(posteriors.data() + static_cast<size_t>(decision.depth) * k, k,
+                                                      decision.index);
+            }
         }
         if (options.trace) decision.entropies = std::move(exploration.entropies);
     }
@@ -527,13 +555,11 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
             }
             result.top_logprobs.push_back(std::move(top));
         }
-        if (sample.in_reasoning) ++result.reasoning_tokens;
+        result.sampling_logprobs.push_back(decision.sampling_logprob);
+        if (sample.reasoning.inside() && !sample.request->think_end.empty()) ++result.reasoning_tokens;
         const size_t before = sample.bytes.size();
         sample.bytes += model_.token_piece(token);
-        if (sample.in_reasoning && spec.led && spec.think_only && !spec.think_end.empty()) {
-            const size_t from = before >= spec.think_end.size() ? before - spec.think_end.size() + 1 : 0;
-            if (sample.bytes.find(spec.think_end, from) != std::string::npos) sample.in_reasoning = false;
-        }
+        sample.reasoning.feed(token, sample.bytes, before);
         if (!options.stop.empty()) {
             size_t cut = std::string::npos;
             const size_t from = before >= sample.request->max_stop ? before - sample.request->max_stop + 1 : 0;
@@ -569,9 +595,15 @@ void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
         end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
     }
     if (end > sample.emitted) {
-        pieces.push_back({sample.prompt, sample.index,
-                          sanitize_utf8(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted)),
-                          sample.request->id});
+        // A piece never straddles the end of the reasoning segment.
+        const size_t boundary = std::clamp(sample.reasoning.answer_begin(), sample.emitted, end);
+        const std::string_view bytes(sample.bytes);
+        if (boundary > sample.emitted) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(sample.emitted, boundary - sample.emitted)), true, sample.request->id});
+        }
+        if (end > boundary) {
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(boundary, end - boundary)), false, sample.request->id});
+        }
         sample.emitted = end;
     }
 }
@@ -582,6 +614,8 @@ void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> &
     SampleResult & result = request.results[sample.prompt][sample.index];
     result.finish_reason = reason;
     result.text = sanitize_utf8(sample.bytes);
+    result.reasoning = sample.reasoning.reasoning(sample.bytes);
+    result.answer = sample.reasoning.answer(sample.bytes);
     result.timings.prompt_tokens = static_cast<int>(request.prompts[sample.prompt].size());
     result.timings.prompt_seconds = request.prompt_seconds[sample.prompt];
     result.timings.decode_tokens = static_cast<int>(result.tokens.size());

@@ -7,6 +7,7 @@
 #include "led_math.h"
 #include "led_sampler.h"
 #include "model.h"
+#include "reasoning.h"
 
 #include <atomic>
 #include <chrono>
@@ -40,10 +41,13 @@ struct SamplingSpec {
     bool ln = false;
     bool exploit = true;
     bool think_only = true;
-    std::string think_end = "</think>";
     DepthRule depth_rule = DepthRule::max_entropy;
     int fixed_depth = 0;
     LayerCounting layer_counting = LayerCounting::paper;
+    // Reasoning markers for every config (LED_SPEC "Reasoning segment"); an empty think_end: the
+    // model has none, so there is no segment and LED may explore on every step.
+    std::string think_start;
+    std::string think_end;
 };
 
 struct RunOptions {
@@ -83,9 +87,14 @@ struct SampleResult {
     std::string text;
     std::string finish_reason;
     std::vector<float> logprobs;
+    // log-probability of each token under the distribution it was drawn from (0 for greedy steps)
+    std::vector<float> sampling_logprobs;
     std::vector<TraceStep> trace;
     int explored_steps = 0;
     int reasoning_tokens = 0;
+    bool starts_in_reasoning = false;  // the prompt left the segment open (false without markers)
+    std::string reasoning;             // the segment's text, markers removed
+    std::string answer;                // what follows it (the whole text without a segment)
     uint64_t seed = 0;
     Timings timings;
     // top_logprobs > 0: per token, (candidate id, log-probability at the sampling temperature)
@@ -96,6 +105,7 @@ struct Piece {
     int prompt;
     int sample;
     std::string text;
+    bool reasoning = false;  // the text lies in the reasoning segment (markers included)
     int64_t request = 0;
 };
 
@@ -187,6 +197,9 @@ private:
         std::vector<double> prompt_seconds;
         size_t max_stop = 0;
         int remaining = 0;
+        Marker think_start;            // the reasoning markers this request's config resolves to
+        Marker think_end;
+        std::vector<bool> prompt_open;  // per prompt: the first generated token is inside the segment
     };
     struct Sample {
         Request * request = nullptr;
@@ -195,7 +208,7 @@ private:
         Status status = Status::waiting;
         int slot = -1;
         llama_pos position = 0;
-        bool in_reasoning = true;
+        ReasoningTracker reasoning;
         bool has_step = false;
         StepData step;
         llama_token next_token = 0;

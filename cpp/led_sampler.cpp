@@ -84,6 +84,20 @@ std::string unsupported_every_step_op(ggml_backend_dev_t device, const GraphSett
     return unsupported;
 }
 
+// The first n_real rows of the logits matrix llama.cpp hands the samplers. That matrix is the
+// model's logits padded with one dummy row (ggml_pad), a copy of every logit at every step (1 MB
+// a step for a 262k vocabulary); reading the pad's source instead leaves the copy out of the
+// graph. The rows hold the same values, so the candidates are the same.
+ggml_tensor * model_logits(ggml_context * ctx, ggml_tensor * matrix, int64_t n_real) {
+    ggml_tensor * source = matrix->src[0];
+    if (matrix->op == GGML_OP_PAD && source != nullptr && source->type == GGML_TYPE_F32 &&
+        source->ne[0] == matrix->ne[0] && source->ne[1] == n_real && ggml_nelements(source) == source->ne[0] * n_real &&
+        ggml_is_contiguous(source)) {
+        return source;
+    }
+    return ggml_view_2d(ctx, matrix, matrix->ne[0], n_real, matrix->nb[1], 0);
+}
+
 }  // namespace
 
 ggml_tensor * GraphState::project_depths(ggml_context * ctx, ggml_cgraph * graph, int64_t n_vocab) {
@@ -163,8 +177,7 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
         batch_.logits = matrix;
         // Skip the padding row llama.cpp adds (it is only there to keep one-output graphs static).
         const int64_t n_real = logits->view_src != nullptr && n_rows > 1 ? n_rows - 1 : n_rows;
-        batch_.candidates = build_candidates(ctx, ggml_view_2d(ctx, matrix, matrix->ne[0], n_real, matrix->nb[1], 0), k,
-                                             settings_.inverse_temperature);
+        batch_.candidates = build_candidates(ctx, model_logits(ctx, matrix, n_real), k, settings_.inverse_temperature);
         batch_.values = batch_.candidates.values;
         if (capturing) {
             const bool probe = logits->view_src == nullptr;

@@ -131,3 +131,15 @@ def llama_templates() -> dict:
     except SystemExit as error:
         pytest.skip(f"the pinned llama.cpp sdist is not available: {error}")
     return fetch_llama_cpp.read_templates(sdist)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for every Ray test of the session (2 CPUs, no dashboard, a small
+    object store); yields its address, for driver processes that join it."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'led_cpp[test]')")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024 * 1024,
+                 log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

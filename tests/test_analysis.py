@@ -106,7 +106,7 @@ def test_trace_top_lists_are_ordered_and_coverage_follows_from_them(tiny, model,
     expected = {k: np.zeros((2, tiny.n_layer)) for k in an.COVERAGE_KS}
     for problem, result in zip(problems, results):
         normed, raw = _numpy_layer_logits(tiny, model, problem, result.tokens)
-        assert len(result.trace) == len(result.tokens)
+        assert len(result.trace) == result.decided_steps  # each token, then a step that chose EOS
         for step, zn, zr in zip(result.trace, normed, raw):
             for kind, rows, z in (("norm", step.layer_top_normalised, zn), ("raw", step.layer_top_raw, zr)):
                 by_layer = an.steps_by_layer(rows)

@@ -328,8 +328,8 @@ CONFIG_CASES = (
     + _config_cases(LEDConfig, "ln", _BOOL)
     + _config_cases(LEDConfig, "exploit", _BOOL)
     + _config_cases(LEDConfig, "think_only", _BOOL)
-    + _config_cases(LEDConfig, "think_end", [(3, TypeError, "str"), (None, TypeError, "str"),
-                                             (b"</think>", TypeError, "str"), ("", ValueError, "empty")])
+    + _config_cases(LEDConfig, "think_end", [(3, TypeError, "str"), (b"</think>", TypeError, "str"),
+                                             ("", ValueError, "empty")])
     + _config_cases(LEDConfig, "depth_rule", [("best", ValueError, "max_entropy"), (3, ValueError, "max_entropy"),
                                               (None, ValueError, "max_entropy"), ("", ValueError, "max_entropy")])
     + _config_cases(LEDConfig, "layer_counting", [("papers", ValueError, "reference"), (0, ValueError, "reference"),
@@ -361,7 +361,7 @@ def test_led_fixed_depth(kwargs, kind, needles):
 def test_valid_configs_pass():
     SamplingConfig(temperature=0, top_k=0, top_p=1, min_p=0)
     SamplingConfig(temperature=2.5, top_k=1, top_p=1e-6, min_p=1)
-    LEDConfig(temperature=0, d=1, k=1, ln=True, exploit=False, think_only=False, think_end="")
+    LEDConfig(temperature=0, d=1, k=1, ln=True, exploit=False, think_only=False, think_end=None)
     LEDConfig(depth_rule="fixed", d=4, fixed_depth=3, layer_counting="reference")
 
 

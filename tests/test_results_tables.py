@@ -54,11 +54,12 @@ def test_evaluation_rows_come_from_the_summaries(tmp_path):
          "config_label": "led"}))
     (unfinished / "samples.jsonl").write_text("{}\n{}\n{}\n")
     rows = make_tables.evaluation_rows(tmp_path)
-    # Strict: one box right of four samples; flexible adds "so 18" and "it is 7".
+    # Strict: one box right of four samples; flexible adds "so 18" and "it is 7". Explore rate:
+    # per decided step (the EOS step counts), 1 of 5 for the second sample of each problem.
     assert rows[0] == ["tiny-Q4_1", "LED (d 8, k 8, gate on, T 0.6)", "unfinished: 3 samples written",
                        "", "", "", "", ""]
     assert rows[1] == ["tiny-Q4_1", "standard (T 0.6, top-k 20, top-p 0.95)", "25.00% / 50.00%",
-                       "75.00% / 100.00%", "1 / 3 of 4", "2 × 2", "3.5", "0.125"]
+                       "75.00% / 100.00%", "1 / 3 of 4", "2 × 2", "3.5", "0.100"]
 
 
 def test_entropy_rows_come_from_the_analysis(tmp_path):

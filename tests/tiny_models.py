@@ -102,14 +102,20 @@ _B2U = bytes_to_unicode()
 _U2B = {u: b for b, u in _B2U.items()}
 
 
-def build_vocab() -> tuple[list[str], list[int]]:
-    """Token texts and token types, in id order."""
+THINK_TOKENS = ("<think>", "</think>")
+
+
+def build_vocab(extra_tokens: Sequence[tuple[str, int]] = (), think_tokens: bool = True) -> tuple[list[str], list[int]]:
+    """Token texts and token types, in id order: ``SPECIAL_TOKENS`` (without ``<think>`` and
+    ``</think>`` when not ``think_tokens``), then ``extra_tokens``."""
     tokens = [_B2U[b] for b in range(256)]
     types = [TOKEN_TYPE_NORMAL] * 256
     for m in MERGES:
         tokens.append(m.replace(" ", ""))
         types.append(TOKEN_TYPE_NORMAL)
-    for text, ttype in SPECIAL_TOKENS:
+    for text, ttype in tuple(SPECIAL_TOKENS) + tuple(extra_tokens):
+        if text in THINK_TOKENS and not think_tokens:
+            continue
         tokens.append(text)
         types.append(ttype)
     assert len(set(tokens)) == len(tokens)
@@ -288,6 +294,8 @@ def write_tiny_model(
     name: str | None = None,
     edit_weights: Callable[[dict[str, np.ndarray]], None] | None = None,
     split_max_tensors: int = 0,
+    extra_tokens: Sequence[tuple[str, int]] = (),
+    think_tokens: bool = True,
 ) -> TinyModel:
     """Write a tiny random F32 GGUF model and return its description.
 
@@ -308,7 +316,9 @@ def write_tiny_model(
     default none for the other archs).
 
     chat_template: None (no template key), True (``CHATML_TEMPLATE``) or a
-    jinja string.
+    jinja string.  extra_tokens: (text, token type) pairs appended to the
+    vocabulary (a model family's markers and control tokens); think_tokens
+    False leaves ``<think>`` and ``</think>`` out.
 
     split_max_tensors: > 0 writes a split model of parts with at most that many
     tensors, named ``<stem>-00001-of-0000N.gguf`` beside ``path`` (gguf-py's
@@ -372,9 +382,9 @@ def write_tiny_model(
         sliding_window = None
         swa_layers = (False,) * n_layer
 
-    tokens, types = build_vocab()
+    tokens, types = build_vocab(extra_tokens, think_tokens)
     n_vocab = len(tokens)
-    special_ids = {t: tokens.index(t) for t, _ in SPECIAL_TOKENS}
+    special_ids = {t: tokens.index(t) for t, _ in tuple(SPECIAL_TOKENS) + tuple(extra_tokens) if t in tokens}
     bos_id = special_ids["<|bos|>"]
     eos_id = special_ids["<|endoftext|>"]
     pad_id = special_ids["<|pad|>"]

@@ -1,4 +1,4 @@
-"""The ``led-cpp`` command: generate, eval, compare, analyze."""
+"""The ``led-cpp`` command: generate, chat, eval, compare, analyze."""
 
 from __future__ import annotations
 
@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-exploit", action="store_true", help="LED without the confidence gate")
     generate.set_defaults(func=_generate)
 
+    from .cli_chat import register_chat_command
+
+    register_chat_command(subparsers)
     try:
         from .cli_eval import register_eval_commands
     except ImportError:  # pragma: no cover - the evaluation extra's modules ship with the package

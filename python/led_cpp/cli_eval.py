@@ -1,4 +1,5 @@
-"""``led-cpp eval`` and ``led-cpp compare``: accuracy runs (see led_cpp.evaluation)."""
+"""``led-cpp eval``, ``compare`` and ``eval-merge``: accuracy runs (see led_cpp.evaluation),
+in this process, on a Ray cluster (--ray) or in shards (--shard K/N, then eval-merge)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ def register_eval_commands(subparsers) -> None:
                    "led:depth_rule=fixed:3")
     c.set_defaults(func=run_compare_command)
 
+    m = subparsers.add_parser(
+        "eval-merge", help="merge the --shard K/N outputs of one eval or compare run",
+        description="Check that DIRs are the distinct, complete shards of one run (same model, "
+        "dataset, config, n, seed, max tokens and --limit) and write OUT as the unsharded run "
+        "would have: samples.jsonl, summary.json and the table. Missing problems are listed "
+        "and nothing is written. DIRs of `compare --shard` runs are merged config by config.")
+    m.add_argument("dirs", nargs="+", metavar="DIR", help="shard output directories")
+    m.add_argument("--out", required=True, help="output directory of the merged run")
+    m.set_defaults(func=run_merge_command)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", required=True, help="GGUF model file")
@@ -75,7 +86,32 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify-timeout", type=float, default=5.0,
                    help="seconds per answer check before it counts as wrong (5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--hf-repo", metavar="REPO",
+                   help="-m names a file of this Hugging Face repository, downloaded into the "
+                   "Hub cache (of each Ray worker's node with --ray)")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only the K-th of N shares of the problems into --out (merge the "
+                   "shards with `led-cpp eval-merge`)")
+    r = p.add_argument_group("Ray (pip install \"led_cpp[ray]\")")
+    r.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on a Ray cluster: no ADDRESS starts a local one, `auto` joins this "
+                   "node's cluster, HOST:PORT or ray://HOST:PORT a remote one")
+    r.add_argument("--workers", type=int, metavar="N", help="models loaded, one per Ray worker (default: as "
+                   "many as the cluster's CPUs/GPUs fit)")
+    r.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs each worker holds (default 0)")
+    r.add_argument("--threads-per-worker", type=int, metavar="T",
+                   help="llama.cpp threads (and reserved CPUs) per worker (default: --threads, "
+                   "else the cluster's CPUs shared out; 1 with GPUs)")
     add_chat_template_arguments(p)
+
+
+def _shard(text: str):
+    from .evaluation_shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _fail(message: str) -> int:
@@ -94,24 +130,61 @@ def _precheck(args, specs, n: int, dirs) -> None:
     loaded."""
     if len(set(dirs)) != len(dirs):
         raise ValueError("the same config is listed twice")
-    problems, _ = ev._select(args.dataset, args.limit)
+    problems, selected = ev._select(args.dataset, args.limit)
     for spec, out in zip(specs, dirs):
         cfg = spec.build()
         think_end = (getattr(args, "think_end", None) or getattr(cfg, "think_end", None)
                      or ev.DEFAULT_THINK_END)
-        ev.check_out_dir(out, ev.run_identity(
+        identity = ev.run_identity(
             model=os.path.basename(args.model), problems=problems, config=cfg, n=n,
             seed=args.seed, max_tokens=args.max_tokens, think_end=think_end,
-            chat_template_kwargs=args.template_kwargs))
+            chat_template_kwargs=args.template_kwargs)
+        if args.shard is not None:
+            from .evaluation_shards import apply_shard
+
+            _, identity, _ = apply_shard(args.shard, ev.plan_chunks(selected, n, cfg), identity)
+        ev.check_out_dir(out, identity)
+    if args.ray is None:
+        given = [f for f in ("workers", "gpus_per_worker", "threads_per_worker")
+                 if getattr(args, f) is not None]
+        if given:
+            raise ValueError(", ".join("--" + f.replace("_", "-") for f in given) + " need --ray")
+
+
+def _model_kwargs(args) -> dict:
+    kw = {"n_gpu_layers": args.n_gpu_layers, "led_projection": args.led_projection}
+    if args.n_ctx is not None:
+        kw["n_ctx"] = args.n_ctx
+    return kw
 
 
 def _load_model(args):
     import led_cpp
 
-    kw = {"n_gpu_layers": args.n_gpu_layers, "n_threads": args.threads, "led_projection": args.led_projection}
-    if args.n_ctx is not None:
-        kw["n_ctx"] = args.n_ctx
+    kw = {**_model_kwargs(args), "n_threads": args.threads}
+    if args.hf_repo:
+        return led_cpp.Model.from_pretrained(args.hf_repo, args.model, **kw)
     return led_cpp.Model(args.model, **kw)
+
+
+def _ray_backend(args):
+    from .evaluation_ray import RayBackend
+
+    return RayBackend(args.model, hf_repo=args.hf_repo,
+                      address=None if args.ray == "local" else args.ray, workers=args.workers,
+                      gpus_per_worker=args.gpus_per_worker or 0.0,
+                      threads_per_worker=args.threads_per_worker or args.threads,
+                      model_kwargs=_model_kwargs(args))
+
+
+def _print_workers(report: dict) -> None:
+    """Each Ray worker's node, device and throughput, to stderr."""
+    for i, w in enumerate(report.get("worker_stats", [])):
+        print(f"worker {i}: {w['node']} pid {w['pid']}, {w['device']}, {w['model']}: "
+              f"{w.get('samples', 0)} samples, {w.get('tokens_per_second', 0.0):.1f} tok/s",
+              file=sys.stderr)
+    if report.get("retried_batches"):
+        print(f"retried batches of dead workers: {report['retried_batches']}", file=sys.stderr)
 
 
 def _run(args, specs, dirs, call) -> int:
@@ -121,10 +194,14 @@ def _run(args, specs, dirs, call) -> int:
         _precheck(args, specs, n, dirs)
     except (ValueError, FileNotFoundError, TypeError) as e:  # bad spec, dataset or --out
         return _fail(str(e))
-    model = _load_model(args)
     try:
-        summaries = call(model, n)
-    except ev.RunMismatchError as e:
+        if args.ray is not None:
+            with _ray_backend(args) as backend:
+                summaries = call(backend, n)
+                _print_workers(backend.report())
+        else:
+            summaries = call(_load_model(args), n)
+    except (ev.RunMismatchError, ImportError, ConnectionError, TimeoutError) as e:
         return _fail(str(e))
     print(ev.format_table(summaries))
     print(f"results: {args.out}")
@@ -157,7 +234,7 @@ def run_eval_command(args) -> int:
                             progress=not args.no_progress, think_end=args.think_end,
                             model_name=os.path.basename(args.model),
                             verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
-                            chat_template_kwargs=args.template_kwargs)]
+                            chat_template_kwargs=args.template_kwargs, shard=args.shard)]
 
     return _run(args, [spec], [args.out], call)
 
@@ -177,6 +254,18 @@ def run_compare_command(args) -> int:
                           progress=not args.no_progress,
                           model_name=os.path.basename(args.model),
                           verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
-                          chat_template_kwargs=args.template_kwargs)
+                          chat_template_kwargs=args.template_kwargs, shard=args.shard)
 
     return _run(args, specs, [os.path.join(args.out, s.dirname) for s in specs], call)
+
+
+def run_merge_command(args) -> int:
+    from .evaluation_shards import merge
+
+    try:
+        summaries = merge(args.dirs, args.out)
+    except ValueError as e:  # ShardMergeError, RunMismatchError
+        return _fail(str(e))
+    print(ev.format_table(summaries))
+    print(f"results: {args.out}")
+    return 0

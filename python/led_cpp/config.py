@@ -85,7 +85,8 @@ class LEDConfig:
 
     d depths are read (the final layer included), k candidates come from the final layer;
     ln applies the final norm to intermediate states; exploit gates exploration with
-    probability 1 - p_top1; think_only explores only before ``think_end``. depth_rule
+    probability 1 - p_top1; think_only explores only inside the reasoning segment, which ends
+    at ``think_end`` (None: the model's own end marker, ``Model.reasoning_markers``). depth_rule
     "random" and "fixed" (with fixed_depth) answer the referee's ablation; layer_counting
     "reference" reproduces the authors' code's layer set.
     """
@@ -96,7 +97,7 @@ class LEDConfig:
     ln: bool = False
     exploit: bool = True
     think_only: bool = True
-    think_end: str = "</think>"
+    think_end: Optional[str] = None
     depth_rule: str = "max_entropy"
     fixed_depth: Optional[int] = None
     layer_counting: str = "paper"
@@ -110,10 +111,11 @@ class LEDConfig:
         _boolean("ln", self.ln)
         _boolean("exploit", self.exploit)
         _boolean("think_only", self.think_only)
-        if not isinstance(self.think_end, str):
-            raise TypeError(f"think_end must be a str, not {type(self.think_end).__name__}")
-        if self.think_only and not self.think_end:
-            raise ValueError("think_end must not be empty when think_only is on")
+        if self.think_end is not None:
+            if not isinstance(self.think_end, str):
+                raise TypeError(f"think_end must be a str or None, not {type(self.think_end).__name__}")
+            if not self.think_end:
+                raise ValueError("think_end must not be empty; give the end-of-think marker, or None for the model's own")
         if self.depth_rule not in DEPTH_RULES:
             raise ValueError(f"depth_rule must be one of {DEPTH_RULES}, not {self.depth_rule!r}")
         if self.layer_counting not in LAYER_COUNTINGS:

@@ -9,7 +9,9 @@ Protocol (LED_SPEC.md, "The authors' baseline" and "Measuring accuracy")
   also the ``\\boxed 5`` form) in the *answer region*: if the text contains the
   end-of-think marker, the region is everything after its first occurrence;
   otherwise it is the whole text (models that never think, and unfinished
-  reasoning, are judged on what they wrote).
+  reasoning, are judged on what they wrote).  The marker is the model's own
+  (``Model.reasoning_markers``) unless ``think_end`` or the config names one;
+  where the decode loop closed the segment, the result's ``answer`` is the region.
 * Two scores, as lm-eval's GSM8K reports them: *strict* (the headline, and the
   authors' rule) takes the last box only; *flexible* also takes, for GSM8K only,
   the last number of a region with no box (thousands commas removed).  The
@@ -36,7 +38,19 @@ that has all n records and regenerates a partially written one whole (its stale
 lines are superseded).  ``out_dir`` holding a run of another model, dataset,
 config, n, seed or max_tokens is refused (:class:`RunMismatchError`); ``limit``
 may change between runs.  Greedy configs (temperature 0) need no seed, so they
-batch up to ``GREEDY_BATCH // n`` problems per call.
+batch up to ``GREEDY_BATCH // n`` problems per call, in fixed batches of the
+selected problems (:func:`plan_chunks`), so a batch holds the same problems in
+every run, shard or worker.
+
+Where problems run: ``evaluate`` hands its pending batches to a
+:class:`ChunkRunner`: :class:`LocalRunner` (one model in this process, the
+default) or ``evaluation_ray.RayBackend`` (a pool of Ray workers, one model
+each).  Every runner produces a batch's records with :func:`run_chunk`, so the
+records are the same wherever a problem ran; ``summary.json`` keeps the run's
+shape (runner, workers, devices) in its ``run`` field, apart from the records,
+and ``runs.jsonl`` gets one line per session that generated (its shape, the
+workers' throughput, retries).  ``shard=`` (``evaluation_shards``) runs one
+share of the batches.
 
 This module imports nothing from led_cpp at import time (the model and config
 classes are imported when needed), so its pure parts work without the C++
@@ -59,7 +73,7 @@ import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 DEFAULT_THINK_END = "</think>"
@@ -73,6 +87,7 @@ NUMBER_FALLBACK_DATASETS = ("gsm8k",)
 META_FILE = "meta.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
+RUNS_FILE = "runs.jsonl"  # one line per session that generated: where it ran, how fast
 RUN_FORMAT = 2  # 2: records and summaries hold strict and flexible scores
 
 
@@ -681,13 +696,31 @@ def _append_records(path: Path, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def model_end_marker(model: Any) -> str | None:
+    """The end marker of the model's reasoning segment (``Model.reasoning_markers``), or None."""
+    markers = getattr(model, "reasoning_markers", None)
+    return markers[1] if markers else None
+
+
+def result_answer_region(result: Any, think_end: str) -> str:
+    """The region an answer is read from: the result's own ``answer`` when its decode loop
+    followed ``think_end`` and the segment closed (also for a marker that is a control token
+    and so absent from the text), else ``answer_region`` of its text."""
+    markers = getattr(result, "reasoning_markers", None)
+    if (markers and markers[1] == think_end and getattr(result, "starts_in_reasoning", False)
+            and result.reasoning_tokens < len(result.tokens)):
+        return result.answer
+    return answer_region(result.text, think_end)
+
+
 def _record(problem: Problem, sample: int, result: Any, *, seed: int, wall_share: float,
             think_end: str, number_fallback: bool, checker: AnswerChecker) -> dict:
-    answer = extract_answer(result.text, think_end=think_end)
+    region = result_answer_region(result, think_end)
+    answer = extract_answer(region, think_end="")
     correct, note = checker.check(answer, problem.answer)
     flexible_answer, flexible_correct, flexible_note = answer, correct, None
     if number_fallback and answer is None:
-        flexible_answer = extract_answer(result.text, think_end=think_end, number_fallback=True)
+        flexible_answer = extract_answer(region, think_end="", number_fallback=True)
         flexible_correct, flexible_note = checker.check(flexible_answer, problem.answer)
     generated = len(result.tokens)
     decided = generated + (result.finish_reason == "eos")
@@ -738,6 +771,7 @@ class EvalSummary:
     out_dir: str = ""
     correct_counts: list[int] = field(default_factory=list, repr=False)
     flexible_correct_counts: list[int] = field(default_factory=list, repr=False)
+    run: dict = field(default_factory=dict, repr=False)  # where it ran: runner, workers, devices
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -777,6 +811,96 @@ def summarize(problems: Sequence[Problem], records: dict[int, list[dict]], *, n:
         flexible_correct_counts=flexible)
 
 
+@dataclass(frozen=True)
+class EvalJob:
+    """What every batch of one run is generated and checked with (sent to workers)."""
+
+    n: int
+    config: Any  # a led_cpp.SamplingConfig or LEDConfig
+    max_tokens: int
+    seed: int
+    chat: bool
+    think_end: str
+    number_fallback: bool
+    verify_timeout: float = 5.0
+    n_parallel: int | None = None
+    chat_template_kwargs: dict | None = None
+
+
+def plan_chunks(problems: Sequence[Problem], n: int, config: Any) -> list[list[Problem]]:
+    """The run's batches, one ``generate_batch`` call each: one problem per batch, or
+    for greedy configs ``GREEDY_BATCH // n`` consecutive problems, cut at fixed
+    positions of ``problems`` so that a batch is the same whoever runs it."""
+    per_call = max(1, GREEDY_BATCH // n) if _is_greedy(config) else 1
+    return [list(problems[i : i + per_call]) for i in range(0, len(problems), per_call)]
+
+
+def run_chunk(model: Any, chunk: Sequence[Problem], job: EvalJob,
+              checker: AnswerChecker) -> list[dict]:
+    """The records of one batch: its problems' n samples in one ``generate_batch``
+    call with the seed of its first problem, each answer extracted and checked."""
+    call_seed = problem_seed(job.seed, chunk[0].index)
+    extra = {} if job.n_parallel is None else {"n_parallel": job.n_parallel}
+    if job.chat_template_kwargs:
+        extra["chat_template_kwargs"] = job.chat_template_kwargs
+    t0 = time.perf_counter()
+    results = model.generate_batch(
+        [build_prompt(p.question, job.chat) for p in chunk], n=job.n, config=job.config,
+        max_tokens=job.max_tokens, seed=call_seed, progress=False, **extra)
+    wall = time.perf_counter() - t0
+    if len(results) != len(chunk) or any(len(r) != job.n for r in results):
+        raise RuntimeError("generate_batch returned the wrong number of results")
+    return [_record(p, s, r, seed=call_seed, wall_share=wall / (len(chunk) * job.n),
+                    think_end=job.think_end, number_fallback=job.number_fallback,
+                    checker=checker)
+            for p, outs in zip(chunk, results) for s, r in enumerate(outs)]
+
+
+@runtime_checkable
+class ChunkRunner(Protocol):
+    """Runs batches of problems somewhere; ``evaluate`` accepts one in place of a model."""
+
+    def run_chunks(self, chunks: Sequence[Sequence[Problem]], job: EvalJob) -> Iterator[list[dict]]:
+        """Yields each batch's records (from :func:`run_chunk`) as the batch finishes,
+        in any order."""
+        ...
+
+    def shape(self) -> dict:
+        """Where problems run (runner, workers, devices): what summary.json keeps."""
+        ...
+
+    def report(self) -> dict:
+        """The last run_chunks call: its shape plus workers' throughput and retries
+        (one line of runs.jsonl)."""
+        ...
+
+
+class LocalRunner:
+    """One model in this process, batches in order."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self._tokens, self._seconds = 0, 0.0
+
+    def run_chunks(self, chunks: Sequence[Sequence[Problem]], job: EvalJob) -> Iterator[list[dict]]:
+        self._tokens, self._seconds = 0, 0.0
+        with AnswerChecker(job.verify_timeout) as checker:
+            for chunk in chunks:
+                t0 = time.perf_counter()
+                recs = run_chunk(self.model, chunk, job, checker)
+                self._seconds += time.perf_counter() - t0
+                self._tokens += sum(r["generated_tokens"] for r in recs)
+                yield recs
+
+    def shape(self) -> dict:
+        return {"runner": "local", "workers": 1, "threads": getattr(self.model, "n_threads", None)}
+
+    def report(self) -> dict:
+        return {**self.shape(), "model_path": str(getattr(self.model, "path", "") or ""),
+                "generated_tokens": self._tokens, "wall_seconds": self._seconds,
+                "tokens_per_second": self._tokens / self._seconds if self._seconds else 0.0}
+
+
 def _select(dataset: str | os.PathLike | Sequence[Problem], limit: int | None):
     problems = list(dataset) if isinstance(dataset, (list, tuple)) else load_dataset(dataset)
     if limit is not None and limit < 1:
@@ -790,14 +914,19 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
              out_dir: str | os.PathLike, progress: bool = True,
              think_end: str | None = None, model_name: str | None = None,
              verify_timeout: float = 5.0, n_parallel: int | None = None,
-             chat_template_kwargs: dict | None = None) -> EvalSummary:
+             chat_template_kwargs: dict | None = None, shard: Any = None) -> EvalSummary:
     """Run (or resume) one config on the first ``limit`` problems of ``dataset``,
     ``n`` samples each; see the module docstring for the protocol and the files.
+
+    ``model``: a ``led_cpp.Model`` (or anything with its ``generate_batch``), or a
+    :class:`ChunkRunner` such as ``evaluation_ray.RayBackend``.  ``shard``: a
+    ``evaluation_shards.Shard`` or its text ``"K/N"``: run only the K-th of N
+    shares of the batches (merge the shards' out_dirs with ``merge_runs``).
 
     ``config``: a spec text (``"led:d=4"``), a :class:`ConfigSpec` or a
     ``led_cpp.SamplingConfig`` / ``led_cpp.LEDConfig``.  ``think_end``: the
     marker that starts the answer region (default: the config's ``think_end``,
-    else ``</think>``).  ``model_name``: the model's identity in the run
+    else the model's end marker, else ``</think>``).  ``model_name``: the model's identity in the run
     (default: the basename of ``model.path``).  ``chat_template_kwargs``: the
     chat template's variables (e.g. ``{"enable_thinking": False}``) for every prompt.
     """
@@ -805,7 +934,10 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
         raise ValueError("n must be at least 1")
     all_problems, problems = _select(dataset, limit)
     label, cfg = _resolve_config(config)
-    think_end = think_end or getattr(cfg, "think_end", None) or DEFAULT_THINK_END
+    explicit = think_end or getattr(cfg, "think_end", None)
+    think_end = explicit or DEFAULT_THINK_END  # the run's identity: "</think>" stands for the default
+    # The answer region follows the marker generation followed: the explicit one, else the model's.
+    answer_marker = explicit or model_end_marker(model) or DEFAULT_THINK_END
     model_name = model_name or model_name_of(model)
     chat = uses_chat_template(model)
     prompt_format = "chat" if chat else "plain"
@@ -814,54 +946,51 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
     chat_template_kwargs = check_template_kwargs(chat_template_kwargs)
     if chat_template_kwargs and not chat:
         raise ValueError("chat_template_kwargs need a chat template, and this model has none")
-    extra_call = {"chat_template_kwargs": chat_template_kwargs} if chat_template_kwargs else {}
     number_fallback = problems[0].dataset in NUMBER_FALLBACK_DATASETS
     identity = run_identity(model=model_name, problems=all_problems, config=cfg, n=n,
                             seed=seed, max_tokens=max_tokens, think_end=think_end,
                             chat_template_kwargs=chat_template_kwargs)
+    chunks = plan_chunks(problems, n, cfg)
+    shard_meta = {}
+    if shard is not None:
+        from .evaluation_shards import apply_shard
+
+        chunks, identity, shard_meta = apply_shard(shard, chunks, identity)
+        problems = [p for chunk in chunks for p in chunk]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not check_out_dir(out, identity):
         write_json_atomic(out / META_FILE, {
             "identity": identity, "config_label": label, "prompt_format": prompt_format,
-            "instruction": INSTRUCTION, "think_end": think_end,
+            "instruction": INSTRUCTION, "think_end": answer_marker,
             "model_path": str(getattr(model, "path", "") or ""),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **shard_meta})
     samples_path = out / SAMPLES_FILE
     records = load_records(samples_path, n)
-    pending = [p for p in problems if p.index not in records]
-    per_call = max(1, GREEDY_BATCH // n) if _is_greedy(cfg) else 1
-    extra = {} if n_parallel is None else {"n_parallel": n_parallel}
+    pending = [[p for p in chunk if p.index not in records] for chunk in chunks]
+    pending = [chunk for chunk in pending if chunk]
+    job = EvalJob(n=n, config=cfg, max_tokens=max_tokens, seed=seed, chat=chat,
+                  think_end=answer_marker, number_fallback=number_fallback,
+                  verify_timeout=verify_timeout, n_parallel=n_parallel,
+                  chat_template_kwargs=chat_template_kwargs)
+    runner = model if isinstance(model, ChunkRunner) else LocalRunner(model)
 
     bar = _progress_bar(progress, total=len(problems) * n,
-                        initial=(len(problems) - len(pending)) * n, desc=label)
+                        initial=(len(problems) - sum(map(len, pending))) * n, desc=label)
     n_correct = sum(r["correct"] for p in problems if p.index in records
                     for r in records[p.index])
     try:
-        with AnswerChecker(verify_timeout) as checker:
-            for start in range(0, len(pending), per_call):
-                chunk = pending[start : start + per_call]
-                call_seed = problem_seed(seed, chunk[0].index)
-                t0 = time.perf_counter()
-                results = model.generate_batch(
-                    [build_prompt(p.question, chat) for p in chunk], n=n, config=cfg,
-                    max_tokens=max_tokens, seed=call_seed, progress=False, **extra, **extra_call)
-                wall = time.perf_counter() - t0
-                if len(results) != len(chunk) or any(len(r) != n for r in results):
-                    raise RuntimeError("generate_batch returned the wrong number of results")
-                new = []
-                for p, outs in zip(chunk, results):
-                    recs = [_record(p, s, r, seed=call_seed, wall_share=wall / (len(chunk) * n),
-                                    think_end=think_end, number_fallback=number_fallback,
-                                    checker=checker) for s, r in enumerate(outs)]
-                    records[p.index] = recs
-                    new.extend(recs)
-                _append_records(samples_path, new)
-                if bar is not None:
-                    n_correct += sum(r["correct"] for r in new)
-                    bar.update(len(new))
-                    bar.set_postfix(pass1=f"{n_correct / bar.n:.3f}")
+        for new in runner.run_chunks(pending, job):
+            _append_records(samples_path, new)  # one write per batch: a problem's n lines together
+            done: dict[int, list[dict]] = {}
+            for rec in new:
+                done.setdefault(rec["problem_index"], []).append(rec)
+            records.update(done)
+            if bar is not None:
+                n_correct += sum(r["correct"] for r in new)
+                bar.update(len(new))
+                bar.set_postfix(pass1=f"{n_correct / bar.n:.3f}")
     finally:
         if bar is not None:
             bar.close()
@@ -870,6 +999,10 @@ def evaluate(model: Any, dataset: str | os.PathLike | Sequence[Problem],
                         config_params=identity["config"], model=model_name,
                         limit=limit, seed=seed, max_tokens=max_tokens,
                         prompt_format=prompt_format, out_dir=str(out))
+    summary.run = {**runner.shape(), **({"shard": identity["shard"]} if shard_meta else {})}
+    if pending:  # what this session did, for the record: one line per session
+        _append_records(out / RUNS_FILE, [{"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                           "batches": len(pending), **runner.report()}])
     write_json_atomic(out / SUMMARY_FILE, summary.to_dict())
     return summary
 
@@ -889,8 +1022,8 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
             max_tokens: int = 2048, seed: int = 0, out_dir: str | os.PathLike,
             progress: bool = True, temperature: float | None = None,
             model_name: str | None = None, verify_timeout: float = 5.0,
-            n_parallel: int | None = None,
-            chat_template_kwargs: dict | None = None) -> list[EvalSummary]:
+            n_parallel: int | None = None, chat_template_kwargs: dict | None = None,
+            shard: Any = None) -> list[EvalSummary]:
     """Run each config on the same problems with the same per-problem seeds, each
     in ``out_dir/<config dirname>`` (resumable like :func:`evaluate`); writes
     ``out_dir/compare.json``.  ``temperature`` is the default of specs that set none."""
@@ -907,7 +1040,7 @@ def compare(model: Any, dataset: str | os.PathLike | Sequence[Problem],
         evaluate(model, dataset, s, n=n, limit=limit, max_tokens=max_tokens, seed=seed,
                  out_dir=Path(out_dir) / s.dirname, progress=progress,
                  model_name=model_name, verify_timeout=verify_timeout, n_parallel=n_parallel,
-                 chat_template_kwargs=chat_template_kwargs)
+                 chat_template_kwargs=chat_template_kwargs, shard=shard)
         for s in specs]
     write_json_atomic(Path(out_dir) / "compare.json", [s.to_dict() for s in summaries])
     return summaries

@@ -12,14 +12,16 @@ from .results import GenerationResult
 class _Run:
     """Drives one native BatchRun; closes it on any exception, Ctrl-C included."""
 
-    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None) -> None:
+    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None,
+                 markers: Optional[Tuple[str, str]] = None) -> None:
         self._native: Optional[_core.BatchRun] = native
         self._trace = trace
+        self._markers = markers
         self._progress = progress
         self._results: Optional[List[List[GenerationResult]]] = None
         self.stats: dict = {}
 
-    def pieces(self) -> Iterator[Tuple[int, int, str]]:
+    def pieces(self) -> Iterator[Tuple[int, int, str, bool]]:
         native = self._native  # close() may clear the attribute from another thread
         try:
             while native is not None and not native.finished:
@@ -38,7 +40,7 @@ class _Run:
             return
         self.stats = dict(self._native.stats)
         self._results = [
-            [GenerationResult.from_native(item, self._trace) for item in prompt] for prompt in self._native.results()
+            [GenerationResult.from_native(item, self._trace, self._markers) for item in prompt] for prompt in self._native.results()
         ]
         self.close()
 
@@ -104,9 +106,16 @@ class Generation(_Stream):
 
     def __next__(self) -> str:
         while True:
-            _, _, text = next(self._pieces)
+            _, _, text, _ = next(self._pieces)
             if text:
                 return text
+
+    def parts(self) -> Iterator[Tuple[str, bool]]:
+        """Like iterating, but yields ``(text, in_reasoning)``: whether the piece lies in the
+        reasoning segment (markers included). A piece never straddles the segment's end."""
+        for _, _, text, reasoning in self._pieces:
+            if text:
+                yield text, reasoning
 
     @property
     def result(self) -> GenerationResult:
@@ -119,7 +128,8 @@ class BatchStream(_Stream):
     ``results[prompt_index][sample_index]`` holds each sample's GenerationResult."""
 
     def __next__(self) -> Tuple[int, int, str]:
-        return next(self._pieces)
+        prompt, sample, text, _ = next(self._pieces)
+        return prompt, sample, text
 
     @property
     def results(self) -> List[List[GenerationResult]]:

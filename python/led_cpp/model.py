@@ -10,6 +10,7 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core, chat
+from .reasoning import Markers, find_markers, marker_pair
 from .config import LAYER_COUNTINGS, LED_PROJECTIONS, DecodingConfig, LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation, _Run
 from .gguf_check import check_gguf_model
@@ -145,6 +146,34 @@ class Model:
     def eos_token(self) -> str:
         return self._native.token_text(self.eos_token_id) if self.eos_token_id >= 0 else ""
 
+    @property
+    def reasoning_markers(self) -> Optional[Markers]:
+        """The (start, end) markers of the model's reasoning segment, found in its vocabulary and
+        chat template (``("<think>", "</think>")``, ``("[THINK]", "[/THINK]")``, ...), or None."""
+        if not hasattr(self, "_reasoning_markers"):
+            self._reasoning_markers = find_markers(self._is_one_token, self.chat_template)
+        return self._reasoning_markers
+
+    def _is_one_token(self, text: str) -> bool:
+        tokens = self._native.tokenize(text, False, True)
+        return len(tokens) == 1 and self._native.token_text(tokens[0]) == text
+
+    def _markers_for(self, config: DecodingConfig) -> Markers:
+        return marker_pair(self.reasoning_markers, getattr(config, "think_end", None))
+
+    def native_config(self, config: DecodingConfig) -> dict:
+        """The config as the decode loop takes it, with this model's reasoning markers resolved."""
+        start, end = self._markers_for(config)
+        return {**config.to_native(), "think_start": start, "think_end": end}
+
+    def reasoning_open(self, prompt: Prompt, think_end: Optional[str] = None,
+                       chat_template_kwargs: Optional[dict] = None) -> bool:
+        """Whether the first token generated after ``prompt`` is inside the reasoning segment
+        (LED_SPEC "Reasoning segment"); False when there are no markers."""
+        start, end = marker_pair(self.reasoning_markers, think_end)
+        tokens = self.prompt_tokens(prompt, chat.check_template_kwargs(chat_template_kwargs))
+        return bool(end) and _core.prompt_leaves_reasoning_open(self._native, tokens, start, end)
+
     def metadata(self, key: str) -> str:
         """A GGUF metadata value as text ('' when absent)."""
         return self._native.metadata(key)
@@ -238,9 +267,11 @@ class Model:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(tokens) * n * max_tokens, unit="tok", desc="generating", leave=False)
-        native = _core.BatchRun(self._native, tokens, n, config.to_native(), max_tokens, seed, stops, trace,
+        start, end = self._markers_for(config)
+        native_config = self.native_config(config)
+        native = _core.BatchRun(self._native, tokens, n, native_config, max_tokens, seed, stops, trace,
                                 n_parallel or 0, layer_analysis)
-        return _Run(native, trace, bar)
+        return _Run(native, trace, bar, markers=(start, end) if end else None)
 
     def generate(self, prompt: Prompt, *, config: Optional[DecodingConfig] = None, max_tokens: int = 256,
                  seed: Optional[int] = None, stop: Union[str, Sequence[str]] = (), trace: bool = False,

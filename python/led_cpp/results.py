@@ -62,9 +62,18 @@ class GenerationResult:
     timings: Timings
     trace: Optional[List[TraceStep]] = None
     explored_steps: int = 0
-    reasoning_tokens: int = 0       # tokens generated inside the reasoning segment
+    reasoning_tokens: int = 0       # tokens generated inside the reasoning segment (any config)
     seed: int = 0
     extra: dict = field(default_factory=dict, repr=False)
+    # log-probability of each token under the distribution it was drawn from: the exploit path's
+    # renormalised top-k, LED's posterior at the chosen depth, or SamplingConfig's kept candidates
+    # after temperature, top-k, top-p and min-p (0 for greedy steps)
+    sampling_logprobs: List[float] = field(default_factory=list)
+    reasoning: str = ""             # the reasoning segment's text, markers removed
+    answer: str = ""                # what follows the segment (the whole text when there is none)
+    # the (start, end) markers followed; None: the model has none, so LED explored on every step
+    reasoning_markers: Optional[Tuple[str, str]] = None
+    starts_in_reasoning: bool = False  # the prompt left the segment open at the first token
 
     @property
     def decided_steps(self) -> int:
@@ -77,7 +86,8 @@ class GenerationResult:
         return self.explored_steps / self.decided_steps if self.decided_steps else 0.0
 
     @classmethod
-    def from_native(cls, native: dict, trace: bool) -> "GenerationResult":
+    def from_native(cls, native: dict, trace: bool,
+                    markers: Optional[Tuple[str, str]] = None) -> "GenerationResult":
         steps = None
         if trace:
             steps = [
@@ -102,4 +112,10 @@ class GenerationResult:
             explored_steps=native["explored_steps"],
             reasoning_tokens=native["reasoning_tokens"],
             seed=native["seed"],
+            sampling_logprobs=list(native["sampling_logprobs"]),
+            reasoning=native["reasoning"].strip(),
+            # after a segment, the whitespace a template writes behind the end marker is not answer
+            answer=native["answer"].lstrip() if native["starts_in_reasoning"] else native["answer"],
+            reasoning_markers=markers,
+            starts_in_reasoning=native["starts_in_reasoning"],
         )

@@ -303,7 +303,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         seed = seed_of(body)
         job = None
         if max_tokens > 0:
-            job = await start(GenerationJob(tokens, body.n, config.to_native(), max_tokens, seed, body.stops(),
+            job = await start(GenerationJob(tokens, body.n, model.native_config(config), max_tokens, seed, body.stops(),
                                             top_logprobs=max(logprobs or 0, 1) if logprobs is not None else 0))
 
         def logprobs_block(prompt_index: int, native: Optional[dict]) -> Optional[dict]:
@@ -431,7 +431,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         seed = seed_of(body)
         if max_tokens == 0:
             raise APIError(400, "max_tokens must be at least 1 for chat completions", param="max_tokens")
-        job = await start(GenerationJob([ids], body.n, config.to_native(), max_tokens, seed, body.stops(),
+        job = await start(GenerationJob([ids], body.n, model.native_config(config), max_tokens, seed, body.stops(),
                                         top_logprobs=max(top, 1) if body.logprobs else 0))
 
         def logprobs_block(native: dict) -> Optional[dict]:
