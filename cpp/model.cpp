@@ -8,6 +8,23 @@
 
 namespace led {
 
+llama_context_params base_context_params(const ModelOptions & options) {
+    llama_context_params params = llama_context_default_params();
+    params.n_batch = static_cast<uint32_t>(std::min(options.n_batch, options.n_ctx));
+    params.n_ubatch = params.n_batch;
+    params.n_threads = options.n_threads;
+    params.n_threads_batch = options.n_threads;
+    params.no_perf = true;
+    if (options.kv_type == "f32") {
+        params.type_k = GGML_TYPE_F32;
+        params.type_v = GGML_TYPE_F32;
+    }
+    params.flash_attn_type = options.flash_attention < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                             : options.flash_attention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                            : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    return params;
+}
+
 namespace {
 
 bool g_verbose = false;
@@ -153,28 +170,16 @@ llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
     }
     n_seq_max = std::max(n_seq_max, context_seq_max_);
     n_ctx_seq = std::max(n_ctx_seq, context_seq_cells_);
-    llama_context_params params = llama_context_default_params();
+    llama_context_params params = base_context_params(options_);
     params.n_ctx = static_cast<uint32_t>(n_ctx_seq) * static_cast<uint32_t>(n_seq_max);
-    params.n_batch = static_cast<uint32_t>(std::min(options_.n_batch, options_.n_ctx));
-    params.n_ubatch = params.n_batch;
     params.n_seq_max = static_cast<uint32_t>(n_seq_max);
     // Every decode asks for at most one output per sequence; llama.cpp would otherwise size its
     // output buffers and reserve graphs (LED's ops included) for n_batch outputs.
     params.n_outputs_max = static_cast<uint32_t>(n_seq_max);
     params.n_outputs_max_per_seq = 1;
-    params.n_threads = options_.n_threads;
-    params.n_threads_batch = options_.n_threads;
     params.kv_unified = false;
-    params.no_perf = true;
     params.abort_callback = abort_callback;
     params.abort_callback_data = this;
-    if (options_.kv_type == "f32") {
-        params.type_k = GGML_TYPE_F32;
-        params.type_v = GGML_TYPE_F32;
-    }
-    params.flash_attn_type = options_.flash_attention < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
-                             : options_.flash_attention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
-                                                             : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     context_ = llama_init_from_model(model_, params);
     if (context_ == nullptr) {
         throw std::runtime_error("llama.cpp could not create a context of " + std::to_string(n_seq_max) +

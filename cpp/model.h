@@ -28,6 +28,11 @@ struct ModelOptions {
     Projection led_projection = Projection::automatic;
 };
 
+// llama.cpp context settings every context of a model shares (threads, KV type, flash attention,
+// batch size); callers set the sequence counts and outputs.
+llama_context_params base_context_params(const ModelOptions & options);
+
+
 class Model {
 public:
     Model(const std::string & path, const ModelOptions & options);

@@ -12,21 +12,9 @@ namespace led {
 
 PromptScorer::PromptScorer(Model & model) : model_(model) {
     const ModelOptions & options = model_.options();
-    llama_context_params params = llama_context_default_params();
+    llama_context_params params = base_context_params(options);
     params.n_ctx = static_cast<uint32_t>(options.n_ctx);
-    params.n_batch = static_cast<uint32_t>(std::min(options.n_batch, options.n_ctx));
-    params.n_ubatch = params.n_batch;
     params.n_seq_max = 1;
-    params.n_threads = options.n_threads;
-    params.n_threads_batch = options.n_threads;
-    params.no_perf = true;
-    if (options.kv_type == "f32") {
-        params.type_k = GGML_TYPE_F32;
-        params.type_v = GGML_TYPE_F32;
-    }
-    params.flash_attn_type = options.flash_attention < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
-                             : options.flash_attention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
-                                                            : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     context_ = llama_init_from_model(const_cast<llama_model *>(model_.model()), params);  // llama.cpp only reads it
     if (context_ == nullptr) {
         throw std::runtime_error("llama.cpp could not create the prompt-scoring context of " +
