@@ -324,18 +324,55 @@ ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * g
     return post(ctx, columns);
 }
 
+namespace {
+
+// How many equal chunks a row of n keys is cut into for top_k: ggml's CPU top_k (and every
+// elementwise op) splits its work by rows, so one sequence's vocabulary row would run on one
+// thread. 1: not worth it, or no divisor leaves chunks of at least 4k keys.
+int64_t chunk_count(int64_t n, int k) {
+    if (n < 16384 || n >= (int64_t{1} << 24)) return 1;  // ids must stay exact in float32 below
+    for (int64_t chunks = 32; chunks >= 2; --chunks) {
+        if (n % chunks == 0 && n / chunks >= 4 * static_cast<int64_t>(k)) return chunks;
+    }
+    return 1;
+}
+
+// The ids [k, rows] of the k largest of keys [n, rows], unordered. With chunks, every chunk's k
+// largest are taken first (chunks are rows, so in parallel) and then the k largest of those: the
+// same set as one top_k whenever the keys are distinct, and always the same k-th value.
+ggml_tensor * select_top_k(ggml_context * ctx, ggml_tensor * keys, int k, int64_t chunks) {
+    if (chunks == 1) return ggml_top_k(ctx, keys, k);
+    const int64_t n = keys->ne[0];
+    const int64_t rows = ggml_nelements(keys) / n;
+    const int64_t size = n / chunks;
+    ggml_tensor * parts = ggml_reshape_2d(ctx, keys, size, chunks * rows);
+    ggml_tensor * local = ggml_top_k(ctx, parts, k);  // [k, chunks * rows], ids within each chunk
+    ggml_tensor * winners = ggml_get_rows(ctx, ggml_reshape_3d(ctx, parts, 1, size, chunks * rows), local);
+    ggml_tensor * positions = ggml_top_k(ctx, ggml_reshape_2d(ctx, winners, k * chunks, rows), k);  // [k, rows]
+    // A winner's token id: its id within the chunk + the chunk's first id (exact in float32).
+    ggml_tensor * firsts = ggml_arange(ctx, 0.0f, static_cast<float>(n), static_cast<float>(size));  // [chunks]
+    ggml_tensor * starts = ggml_repeat(ctx, ggml_reshape_2d(ctx, firsts, 1, chunks),
+                                       ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, chunks * rows));
+    ggml_tensor * ids = ggml_add(ctx, ggml_cast(ctx, local, GGML_TYPE_F32), starts);
+    ids = ggml_get_rows(ctx, ggml_reshape_3d(ctx, ids, 1, k * chunks, rows), positions);  // [1, k, rows]
+    return ggml_reshape_2d(ctx, ggml_cast(ctx, ids, GGML_TYPE_I32), k, rows);
+}
+
+}  // namespace
+
 Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
     const int64_t n_vocab = logits->ne[0];
     const int64_t rows = ggml_nelements(logits) / n_vocab;
+    const int64_t chunks = chunk_count(n_vocab, k);
     ggml_tensor * matrix = ggml_reshape_2d(ctx, logits, n_vocab, rows);
     ggml_tensor * probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
     ggml_set_name(probabilities, "led_final_probs");
     ggml_tensor * column_probabilities = ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows);
-    ggml_tensor * selected = ggml_top_k(ctx, probabilities, k);  // [k, rows], unordered
+    ggml_tensor * selected = select_top_k(ctx, probabilities, k, chunks);  // [k, rows], unordered
     // Which of several tokens tied at the k-th probability v make the cut is up to the kernel;
     // the documented rule is the lower ids. A second top_k on keys distinct per token selects
     // exactly that set on any backend: sign(p - v) + (n_vocab - id) * 2^-bits, bits enough that
-    // every key is exact in float32.
+    // every key is exact in float32. The keys are computed per chunk, so in parallel.
     int bits = 0;
     while ((int64_t{1} << bits) <= n_vocab) ++bits;
     if (k < n_vocab && bits <= 23) {
@@ -343,10 +380,13 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
         ggml_tensor * lowest = ggml_argmax(ctx, ggml_neg(ctx, ggml_reshape_2d(ctx, values, k, rows)));
         ggml_tensor * kth = ggml_get_rows(ctx, values, ggml_reshape_2d(ctx, lowest, 1, rows));  // [1, 1, rows]
         const float unit = std::ldexp(1.0f, -bits);
+        const int64_t size = n_vocab / chunks;
         ggml_tensor * id_keys = ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, static_cast<float>(n_vocab), 1.0f), -unit,
                                                 static_cast<float>(n_vocab) * unit);
-        ggml_tensor * side = ggml_sgn(ctx, ggml_sub(ctx, probabilities, ggml_reshape_2d(ctx, kth, 1, rows)));
-        selected = ggml_top_k(ctx, ggml_add(ctx, side, id_keys), k);
+        ggml_tensor * parts = ggml_reshape_3d(ctx, probabilities, size, chunks, rows);
+        ggml_tensor * side = ggml_sgn(ctx, ggml_sub(ctx, parts, kth));
+        ggml_tensor * keys = ggml_add(ctx, side, ggml_reshape_3d(ctx, id_keys, size, chunks, 1));
+        selected = select_top_k(ctx, ggml_reshape_2d(ctx, keys, n_vocab, rows), k, chunks);
     }
     // Sorted by probability here; the host puts exact ties in id order (led::candidate_order).
     ggml_tensor * unordered_probabilities = ggml_get_rows(ctx, column_probabilities, selected);  // [1, k, rows]

@@ -11,7 +11,7 @@ import pytest
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig
 
-from tiny_models import write_tiny_model
+from tiny_models import TOKEN_TYPE_USER_DEFINED, build_vocab, write_tiny_model
 
 PROJECTIONS = ("on_explore", "every_step")
 PROMPT = "Once upon a time"
@@ -37,9 +37,22 @@ def _repeated_head_rows(weights):
     head[:] = head[np.arange(head.shape[0]) % GROUPS]
 
 
-@pytest.fixture(scope="module")
-def tied_tokens(tmp_path_factory):
-    tm = write_tiny_model(tmp_path_factory.mktemp("ties") / "rows.gguf", "llama", edit_weights=_repeated_head_rows)
+WIDE_VOCABULARY = 32768
+
+
+def _wide_vocabulary():
+    """Extra tokens for a vocabulary of WIDE_VOCABULARY ids: from 16k ids on, the graph's top-k
+    selects within chunks of the row first (led_graph.cpp chunk_count), so the tied-token tests
+    cover that path as well as the single top-k."""
+    return [(f"<extra_{i}>", TOKEN_TYPE_USER_DEFINED) for i in range(WIDE_VOCABULARY - len(build_vocab()[0]))]
+
+
+@pytest.fixture(scope="module", params=["narrow", "wide"])
+def tied_tokens(request, tmp_path_factory):
+    extra = _wide_vocabulary() if request.param == "wide" else ()
+    tm = write_tiny_model(tmp_path_factory.mktemp("ties") / "rows.gguf", "llama", edit_weights=_repeated_head_rows,
+                          extra_tokens=extra)
+    assert tm.n_vocab == (WIDE_VOCABULARY if extra else len(build_vocab()[0]))
     return tm, {projection: _load(tm.path, projection) for projection in PROJECTIONS}
 
 
