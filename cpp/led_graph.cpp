@@ -384,7 +384,10 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
         ggml_tensor * id_keys = ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, static_cast<float>(n_vocab), 1.0f), -unit,
                                                 static_cast<float>(n_vocab) * unit);
         ggml_tensor * parts = ggml_reshape_3d(ctx, probabilities, size, chunks, rows);
-        ggml_tensor * side = ggml_sgn(ctx, ggml_sub(ctx, parts, kth));
+        // v widened to a chunk's width first: ggml's CPU binary ops run a broadcast one element at
+        // a time unless the broadcast operand spans whole rows.
+        ggml_tensor * level = ggml_repeat(ctx, kth, ggml_new_tensor_3d(ctx, GGML_TYPE_F32, size, 1, rows));
+        ggml_tensor * side = ggml_sgn(ctx, ggml_sub(ctx, parts, level));
         ggml_tensor * keys = ggml_add(ctx, side, ggml_reshape_3d(ctx, id_keys, size, chunks, 1));
         selected = select_top_k(ctx, ggml_reshape_2d(ctx, keys, n_vocab, rows), k, chunks);
     }
