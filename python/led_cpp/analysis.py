@@ -60,6 +60,7 @@ __all__ = [
     "analyze_coverage",
     "analyze_entropy",
     "analyze_temperature",
+    "check_temperature_runs",
     "coverage_curves",
     "entropy_curve",
     "format_report",
@@ -68,7 +69,6 @@ __all__ = [
     "least_squares_slope",
     "pass_at_n_table",
     "steps_by_layer",
-    "check_temperature_runs",
     "temperature_run_dir",
     "temperature_slopes",
 ]

@@ -21,7 +21,7 @@ from .evaluation.config_spec import field_types
 #: What each field's flag does (a field missing here is still a flag, with a plain help).
 FIELD_HELP = {
     "temperature": "0 = greedy",
-    "top_k": "candidates kept before top-p and min-p (0 = the whole vocabulary)",
+    "top_k": "candidates kept before top-p and min-p; 0 keeps the whole vocabulary",
     "top_p": "nucleus: the smallest set of candidates with this much probability",
     "min_p": "drop candidates below this share of the top candidate's probability",
     "d": "LED: depths read, the final one included",
@@ -32,7 +32,7 @@ FIELD_HELP = {
     "think_end": "LED: the end-of-think marker (default: the model's own)",
     "depth_rule": "LED: how the depth is chosen",
     "fixed_depth": "LED: the depth of --depth-rule fixed",
-    "layer_counting": "LED: paper, or reference (the authors' code's layer set)",
+    "layer_counting": "LED: which layers count as depths: paper, or reference for the authors' code's set",
 }
 CHOICES = {"depth_rule": DEPTH_RULES, "layer_counting": LAYER_COUNTINGS}
 
@@ -69,14 +69,15 @@ def add_led_arguments(parser: Any, help_overrides: dict | None = None) -> None:
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser, *, sampling: bool = True,
-                           led_help: str = "decode with Latent Exploration Decoding") -> None:
+                           led_help: str = "decode with Latent Exploration Decoding",
+                           help_overrides: dict | None = None) -> None:
     """--led and the LED flags; with ``sampling`` also SamplingConfig's (--temperature, --top-k,
-    --top-p, --min-p)."""
+    --top-p, --min-p). ``help_overrides``: a field's help where this command differs."""
     group = parser.add_argument_group("decoding (defaults: the LED authors')")
     if sampling:
         _add_field_arguments(group, SamplingConfig, SAMPLING_FIELDS, {})
     group.add_argument("--led", action="store_true", help=led_help)
-    add_led_arguments(group)
+    add_led_arguments(group, help_overrides)
 
 
 def given(args: argparse.Namespace, names: tuple) -> dict:

@@ -25,7 +25,9 @@ def register_serve_command(subparsers: Any) -> None:
     serve.add_argument("--cors-origin", action="append", default=[], help="allow browser requests from this origin")
     serve.add_argument("--alias", default=None, help="model id in responses (default: the file name)")
     serve.add_argument("--top-k", type=int, default=40, help="standard sampling's top-k when a request gives none (40)")
-    add_decoding_arguments(serve, sampling=False, led_help="LED (with the options below) for requests that do not say")
+    add_decoding_arguments(serve, sampling=False, led_help="LED (with the options below) for requests that do not say",
+                           help_overrides={"think_end": "LED: the end-of-think marker (default: a request's 'led' "
+                                           "object's)"})
     serve.set_defaults(func=serve_command)
 
 
