@@ -113,6 +113,35 @@ def dataset_file(tmp_path_factory):
     return write
 
 
+#: Summary fields that measure time or name the run's place, not its results.
+TIMING_KEYS = {"tokens_per_second", "generation_seconds", "out_dir", "run"}
+
+
+@pytest.fixture(scope="session")
+def run_records():
+    """Reads an eval out_dir's complete records, keyed by (problem_index, sample), without their
+    ``wall_seconds``: what two runs of the same problems must share wherever they ran."""
+    from led_cpp import evaluation as ev
+
+    def read(out: Path) -> dict:
+        n = json.loads((out / ev.META_FILE).read_text())["identity"]["n"]
+        return {(r["problem_index"], r["sample"]): {k: v for k, v in r.items() if k != "wall_seconds"}
+                for records in ev.load_records(out / ev.SAMPLES_FILE, n).values() for r in records}
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def run_summary():
+    """A run's summary (an EvalSummary, or the out_dir holding summary.json) without its timings."""
+
+    def read(summary) -> dict:
+        saved = json.loads((summary / "summary.json").read_text()) if isinstance(summary, Path) else summary.to_dict()
+        return {k: v for k, v in saved.items() if k not in TIMING_KEYS}
+
+    return read
+
+
 @pytest.fixture(scope="session")
 def llama_templates() -> dict:
     """The chat templates of the pinned llama.cpp sdist (models/templates/*.jinja): name -> text, read

@@ -162,7 +162,7 @@ def test_bundled_dataset_contents():
     assert gsm[0].question.startswith("Janet’s ducks lay 16 eggs")
     assert gsm[0].answer == "18"
     assert any("," in p.answer for p in gsm)  # commas in gold answers are normalised
-    assert all(ev._as_number(p.answer) is not None for p in gsm)
+    assert all(ev.as_number(p.answer) is not None for p in gsm)
     assert ev.load_dataset("math500")[2].answer == "\\frac{14}{3}"
     assert ev.load_dataset("aime2024")[0].answer == "73"
     assert ev.load_dataset("aime2025")[0].answer == "70"
@@ -475,7 +475,7 @@ def test_cli_eval_runs_resumes_and_refuses_with_a_fake_model(tmp_path, monkeypat
     loaded = []
     monkeypatch.setattr(ev.ConfigSpec, "build", lambda self: FakeConfig(
         **{k: v for k, v in self.params if k == "temperature"}))
-    monkeypatch.setattr(cli, "_load_model", lambda args: loaded.append(args) or FakeModel())
+    monkeypatch.setattr(cli, "load_model", lambda args: loaded.append(args) or FakeModel())
     base = ["eval", "-m", "/x/fake-1.gguf", "--dataset", str(data), "--out",
             str(tmp_path / "out"), "--limit", "3", "--n", "2", "--no-progress"]
 

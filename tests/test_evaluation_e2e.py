@@ -77,11 +77,7 @@ def _key(rec):
     return rec["problem_index"], rec["sample"]
 
 
-def _content(recs):
-    return {_key(r): {k: v for k, v in r.items() if k != "wall_seconds"} for r in recs}
-
-
-def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, dataset, tmp_path):
+def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, dataset, tmp_path, run_records):
     out = tmp_path / "run"
     counting = CountingModel(model)
     summary = _evaluate(counting, dataset, out)
@@ -145,23 +141,21 @@ def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, d
     # A fresh run of the same 4 problems produces the same samples: per-problem seeds make
     # the resumed run's results independent of how it was split.
     fresh = _evaluate(model, dataset, tmp_path / "fresh", limit=4)
-    assert _content(json.loads(x) for x in _lines(tmp_path / "fresh")) == \
-        _content(json.loads(x) for x in _lines(out))
+    assert run_records(tmp_path / "fresh") == run_records(out)
     assert fresh.pass_at_k == grown.pass_at_k
 
 
-def test_a_torn_problem_is_regenerated_alone(model, dataset, tmp_path):
+def test_a_torn_problem_is_regenerated_alone(model, dataset, tmp_path, run_records):
     out = tmp_path / "run"
     _evaluate(model, dataset, out, limit=3)
-    full = _content(json.loads(x) for x in _lines(out))
+    full = run_records(out)
     lines = _lines(out)
     # A crash while writing problem 2: one of its records and half of the next line survive.
     (out / ev.SAMPLES_FILE).write_text("\n".join(lines[: 2 * N + 1]) + "\n" + lines[2 * N + 1][:20])
     counting = CountingModel(model)
     _evaluate(counting, dataset, out, limit=3)
     assert [c["seed"] for c in counting.calls] == [ev.problem_seed(SEED, 2)]
-    records = ev.load_records(out / ev.SAMPLES_FILE, N)
-    assert _content(r for recs in records.values() for r in recs) == full
+    assert run_records(out) == full
 
 
 @pytest.mark.parametrize("change", [
@@ -211,13 +205,13 @@ def test_cli_eval_end_to_end(tiny, dataset, tmp_path, monkeypatch, capsys):
 
     # Rerun through the CLI: resumed, the loaded model is never asked to generate.
     loaded = []
-    real_load = cli_eval._load_model
+    real_load = cli_eval.load_model
 
     def counting_load(args):
         loaded.append(CountingModel(real_load(args)))
         return loaded[-1]
 
-    monkeypatch.setattr(cli_eval, "_load_model", counting_load)
+    monkeypatch.setattr(cli_eval, "load_model", counting_load)
     assert cli_main(argv) == 0
     assert len(loaded) == 1 and loaded[0].calls == []
     assert json.loads((out / ev.SUMMARY_FILE).read_text()) == saved

@@ -27,24 +27,13 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
-from led_cpp import evaluation_ray  # noqa: E402
+from led_cpp.evaluation import ray as evaluation_ray  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
 from tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 2}?", str(2 * i + 2)) for i in range(6)]
-TIMING_KEYS = {"tokens_per_second", "generation_seconds", "out_dir", "run"}
 #: The SmolLM2 runs: LED, short answers.
 SMOL = dict(n=2, max_tokens=12, seed=3, progress=False)
-
-
-def timeless_records(out: Path, n: int) -> dict:
-    recs = ev.load_records(out / ev.SAMPLES_FILE, n)
-    return {(r["problem_index"], r["sample"]): {k: v for k, v in r.items() if k != "wall_seconds"}
-            for rs in recs.values() for r in rs}
-
-
-def timeless_summary(summary) -> dict:
-    return {k: v for k, v in summary.to_dict().items() if k not in TIMING_KEYS}
 
 
 def sample_keys(out: Path) -> list:
@@ -81,16 +70,16 @@ def smol_reference(smollm2_path, dataset, tmp_path_factory):
 @pytest.mark.ray
 @pytest.mark.parametrize("config,n", [("standard", 3), ("greedy", 4), ("led:d=3:k=4", 2)])
 def test_ray_run_equals_the_single_process_run_on_a_tiny_model(ray_cluster, tiny, dataset,
-                                                               tmp_path, config, n):
+                                                               tmp_path, config, n, run_records, run_summary):
     kw = dict(n=n, max_tokens=16, seed=9, progress=False)
     single = ev.evaluate(led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1), dataset, config,
                          out_dir=tmp_path / "single", **kw)
     with backend(tiny.path, ray_cluster) as pool:
         run = ev.evaluate(pool, dataset, config, out_dir=tmp_path / "ray", **kw)
         report = pool.report()
-    assert timeless_records(tmp_path / "ray", n) == timeless_records(tmp_path / "single", n)
-    assert sorted(sample_keys(tmp_path / "ray")) == sorted(timeless_records(tmp_path / "single", n))
-    assert timeless_summary(run) == timeless_summary(single)
+    assert run_records(tmp_path / "ray") == run_records(tmp_path / "single")
+    assert sorted(sample_keys(tmp_path / "ray")) == sorted(run_records(tmp_path / "single"))
+    assert run_summary(run) == run_summary(single)
     # The summary records the cluster's shape; runs.jsonl each worker's device and throughput.
     assert run.run["runner"] == "ray" and run.run["workers"] == 2 and run.run["nodes"] == 1
     assert run.run["threads_per_worker"] == 1 and run.run["devices"]
@@ -100,22 +89,22 @@ def test_ray_run_equals_the_single_process_run_on_a_tiny_model(ray_cluster, tiny
     assert sum(s["samples"] for s in stats) == len(QUESTIONS) * n
     assert all(s["model"] == "tiny-ray.gguf" and s["device"] and s["pid"] > 0 for s in stats)
     assert sum(s["generated_tokens"] for s in stats) == sum(
-        r["generated_tokens"] for r in timeless_records(tmp_path / "single", n).values())
+        r["generated_tokens"] for r in run_records(tmp_path / "single").values())
 
 
 @pytest.mark.ray
 def test_ray_run_equals_the_single_process_run_on_smollm2(ray_cluster, smollm2_path, dataset,
-                                                          smol_reference, tmp_path):
+                                                          smol_reference, tmp_path, run_records, run_summary):
     ref_out, ref = smol_reference
     with backend(smollm2_path, ray_cluster) as pool:
         run = ev.evaluate(pool, dataset, "led", out_dir=tmp_path, **SMOL)
-    assert timeless_records(tmp_path, SMOL["n"]) == timeless_records(ref_out, SMOL["n"])
-    assert timeless_summary(run) == timeless_summary(ref)
+    assert run_records(tmp_path) == run_records(ref_out)
+    assert run_summary(run) == run_summary(ref)
 
 
 @pytest.mark.ray
 def test_a_killed_worker_loses_nothing(ray_cluster, smollm2_path, dataset, smol_reference,
-                                       tmp_path):
+                                       tmp_path, run_records, run_summary):
     ref_out, ref = smol_reference
     n = SMOL["n"]
     with backend(smollm2_path, ray_cluster) as pool:
@@ -143,14 +132,14 @@ def test_a_killed_worker_loses_nothing(ray_cluster, smollm2_path, dataset, smol_
     # Every problem written once: no duplicate and no gap; results as if nothing happened.
     keys = sample_keys(tmp_path)
     assert len(keys) == len(set(keys)) == len(QUESTIONS) * n
-    assert timeless_records(tmp_path, n) == timeless_records(ref_out, n)
-    assert timeless_summary(run) == timeless_summary(ref)
+    assert run_records(tmp_path) == run_records(ref_out)
+    assert run_summary(run) == run_summary(ref)
 
 
 DRIVER = """
 import sys
 from led_cpp import evaluation as ev
-from led_cpp.evaluation_ray import RayBackend
+from led_cpp.evaluation import RayBackend
 
 model, dataset, out, address = sys.argv[1:5]
 with RayBackend(model, address=address, workers=2, threads_per_worker=1,
@@ -161,7 +150,7 @@ with RayBackend(model, address=address, workers=2, threads_per_worker=1,
 
 @pytest.mark.ray
 def test_a_killed_driver_resumes_from_the_output_directory(ray_cluster, smollm2_path, dataset,
-                                                           smol_reference, tmp_path):
+                                                           smol_reference, tmp_path, run_records, run_summary):
     ref_out, ref = smol_reference
     n = SMOL["n"]
     out = tmp_path / "run"
@@ -192,12 +181,12 @@ def test_a_killed_driver_resumes_from_the_output_directory(ray_cluster, smollm2_
     assert after[: len(before)] == before  # finished problems were not redone
     assert generated == (len(QUESTIONS) - len(done)) * n
     assert len(after) == len(set(sample_keys(out))) == len(QUESTIONS) * n
-    assert timeless_records(out, n) == timeless_records(ref_out, n)
-    assert timeless_summary(run) == timeless_summary(ref)
+    assert run_records(out) == run_records(ref_out)
+    assert run_summary(run) == run_summary(ref)
 
 
 @pytest.mark.ray
-def test_cli_eval_on_ray(ray_cluster, tiny, dataset, tmp_path, capsys):
+def test_cli_eval_on_ray(ray_cluster, tiny, dataset, tmp_path, capsys, run_records, run_summary):
     argv = ["eval", "-m", str(tiny.path), "--dataset", str(dataset), "--config", "standard",
             "--n", "2", "--max-tokens", "8", "--seed", "2", "--n-ctx", "1024", "--no-progress",
             "--ray", "--workers", "2", "--threads-per-worker", "1"]
@@ -213,9 +202,8 @@ def test_cli_eval_on_ray(ray_cluster, tiny, dataset, tmp_path, capsys):
     single = ev.evaluate(led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1), dataset, "standard",
                          n=2, max_tokens=8, seed=2, out_dir=tmp_path / "single", progress=False)
     for out in ("ray", "merged"):
-        assert timeless_records(tmp_path / out, 2) == timeless_records(tmp_path / "single", 2)
-        saved = json.loads((tmp_path / out / ev.SUMMARY_FILE).read_text())
-        assert {k: v for k, v in saved.items() if k not in TIMING_KEYS} == timeless_summary(single)
+        assert run_records(tmp_path / out) == run_records(tmp_path / "single")
+        assert run_summary(tmp_path / out) == run_summary(single)
 
 
 @pytest.mark.ray

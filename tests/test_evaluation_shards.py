@@ -20,14 +20,12 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
-from led_cpp import evaluation_shards as shards  # noqa: E402
+from led_cpp.evaluation import shards  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
 from tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(7)]
 N, SEED, MAX_TOKENS = 2, 5, 12
-#: Summary fields that measure time or name the run's place, not its results.
-TIMING_KEYS = {"tokens_per_second", "generation_seconds", "out_dir", "run"}
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +44,6 @@ def dataset(dataset_file):
     return dataset_file("math500.json", QUESTIONS)
 
 
-def timeless_records(out: Path) -> dict:
-    recs = ev.load_records(out / ev.SAMPLES_FILE, json.loads(
-        (out / ev.META_FILE).read_text())["identity"]["n"])
-    return {(r["problem_index"], r["sample"]): {k: v for k, v in r.items() if k != "wall_seconds"}
-            for rs in recs.values() for r in rs}
-
-
-def timeless_summary(out: Path) -> dict:
-    saved = json.loads((out / ev.SUMMARY_FILE).read_text())
-    return {k: v for k, v in saved.items() if k not in TIMING_KEYS}
-
-
 def run(model, dataset, out, config="standard", **kw):
     args = dict(n=N, max_tokens=MAX_TOKENS, seed=SEED, out_dir=out, progress=False) | kw
     return ev.evaluate(model, dataset, config, **args)
@@ -67,36 +53,36 @@ def run(model, dataset, out, config="standard", **kw):
     ("standard", N, [{0, 3, 6}, {1, 4}, {2, 5}]),  # a problem per batch, batch j to shard j % 3
     ("greedy", 8, [{0, 1, 6}, {2, 3}, {4, 5}]),  # greedy: 16 // n = 2 problems per batch
 ])
-def test_three_shards_merged_equal_the_whole_run(model, dataset, tmp_path, config, n, split):
+def test_three_shards_merged_equal_the_whole_run(model, dataset, tmp_path, config, n, split, run_records,
+                                                 run_summary):
     whole = run(model, dataset, tmp_path / "whole", config, n=n)
     parts = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
     seen = []
     for k, out in enumerate(parts, 1):
         part = run(model, dataset, out, config, n=n, shard=f"{k}/3")
-        seen.append({i for i, _ in timeless_records(out)})
+        seen.append({i for i, _ in run_records(out)})
         assert part.run["shard"] == {"index": k, "count": 3, "problems": len(QUESTIONS)}
         assert part.num_problems == len(seen[-1])
     assert seen == split
     merged = shards.merge_runs(reversed(parts), tmp_path / "merged")
-    assert timeless_records(tmp_path / "merged") == timeless_records(tmp_path / "whole")
-    assert timeless_summary(tmp_path / "merged") == timeless_summary(tmp_path / "whole")
+    assert run_records(tmp_path / "merged") == run_records(tmp_path / "whole")
+    assert run_summary(tmp_path / "merged") == run_summary(tmp_path / "whole")
     assert merged.pass_at_k == whole.pass_at_k
     assert merged.run["runner"] == "merge" and [s["shard"] for s in merged.run["shards"]] == \
         ["1/3", "2/3", "3/3"]
     # The merged samples file is in problem order, one line per sample.
     lines = [json.loads(x) for x in (tmp_path / "merged" / ev.SAMPLES_FILE).read_text().splitlines()]
-    assert [(r["problem_index"], r["sample"]) for r in lines] == sorted(timeless_records(tmp_path / "whole"))
+    assert [(r["problem_index"], r["sample"]) for r in lines] == sorted(run_records(tmp_path / "whole"))
     # The merged directory is an ordinary run: rerunning it generates nothing.
     before = (tmp_path / "merged" / ev.SAMPLES_FILE).read_text()
     rerun = run(model, dataset, tmp_path / "merged", config, n=n)
     assert (tmp_path / "merged" / ev.SAMPLES_FILE).read_text() == before
-    assert {k: v for k, v in rerun.to_dict().items() if k not in TIMING_KEYS} == \
-        timeless_summary(tmp_path / "whole")
+    assert run_summary(rerun) == run_summary(tmp_path / "whole")
 
 
-def test_shards_keep_the_seeds_of_the_whole_dataset(model, dataset, tmp_path):
+def test_shards_keep_the_seeds_of_the_whole_dataset(model, dataset, tmp_path, run_records):
     run(model, dataset, tmp_path / "s2", shard="2/3")
-    recs = timeless_records(tmp_path / "s2")
+    recs = run_records(tmp_path / "s2")
     assert {i for i, _ in recs} == {1, 4}
     assert all(r["seed"] == ev.problem_seed(SEED, i) for (i, _), r in recs.items())
 
@@ -162,7 +148,7 @@ def test_merge_reports_missing_problems(model, dataset, three_shards, tmp_path):
         shards.merge_runs([three_shards / "s1", tmp_path / "unsharded"], tmp_path / "m")
 
 
-def test_cli_shards_and_eval_merge(tiny, dataset, model, tmp_path, capsys):
+def test_cli_shards_and_eval_merge(tiny, dataset, model, tmp_path, capsys, run_records, run_summary):
     def argv(*extra):
         return ["compare", "-m", str(tiny.path), "--dataset", str(dataset), "--configs",
                 "standard,led:d=3:k=4", "--n", str(N), "--max-tokens", str(MAX_TOKENS),
@@ -179,8 +165,8 @@ def test_cli_shards_and_eval_merge(tiny, dataset, model, tmp_path, capsys):
                        seed=SEED, out_dir=tmp_path / "whole", progress=False)
     for s in whole:
         name = Path(s.out_dir).name
-        assert timeless_records(tmp_path / "merged" / name) == timeless_records(Path(s.out_dir))
-        assert timeless_summary(tmp_path / "merged" / name) == timeless_summary(Path(s.out_dir))
+        assert run_records(tmp_path / "merged" / name) == run_records(Path(s.out_dir))
+        assert run_summary(tmp_path / "merged" / name) == run_summary(Path(s.out_dir))
     assert len(json.loads((tmp_path / "merged" / "compare.json").read_text())) == 2
 
     # Bad setups fail before any generation, with exit status 2 and a message.

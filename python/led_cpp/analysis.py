@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from . import evaluation as ev
+from .config import SamplingConfig
 
 __all__ = [
     "ANALYSES",
@@ -59,6 +60,7 @@ __all__ = [
     "analyze_coverage",
     "analyze_entropy",
     "analyze_temperature",
+    "check_temperature_runs",
     "coverage_curves",
     "entropy_curve",
     "format_report",
@@ -83,17 +85,6 @@ DEFAULT_ANALYSIS_MAX_TOKENS = 256
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _problems(dataset: Any, limit: int | None) -> list:
-    """Problems of a dataset name / JSON path (or a list of ``ev.Problem``), the first
-    ``limit`` of them."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be an int >= 1, not {limit!r}")
-    problems = list(dataset) if isinstance(dataset, (list, tuple)) else ev.load_dataset(dataset)
-    if not problems:
-        raise ValueError("the dataset has no problems")
-    return problems[:limit]
 
 
 def _pyplot():
@@ -164,8 +155,6 @@ def generate_layer_traces(model: Any, problems: Sequence, *, max_tokens: int, se
                           n_parallel: int | None = None, progress: bool = False) -> list:
     """One sample per problem (evaluation prompts, standard sampling) with per-layer
     statistics (top-``k`` ids per layer) in every trace step; one result per problem."""
-    from .config import SamplingConfig
-
     config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
     chat = ev.uses_chat_template(model)
     prompts = [ev.build_prompt(p.question, chat) for p in problems]
@@ -237,7 +226,7 @@ def analyze_entropy(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
                     seed: int = 0, temperature: float = 0.6, n_parallel: int | None = None,
                     progress: bool = False) -> dict:
     """Figure 2: writes ``OUT/entropy.json`` (+ ``entropy.png``) and returns the data."""
-    problems = _problems(dataset, limit)
+    _, problems = ev.select_problems(dataset, limit)
     t0 = time.perf_counter()
     results = generate_layer_traces(model, problems, max_tokens=max_tokens, seed=seed, k=1,
                                     temperature=temperature, n_parallel=n_parallel,
@@ -343,7 +332,7 @@ def analyze_coverage(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
                      seed: int = 0, temperature: float = 0.6, ks: Sequence[int] = COVERAGE_KS,
                      n_parallel: int | None = None, progress: bool = False) -> dict:
     """Figure 4: writes ``OUT/coverage.json`` (+ ``coverage.png``) and returns the data."""
-    problems = _problems(dataset, limit)
+    _, problems = ev.select_problems(dataset, limit)
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError("coverage needs k values >= 1")
@@ -430,6 +419,26 @@ def temperature_run_dir(out_dir: str | os.PathLike, temperature: float) -> Path:
     return Path(out_dir) / "temperature_runs" / f"T{float(temperature):g}"
 
 
+def check_temperature_runs(out_dir: str | os.PathLike, dataset: Any, *, model_name: str,
+                           temperatures: Sequence[float], n: int, limit: int | None, seed: int, max_tokens: int,
+                           top_k: int = 20, top_p: float = 0.95, min_p: float = 0.0) -> list:
+    """The temperature analysis' config specs, one per temperature, after refusing (before any
+    model is loaded) fewer than two different temperatures, one <= 0, or a run directory
+    holding another run (RunMismatchError)."""
+    temperatures = [float(t) for t in temperatures]
+    if len(set(temperatures)) < 2:
+        raise ValueError("the temperature analysis needs at least two different temperatures")
+    if any(t <= 0 for t in temperatures):
+        raise ValueError("temperatures must be > 0 (a sampled run, not greedy)")
+    defaults = SamplingConfig()
+    changed = {k: v for k, v in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p)) if v != getattr(defaults, k)}
+    specs = [ev.ConfigSpec("standard").with_params(temperature=t, **changed) for t in temperatures]
+    for t, spec in zip(temperatures, specs):
+        ev.check_run(temperature_run_dir(out_dir, t), dataset, spec, model_name=model_name, n=n, limit=limit,
+                     seed=seed, max_tokens=max_tokens)
+    return specs
+
+
 def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
                         limit: int | None = None, n: int = 16, max_tokens: int = 2048,
                         seed: int = 0, temperatures: Sequence[float] = TEMPERATURES,
@@ -440,32 +449,18 @@ def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     standard sampling) per temperature in ``OUT/temperature_runs/T<T>/`` (resumed when
     rerun), pass@n for each n in ``ns`` up to ``n`` and the slope of pass@n against T;
     writes ``OUT/temperature.json`` (+ ``temperature.png``) and returns the data."""
-    from .config import SamplingConfig
-
     temperatures = [float(t) for t in temperatures]
-    if len(set(temperatures)) < 2:
-        raise ValueError("the temperature analysis needs at least two different temperatures")
-    if any(t <= 0 for t in temperatures):
-        raise ValueError("temperatures must be > 0 (a sampled run, not greedy)")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, not {n!r}")
     ns = sorted({int(k) for k in ns if int(k) <= n})
     if not ns:
         raise ValueError(f"no pass@n to report with n={n} samples")
-    problems = _problems(dataset, None)  # the whole dataset: evaluate applies the limit
-    if limit is not None and limit < 1:
-        raise ValueError("limit must be at least 1")
-    defaults = SamplingConfig()
-    changed = {k: v for k, v in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p))
-               if v != getattr(defaults, k)}
-    specs = [ev.ConfigSpec("standard").with_params(temperature=t, **changed) for t in temperatures]
-    configs = [spec.build() for spec in specs]
+    problems, _ = ev.select_problems(dataset, limit)  # the whole dataset: evaluate applies the limit
     model_name = ev.model_name_of(model)
-    # Refuse a mismatching run directory before generating anything.
-    for t, cfg in zip(temperatures, configs):
-        ev.check_out_dir(temperature_run_dir(out_dir, t), ev.run_identity(
-            model=model_name, problems=problems, config=cfg, n=n, seed=seed,
-            max_tokens=max_tokens, think_end=ev.DEFAULT_THINK_END))
+    # Refuse bad temperatures or a mismatching run directory before generating anything.
+    specs = check_temperature_runs(out_dir, problems, model_name=model_name, temperatures=temperatures, n=n,
+                                   limit=limit, seed=seed, max_tokens=max_tokens, top_k=top_k, top_p=top_p,
+                                   min_p=min_p)
     summaries = []
     for t, spec in zip(temperatures, specs):
         summaries.append(ev.evaluate(

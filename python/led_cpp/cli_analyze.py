@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+from typing import Any
 
 from . import analysis as an
 from . import evaluation as ev
+from .cli_model import add_model_arguments, load_model, model_name
 
 _HELP = {
     "entropy": "per-layer normalised entropy (Figure 2)",
@@ -31,7 +32,7 @@ _DESCRIPTIONS = {
 }
 
 
-def register_analyze_command(subparsers) -> None:
+def register_analyze_command(subparsers: Any) -> None:
     """Add ``analyze`` with the subcommands entropy, coverage and temperature; each sets
     ``func`` (a callable taking the parsed args and returning an exit status)."""
     p = subparsers.add_parser(
@@ -48,8 +49,7 @@ def register_analyze_command(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("-m", "--model", help="GGUF model file (default: the bundled Gemma 3 270M "
-                   "of the demo extra)")
+    add_model_arguments(p)
     p.add_argument("--dataset", required=True,
                    help="gsm8k | math500 | aime2024 | aime2025 | FILE.json")
     p.add_argument("--limit", type=int, help="only the first N problems")
@@ -69,75 +69,41 @@ def _common(p: argparse.ArgumentParser, name: str) -> None:
                        help="sampling temperature of the analysed generations (0.6; top-k 20, "
                        "top-p 0.95)")
     p.add_argument("--seed", type=int, default=0, help="base seed (0)")
-    p.add_argument("--n-ctx", type=int, default=4096, help="context size (4096)")
-    p.add_argument("--threads", type=int, help="CPU threads (all cores)")
-    p.add_argument("--n-gpu-layers", type=int, default=-1, help="layers on the GPU (-1: all)")
     p.add_argument("--n-parallel", type=int, help="sequences decoded together")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _fail(message: str) -> int:
-    print(f"led-cpp: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _parse_temperatures(text: str) -> list[float]:
     try:
-        values = [float(t) for t in text.split(",") if t.strip()]
+        return [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise ValueError(f"--temperatures: not a comma-separated list of numbers: {text!r}") from None
-    return values
 
 
-def _precheck(args, model_path: str) -> None:
-    """Refuse a bad dataset, limit or (temperature) --out before loading the model."""
-    if args.limit is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+def _precheck(args: argparse.Namespace) -> None:
+    """Refuse a bad dataset, limit, temperatures or (temperature) --out before loading the model."""
     if args.max_tokens < 1:
         raise ValueError("--max-tokens must be at least 1")
-    problems = ev.load_dataset(args.dataset)
-    if args.analysis != "temperature":
-        return
-    temperatures = _parse_temperatures(args.temperatures)
-    if len(set(temperatures)) < 2 or any(t <= 0 for t in temperatures):
-        raise ValueError("--temperatures needs at least two different values > 0")
-    if args.n < 1:
-        raise ValueError("--n must be at least 1")
-    from .config import SamplingConfig
-
-    for t in temperatures:
-        ev.check_out_dir(an.temperature_run_dir(args.out, t), ev.run_identity(
-            model=os.path.basename(model_path), problems=problems,
-            config=SamplingConfig(temperature=t), n=args.n, seed=args.seed,
-            max_tokens=args.max_tokens, think_end=ev.DEFAULT_THINK_END))
+    problems, _ = ev.select_problems(args.dataset, args.limit)
+    if args.analysis == "temperature":
+        an.check_temperature_runs(args.out, problems, model_name=model_name(args),
+                                  temperatures=_parse_temperatures(args.temperatures), n=args.n, limit=args.limit,
+                                  seed=args.seed, max_tokens=args.max_tokens)
 
 
-def run_analyze_command(args) -> int:
-    from .default_model import default_model_path
-
-    try:
-        model_path = str(args.model) if args.model else str(default_model_path())
-        _precheck(args, model_path)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        return _fail(str(e))
-
-    import led_cpp
-
-    model = led_cpp.Model(model_path, n_ctx=args.n_ctx, n_threads=args.threads,
-                          n_gpu_layers=args.n_gpu_layers)
+def run_analyze_command(args: argparse.Namespace) -> int:
+    _precheck(args)
+    model = load_model(args)
     common = dict(out_dir=args.out, limit=args.limit, max_tokens=args.max_tokens, seed=args.seed,
                   n_parallel=args.n_parallel, progress=not args.no_progress)
-    try:
-        if args.analysis == "entropy":
-            data = an.analyze_entropy(model, args.dataset, temperature=args.temperature, **common)
-        elif args.analysis == "coverage":
-            data = an.analyze_coverage(model, args.dataset, temperature=args.temperature, **common)
-        else:
-            data = an.analyze_temperature(model, args.dataset, n=args.n,
-                                          temperatures=_parse_temperatures(args.temperatures),
-                                          verify_timeout=args.verify_timeout, **common)
-    except ev.RunMismatchError as e:
-        return _fail(str(e))
+    if args.analysis == "entropy":
+        data = an.analyze_entropy(model, args.dataset, temperature=args.temperature, **common)
+    elif args.analysis == "coverage":
+        data = an.analyze_coverage(model, args.dataset, temperature=args.temperature, **common)
+    else:
+        data = an.analyze_temperature(model, args.dataset, n=args.n,
+                                      temperatures=_parse_temperatures(args.temperatures),
+                                      verify_timeout=args.verify_timeout, **common)
     print(an.format_report(data))
     written = [os.path.join(args.out, f"{args.analysis}.json")]
     if data.get("png"):

@@ -6,18 +6,18 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import List, Optional, TextIO
+from typing import Any, List, TextIO
 
-from .config import LEDConfig, SamplingConfig
+from .cli_decoding import (
+    add_chat_template_arguments,
+    add_decoding_arguments,
+    chat_template_kwargs_from,
+    decoding_config,
+)
+from .cli_model import add_model_arguments, load_model
 
 HELP = "/reset clears the conversation, /exit or Ctrl-D leaves, Ctrl-C stops an answer"
 DIM, RESET = "\033[2m", "\033[0m"
-
-
-def _config(args: argparse.Namespace):
-    if args.led:
-        return LEDConfig(temperature=args.temperature, d=args.d, k=args.k, exploit=not args.no_exploit)
-    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
 
 
 class ReasoningView:
@@ -49,13 +49,11 @@ class ReasoningView:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from .cli import chat_template_kwargs_from, load_model
-
     template_kwargs = chat_template_kwargs_from(args)
+    config = decoding_config(args)
     model = load_model(args)
     if model.chat_template is None:
         raise ValueError(f"{model.path.name} has no chat template; led-cpp chat needs one (use led-cpp generate)")
-    config = _config(args)
     # A background job starts with SIGINT ignored; Ctrl-C must stop the answer.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     out = sys.stdout
@@ -109,23 +107,14 @@ def _chat(args: argparse.Namespace) -> int:
         history = messages + [{"role": "assistant", "content": result.answer}]
 
 
-def register_chat_command(subparsers) -> None:
-    from .cli import _add_model_arguments, add_chat_template_arguments
-
+def register_chat_command(subparsers: Any) -> None:
     chat = subparsers.add_parser("chat", help="interactive chat in the terminal (history, streaming, reasoning apart)")
-    _add_model_arguments(chat)
+    add_model_arguments(chat)
+    add_decoding_arguments(chat)
     add_chat_template_arguments(chat)
     chat.add_argument("--system", default=None, help="system message")
     chat.add_argument("--max-tokens", type=int, default=2048, help="per answer (2048)")
-    chat.add_argument("--temperature", type=float, default=0.6, help="0 = greedy (0.6)")
-    chat.add_argument("--top-k", type=int, default=20)
-    chat.add_argument("--top-p", type=float, default=0.95)
-    chat.add_argument("--min-p", type=float, default=0.0)
     chat.add_argument("--seed", type=int, default=None)
-    chat.add_argument("--led", action="store_true", help="decode with LED (authors' defaults)")
-    chat.add_argument("--d", type=int, default=8, help="LED depths (8)")
-    chat.add_argument("--k", type=int, default=8, help="LED candidates (8)")
-    chat.add_argument("--no-exploit", action="store_true", help="LED without the confidence gate")
     chat.add_argument("--hide-reasoning", action="store_true", help="do not show the reasoning segment")
     chat.add_argument("--no-colour", action="store_true", help="do not dim the reasoning")
     chat.add_argument("--stats", action="store_true", help="a line of token counts and speed after each answer")

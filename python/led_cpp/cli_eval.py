@@ -6,17 +6,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any, Callable
 
 from . import evaluation as ev
-from .cli import add_chat_template_arguments, chat_template_kwargs_from
-from .config import LED_PROJECTION_HELP, LED_PROJECTIONS
+from .cli_decoding import (
+    LED_FIELDS,
+    add_chat_template_arguments,
+    add_led_arguments,
+    chat_template_kwargs_from,
+    flag,
+    given,
+)
+from .cli_model import add_model_arguments, load_model, model_kwargs, model_name, model_path
+from .evaluation.ray import RayBackend
+from .evaluation.shards import Shard, merge
 
-_LED_FLAGS = ("d", "k", "ln", "exploit", "think_only", "think_end", "depth_rule",
-              "fixed_depth", "layer_counting")
 
-
-def register_eval_commands(subparsers) -> None:
-    """Add the ``eval`` and ``compare`` subcommands; each sets ``func`` (a callable
+def register_eval_commands(subparsers: Any) -> None:
+    """Add the ``eval``, ``compare`` and ``eval-merge`` subcommands; each sets ``func`` (a callable
     taking the parsed args and returning an exit status)."""
     p = subparsers.add_parser(
         "eval", help="accuracy (pass@k) of one decoding config on a benchmark",
@@ -27,20 +34,9 @@ def register_eval_commands(subparsers) -> None:
     p.add_argument("--config", default="led", metavar="SPEC",
                    help="led | standard | greedy, optionally with overrides "
                    "name[:key=value]... (e.g. led:depth_rule=random); default led")
-    g = p.add_argument_group("LED options (with --config led; defaults: the authors')")
-    g.add_argument("--d", type=int, help="depths read, the final one included (8)")
-    g.add_argument("--k", type=int, help="candidate tokens from the final layer (8)")
-    g.add_argument("--ln", action="store_const", const=True,
-                   help="apply the final norm to intermediate depths")
-    g.add_argument("--no-exploit", dest="exploit", action="store_const", const=False,
-                   help="always explore (no confidence gate)")
-    g.add_argument("--no-think-only", dest="think_only", action="store_const", const=False,
-                   help="explore after the end-of-think marker too")
-    g.add_argument("--think-end", help="end-of-think marker (</think>); also where the "
-                   "answer region starts, for every config")
-    g.add_argument("--depth-rule", help="max_entropy | random | fixed")
-    g.add_argument("--fixed-depth", type=int, help="the depth of --depth-rule fixed")
-    g.add_argument("--layer-counting", help="paper (default) | reference (the authors' code)")
+    add_led_arguments(p.add_argument_group("LED options (with --config led; defaults: the authors')"),
+                      {"think_end": "the end-of-think marker (default: the model's own); also where the answer "
+                       "region starts, for every config"})
     p.set_defaults(func=run_eval_command)
 
     c = subparsers.add_parser(
@@ -67,7 +63,7 @@ def register_eval_commands(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--model", required=True, help="GGUF model file")
+    add_model_arguments(p)
     p.add_argument("--dataset", required=True,
                    help="gsm8k | math500 | aime2024 | aime2025 | FILE.json")
     p.add_argument("--out", required=True, help="output directory (resumed if it exists)")
@@ -78,17 +74,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=2048,
                    help="new tokens per sample (default 2048; the authors used 32768)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--n-ctx", type=int, help="context size given to the model")
-    p.add_argument("--threads", type=int, help="CPU threads")
-    p.add_argument("--n-gpu-layers", type=int, default=-1, help="layers on the GPU (-1: all)")
-    p.add_argument("--led-projection", choices=LED_PROJECTIONS, default="auto", help=LED_PROJECTION_HELP)
     p.add_argument("--n-parallel", type=int, help="sequences decoded together")
     p.add_argument("--verify-timeout", type=float, default=5.0,
                    help="seconds per answer check before it counts as wrong (5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--hf-repo", metavar="REPO",
-                   help="-m names a file of this Hugging Face repository, downloaded into the "
-                   "Hub cache (of each Ray worker's node with --ray)")
     p.add_argument("--shard", type=_shard, metavar="K/N",
                    help="run only the K-th of N shares of the problems into --out (merge the "
                    "shards with `led-cpp eval-merge`)")
@@ -105,9 +94,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_chat_template_arguments(p)
 
 
-def _shard(text: str):
-    from .evaluation_shards import Shard
-
+def _shard(text: str) -> Shard:
     try:
         return Shard.parse(text)
     except ValueError as e:
@@ -119,62 +106,33 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _default_n(args, specs) -> int:
+def _default_n(args: argparse.Namespace, specs: list) -> int:
     if args.n is not None:
         return args.n
     return 1 if all(s.name == "greedy" for s in specs) else 16
 
 
-def _precheck(args, specs, n: int, dirs) -> None:
-    """Refuse bad configs, a bad dataset or a mismatching --out before the model is
-    loaded."""
+def _precheck(args: argparse.Namespace, specs: list, n: int, dirs: list) -> None:
+    """Refuse bad configs, a bad dataset or a mismatching --out before the model is loaded."""
     if len(set(dirs)) != len(dirs):
         raise ValueError("the same config is listed twice")
-    problems, selected = ev._select(args.dataset, args.limit)
+    problems, _ = ev.select_problems(args.dataset, args.limit)
     for spec, out in zip(specs, dirs):
-        cfg = spec.build()
-        think_end = (getattr(args, "think_end", None) or getattr(cfg, "think_end", None)
-                     or ev.DEFAULT_THINK_END)
-        identity = ev.run_identity(
-            model=os.path.basename(args.model), problems=problems, config=cfg, n=n,
-            seed=args.seed, max_tokens=args.max_tokens, think_end=think_end,
-            chat_template_kwargs=args.template_kwargs)
-        if args.shard is not None:
-            from .evaluation_shards import apply_shard
-
-            _, identity, _ = apply_shard(args.shard, ev.plan_chunks(selected, n, cfg), identity)
-        ev.check_out_dir(out, identity)
+        ev.check_run(out, problems, spec, model_name=model_name(args), n=n, limit=args.limit, seed=args.seed,
+                     max_tokens=args.max_tokens, think_end=getattr(args, "think_end", None),
+                     chat_template_kwargs=args.template_kwargs, shard=args.shard)
     if args.ray is None:
-        given = [f for f in ("workers", "gpus_per_worker", "threads_per_worker")
-                 if getattr(args, f) is not None]
-        if given:
-            raise ValueError(", ".join("--" + f.replace("_", "-") for f in given) + " need --ray")
+        ray_flags = [f for f in ("workers", "gpus_per_worker", "threads_per_worker") if getattr(args, f) is not None]
+        if ray_flags:
+            raise ValueError(", ".join("--" + f.replace("_", "-") for f in ray_flags) + " need --ray")
 
 
-def _model_kwargs(args) -> dict:
-    kw = {"n_gpu_layers": args.n_gpu_layers, "led_projection": args.led_projection}
-    if args.n_ctx is not None:
-        kw["n_ctx"] = args.n_ctx
-    return kw
-
-
-def _load_model(args):
-    import led_cpp
-
-    kw = {**_model_kwargs(args), "n_threads": args.threads}
-    if args.hf_repo:
-        return led_cpp.Model.from_pretrained(args.hf_repo, args.model, **kw)
-    return led_cpp.Model(args.model, **kw)
-
-
-def _ray_backend(args):
-    from .evaluation_ray import RayBackend
-
-    return RayBackend(args.model, hf_repo=args.hf_repo,
+def _ray_backend(args: argparse.Namespace) -> RayBackend:
+    return RayBackend(model_path(args), hf_repo=args.hf_repo,
                       address=None if args.ray == "local" else args.ray, workers=args.workers,
                       gpus_per_worker=args.gpus_per_worker or 0.0,
                       threads_per_worker=args.threads_per_worker or args.threads,
-                      model_kwargs=_model_kwargs(args))
+                      model_kwargs=model_kwargs(args))
 
 
 def _print_workers(report: dict) -> None:
@@ -187,7 +145,7 @@ def _print_workers(report: dict) -> None:
         print(f"retried batches of dead workers: {report['retried_batches']}", file=sys.stderr)
 
 
-def _run(args, specs, dirs, call) -> int:
+def _run(args: argparse.Namespace, specs: list, dirs: list, call: Callable[[Any, int], list]) -> int:
     n = _default_n(args, specs)
     try:
         args.template_kwargs = chat_template_kwargs_from(args)
@@ -200,7 +158,7 @@ def _run(args, specs, dirs, call) -> int:
                 summaries = call(backend, n)
                 _print_workers(backend.report())
         else:
-            summaries = call(_load_model(args), n)
+            summaries = call(load_model(args), n)
     except (ev.RunMismatchError, ImportError, ConnectionError, TimeoutError) as e:
         return _fail(str(e))
     print(ev.format_table(summaries))
@@ -208,15 +166,14 @@ def _run(args, specs, dirs, call) -> int:
     return 0
 
 
-def run_eval_command(args) -> int:
+def run_eval_command(args: argparse.Namespace) -> int:
     try:
         spec = ev.parse_config_spec(args.config, temperature=args.temperature)
-        led = {k: getattr(args, k) for k in _LED_FLAGS if getattr(args, k) is not None}
+        led = given(args, LED_FIELDS)
         if spec.name != "led":
             led.pop("think_end", None)  # the answer marker applies to every config
             if led:
-                names = ", ".join("--" + k.replace("_", "-") for k in led)
-                raise ValueError(f"{names}: LED options need --config led")
+                raise ValueError(f"{', '.join(flag(k) for k in led)}: LED options need --config led")
             led = {}
         clash = [k for k in led if k in dict(spec.params)]
         if clash:
@@ -228,18 +185,18 @@ def run_eval_command(args) -> int:
     except ValueError as e:
         return _fail(str(e))
 
-    def call(model, n):
+    def call(model: Any, n: int) -> list:
         return [ev.evaluate(model, args.dataset, spec, n=n, limit=args.limit,
                             max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
                             progress=not args.no_progress, think_end=args.think_end,
-                            model_name=os.path.basename(args.model),
+                            model_name=model_name(args),
                             verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
                             chat_template_kwargs=args.template_kwargs, shard=args.shard)]
 
     return _run(args, [spec], [args.out], call)
 
 
-def run_compare_command(args) -> int:
+def run_compare_command(args: argparse.Namespace) -> int:
     try:
         specs = [ev.parse_config_spec(s, temperature=args.temperature)
                  for s in args.configs.split(",") if s.strip()]
@@ -248,20 +205,18 @@ def run_compare_command(args) -> int:
     except ValueError as e:
         return _fail(str(e))
 
-    def call(model, n):
+    def call(model: Any, n: int) -> list:
         return ev.compare(model, args.dataset, specs, n=n, limit=args.limit,
                           max_tokens=args.max_tokens, seed=args.seed, out_dir=args.out,
                           progress=not args.no_progress,
-                          model_name=os.path.basename(args.model),
+                          model_name=model_name(args),
                           verify_timeout=args.verify_timeout, n_parallel=args.n_parallel,
                           chat_template_kwargs=args.template_kwargs, shard=args.shard)
 
     return _run(args, specs, [os.path.join(args.out, s.dirname) for s in specs], call)
 
 
-def run_merge_command(args) -> int:
-    from .evaluation_shards import merge
-
+def run_merge_command(args: argparse.Namespace) -> int:
     try:
         summaries = merge(args.dirs, args.out)
     except ValueError as e:  # ShardMergeError, RunMismatchError
@@ -269,3 +224,4 @@ def run_merge_command(args) -> int:
     print(ev.format_table(summaries))
     print(f"results: {args.out}")
     return 0
+

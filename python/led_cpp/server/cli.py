@@ -7,8 +7,11 @@ import signal
 import sys
 from typing import Any
 
+from ..cli_decoding import add_decoding_arguments, led_options
+from ..cli_model import add_model_arguments, load_model
 
-def register_serve_command(subparsers: Any, add_model_arguments: Any) -> None:
+
+def register_serve_command(subparsers: Any) -> None:
     serve = subparsers.add_parser("serve", help="serve an OpenAI-compatible API (needs the server extra)")
     add_model_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
@@ -22,10 +25,9 @@ def register_serve_command(subparsers: Any, add_model_arguments: Any) -> None:
     serve.add_argument("--cors-origin", action="append", default=[], help="allow browser requests from this origin")
     serve.add_argument("--alias", default=None, help="model id in responses (default: the file name)")
     serve.add_argument("--top-k", type=int, default=40, help="standard sampling's top-k when a request gives none (40)")
-    serve.add_argument("--led", action="store_true", help="LED for requests that do not say (authors' defaults)")
-    serve.add_argument("--d", type=int, default=8, help="default LED depths (8)")
-    serve.add_argument("--k", type=int, default=8, help="default LED candidates (8)")
-    serve.add_argument("--no-exploit", action="store_true", help="default LED without the confidence gate")
+    add_decoding_arguments(serve, sampling=False, led_help="LED (with the options below) for requests that do not say",
+                           help_overrides={"think_end": "LED: the end-of-think marker (default: a request's 'led' "
+                                           "object's)"})
     serve.set_defaults(func=serve_command)
 
 
@@ -34,7 +36,6 @@ def serve_command(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise RuntimeError("led-cpp serve needs the server extra: pip install 'led_cpp[server]'") from None
-    from ..cli import load_model
     from .app import ServerSettings, create_app
     from .protocol import LEDOptions
 
@@ -43,8 +44,9 @@ def serve_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_queue < 0 or args.max_tokens_limit < 0 or args.max_body_bytes < 1:
         raise ValueError("--max-queue, --max-tokens-limit and --max-body-bytes must not be negative")
+    led = led_options(args)
     model = load_model(args)
-    default_led = LEDOptions(d=args.d, k=args.k, exploit=not args.no_exploit) if args.led else None
+    default_led = LEDOptions(**led) if args.led else None
     settings = ServerSettings(model_name=args.alias or model.path.name, n_parallel=args.n_parallel,
                               max_queued=args.max_queue, max_n=args.max_n, max_tokens_limit=args.max_tokens_limit,
                               api_key=args.api_key, cors_origins=tuple(args.cors_origin),

@@ -1,7 +1,7 @@
 """Shards of an evaluation run, for batch schedulers (SLURM job arrays and the like).
 
 ``evaluate(..., shard="K/N")`` (``led-cpp eval --shard K/N``) runs the K-th of N
-shares of the run's batches (:func:`led_cpp.evaluation.plan_chunks`: batch j goes
+shares of the run's batches (:func:`led_cpp.evaluation.batches.plan_chunks`: batch j goes
 to shard ``j % N + 1``, so every shard gets easy and hard problems alike) into its
 own out_dir, resumable like any run.  A problem keeps its seed (from its index in
 the whole dataset), so its records are those of an unsharded run.
@@ -23,9 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import evaluation as ev
-
-COMPARE_FILE = "compare.json"
+from .problems import Problem
+from .run_dir import (
+    COMPARE_FILE,
+    META_FILE,
+    SAMPLES_FILE,
+    SUMMARY_FILE,
+    check_out_dir,
+    load_records,
+    write_json_atomic,
+    write_records,
+)
+from .summary import EvalSummary, summarize
 
 
 class ShardMergeError(ValueError):
@@ -69,8 +78,8 @@ def as_shard(shard: Shard | str) -> Shard:
     raise TypeError(f"shard must be a Shard or 'K/N', not {type(shard).__name__}")
 
 
-def apply_shard(shard: Shard | str, chunks: Sequence[Sequence[ev.Problem]],
-                identity: dict) -> tuple[list[list[ev.Problem]], dict, dict]:
+def apply_shard(shard: Shard | str, chunks: Sequence[Sequence[Problem]],
+                identity: dict) -> tuple[list[list[Problem]], dict, dict]:
     """(this shard's batches, the shard run's identity, what meta.json records)."""
     shard = as_shard(shard)
     if shard.count > len(chunks):
@@ -111,9 +120,9 @@ class _ShardDir:
 
 
 def _open_shard(path: Path) -> _ShardDir:
-    meta_path = path / ev.META_FILE
+    meta_path = path / META_FILE
     if not meta_path.is_file():
-        raise ShardMergeError(f"{path} is not an eval output directory (no {ev.META_FILE})")
+        raise ShardMergeError(f"{path} is not an eval output directory (no {META_FILE})")
     meta = _read_json(meta_path)
     identity = dict(meta.get("identity", {}))
     shard = meta.get("shard")
@@ -123,7 +132,7 @@ def _open_shard(path: Path) -> _ShardDir:
     return _ShardDir(path, meta, shard, identity)
 
 
-def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> ev.EvalSummary:
+def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> EvalSummary:
     """Merge the shard out_dirs of one run into ``out_dir`` (see the module docstring).
     Raises :class:`ShardMergeError` for different runs, overlapping shards or missing
     problems, and RunMismatchError if ``out_dir`` holds another run."""
@@ -157,7 +166,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
     owner: dict[int, Path] = {}
     lacking: list[str] = []
     for s in shards:
-        done = ev.load_records(s.path / ev.SAMPLES_FILE, n)
+        done = load_records(s.path / SAMPLES_FILE, n)
         planned = s.shard["problems"]
         for index in planned:
             if index in owner:
@@ -181,21 +190,21 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
                               "partial summary:\n  " + "\n  ".join(lacking))
 
     dataset = first.base["dataset"]
-    problems = [ev.Problem(records[i][0]["problem_id"], i, "", records[i][0]["gold"], dataset)
+    problems = [Problem(records[i][0]["problem_id"], i, "", records[i][0]["gold"], dataset)
                 for i in first.shard["selected"]]
-    summaries = [_read_json(s.path / ev.SUMMARY_FILE) if (s.path / ev.SUMMARY_FILE).is_file()
+    summaries = [_read_json(s.path / SUMMARY_FILE) if (s.path / SUMMARY_FILE).is_file()
                  else {} for s in shards]
     limits = {json.dumps(sm.get("limit")) for sm in summaries if sm}
     limit = json.loads(limits.pop()) if len(limits) == 1 else None
 
     out.mkdir(parents=True, exist_ok=True)
-    if ev.check_out_dir(out, first.base) and "merged_from" not in _read_json(out / ev.META_FILE):
+    if check_out_dir(out, first.base) and "merged_from" not in _read_json(out / META_FILE):
         raise ShardMergeError(f"--out {out} holds a run that is not a merge; give a new directory")
     meta = {k: v for k, v in first.meta.items() if k not in ("identity", "shard")}
     meta.update(identity=first.base, merged_from=[str(s.path) for s in shards])
-    ev.write_json_atomic(out / ev.META_FILE, meta)  # a merge rewrites out_dir whole
-    _write_samples(out / ev.SAMPLES_FILE, [r for p in problems for r in records[p.index]])
-    summary = ev.summarize(problems, records, n=n, label=first.meta.get("config_label", ""),
+    write_json_atomic(out / META_FILE, meta)  # a merge rewrites out_dir whole
+    write_records(out / SAMPLES_FILE, [r for p in problems for r in records[p.index]])
+    summary = summarize(problems, records, n=n, label=first.meta.get("config_label", ""),
                            config_params=first.base["config"], model=first.base["model"],
                            limit=limit, seed=int(first.base["seed"]),
                            max_tokens=int(first.base["max_tokens"]),
@@ -203,7 +212,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
     summary.run = {"runner": "merge", "shards": [
         {"dir": str(s.path), **sm.get("run", {}), "shard": s.label}
         for s, sm in sorted(zip(shards, summaries), key=lambda x: x[0].shard["index"])]}
-    ev.write_json_atomic(out / ev.SUMMARY_FILE, summary.to_dict())
+    write_json_atomic(out / SUMMARY_FILE, summary.to_dict())
     return summary
 
 
@@ -212,16 +221,7 @@ def _indices(indices: Sequence[int], most: int = 8) -> str:
     return f"problem {shown}" + (f" and {len(indices) - most} more" if len(indices) > most else "")
 
 
-def _write_samples(path: Path, records: Sequence[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def merge(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list[ev.EvalSummary]:
+def merge(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list[EvalSummary]:
     """Merge shards of an ``eval`` run (directories holding meta.json) or of a
     ``compare`` run (directories holding one subdirectory per config, merged config by
     config, plus ``OUT/compare.json``)."""
@@ -229,12 +229,12 @@ def merge(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list
     for p in paths:
         if not p.is_dir():
             raise ShardMergeError(f"{p} is not a directory")
-    if all((p / ev.META_FILE).is_file() for p in paths):
+    if all((p / META_FILE).is_file() for p in paths):
         return [merge_runs(paths, out_dir)]
-    configs = [sorted(c.name for c in p.iterdir() if (c / ev.META_FILE).is_file()) for p in paths]
+    configs = [sorted(c.name for c in p.iterdir() if (c / META_FILE).is_file()) for p in paths]
     if not configs[0] or any(c != configs[0] for c in configs):
         raise ShardMergeError("give shard directories of one eval run (each with "
-                              f"{ev.META_FILE}) or of one compare run (each with the same config "
+                              f"{META_FILE}) or of one compare run (each with the same config "
                               "subdirectories): " + "; ".join(
                                   f"{p}: {', '.join(c) or 'no runs'}" for p, c in zip(paths, configs)))
     order = configs[0]
@@ -243,5 +243,5 @@ def merge(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list
         named = [Path(s.get("out_dir", "")).name for s in _read_json(listed)]
         order = [c for c in named if c in order] + [c for c in order if c not in named]
     summaries = [merge_runs([p / c for p in paths], Path(out_dir) / c) for c in order]
-    ev.write_json_atomic(Path(out_dir) / COMPARE_FILE, [s.to_dict() for s in summaries])
+    write_json_atomic(Path(out_dir) / COMPARE_FILE, [s.to_dict() for s in summaries])
     return summaries

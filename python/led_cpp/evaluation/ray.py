@@ -1,10 +1,10 @@
 """Evaluation on a Ray cluster: a pool of workers, one ``led_cpp.Model`` each.
 
-``RayBackend`` is a :class:`led_cpp.evaluation.ChunkRunner`: pass it to
+``RayBackend`` is a :class:`led_cpp.evaluation.batches.ChunkRunner`: pass it to
 ``evaluate`` / ``compare`` in place of a model.  Each worker is a Ray actor that
 loads the GGUF once (from a path every node can read, or with ``hf_repo`` from
 the Hugging Face Hub into its node's cache) and runs whole batches (a problem's
-n samples together) with :func:`led_cpp.evaluation.run_chunk`, so its records
+n samples together) with :func:`led_cpp.evaluation.batches.run_chunk`, so its records
 are those of a single-process run.  The driver keeps at most ``max_in_flight``
 batches queued per worker, writes records as batches finish, and gives the
 batch of a worker that died (its process killed, its node lost) to another
@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from . import evaluation as ev
+from .. import _core
+from ..model import Model
+from .batches import EvalJob, run_chunk
+from .checker import AnswerChecker
+from .problems import Problem
 
 RAY_HINT = 'install the ray extra: pip install "led_cpp[ray]"'
 #: The local cluster's object store: records are small.
@@ -58,20 +62,15 @@ class EvalWorker:
 
     def __init__(self, model: str, hf_repo: str | None, revision: str | None,
                  model_kwargs: dict):
-        import socket as _socket
-
-        self.node = _socket.gethostname()
+        self.node = socket.gethostname()
         self.ip = _node_ip()
         self.error: tuple[str, str] | None = None
         self.model = None
-        self.checker: ev.AnswerChecker | None = None
+        self.checker: AnswerChecker | None = None
         self.fingerprint = ""
         try:
-            import led_cpp
-
             if hf_repo:
-                self.model = led_cpp.Model.from_pretrained(hf_repo, model, revision=revision,
-                                                           **model_kwargs)
+                self.model = Model.from_pretrained(hf_repo, model, revision=revision, **model_kwargs)
             else:
                 path = Path(model)
                 if not path.is_file() or not os.access(path, os.R_OK):
@@ -79,7 +78,7 @@ class EvalWorker:
                         f"the worker on node {self.node} ({self.ip}) cannot read the model "
                         f"{model}: put the GGUF on storage every node mounts at the same path, "
                         "or pull it into each node's Hugging Face cache (hf_repo / --hf-repo)")
-                self.model = led_cpp.Model(path, **model_kwargs)
+                self.model = Model(path, **model_kwargs)
             self.fingerprint = _fingerprint(self.model.path)
         except Exception as e:  # noqa: BLE001 - reported to the driver with the node's name
             message = str(e)
@@ -94,8 +93,6 @@ class EvalWorker:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         if self.model is not None:
-            from . import _core
-
             devices = [d for d in _core.devices() if d["type"] != "cpu"] or _core.devices()
             info.update(model=self.model.path.name, model_path=str(self.model.path),
                         fingerprint=self.fingerprint, architecture=self.model.architecture,
@@ -103,13 +100,13 @@ class EvalWorker:
                         device=", ".join(f"{d['name']} ({d['description']})" for d in devices))
         return info
 
-    def run_chunk(self, chunk: Sequence[ev.Problem], job: ev.EvalJob) -> tuple[list[dict], dict]:
+    def run_chunk(self, chunk: Sequence[Problem], job: EvalJob) -> tuple[list[dict], dict]:
         if self.model is None:
             raise RuntimeError(self.error[1] if self.error else "the worker has no model")
         if self.checker is None or self.checker.timeout != job.verify_timeout:
-            self.checker = ev.AnswerChecker(job.verify_timeout)
+            self.checker = AnswerChecker(job.verify_timeout)
         t0 = time.perf_counter()
-        records = ev.run_chunk(self.model, chunk, job, self.checker)
+        records = run_chunk(self.model, chunk, job, self.checker)
         return records, {"node": self.node, "pid": os.getpid(),
                          "seconds": time.perf_counter() - t0}
 
@@ -322,14 +319,14 @@ class RayBackend:
         return self._ray.get([a.info.remote() for a in self._actors])
 
     # --- ChunkRunner -----------------------------------------------------------------------------
-    def run_chunks(self, chunks: Sequence[Sequence[ev.Problem]], job: ev.EvalJob) -> Iterator[list[dict]]:
+    def run_chunks(self, chunks: Sequence[Sequence[Problem]], job: EvalJob) -> Iterator[list[dict]]:
         self.start()
         ray = self._ray
         retriable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                      ray.exceptions.OutOfMemoryError)
         # A queued batch: (problems, slots of the workers that died running it).
         queue = collections.deque((list(c), ()) for c in chunks)
-        inflight: dict[Any, tuple[int, list[ev.Problem], tuple[int, ...]]] = {}
+        inflight: dict[Any, tuple[int, list[Problem], tuple[int, ...]]] = {}
         load = [0] * len(self._actors)
         failures = [0] * len(self._actors)
         stats = [{"batches": 0, "samples": 0, "generated_tokens": 0, "busy_seconds": 0.0}
