@@ -3,7 +3,7 @@
 
     python benchmarks/bench_architectures.py [--tokens 128] [--threads 2] [--arch qwen35]
 
-The random models are written by tests/arch_models.py with SmolLM2's sizes (hidden 576, 30
+The random models are written by tests/support/arch_models.py with SmolLM2's sizes (hidden 576, 30
 layers, 9 heads of 64, 3 KV heads, n_ff 1536, vocabulary 49152; in Qwen3.5 every other layer is
 a gated delta net) and quantized once to Q8_0 into the test cache (led_cpp's quantizer offers
 Q8_0, Q4_K_M or F16; 576 is no multiple of 256): a random llama of the same shape and type is the
@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.common import CACHE, in_subprocess, smollm2_path  # noqa: E402
 
@@ -32,7 +31,7 @@ CONFIGS = ("standard", "led", "led-no-exploit", "led-no-exploit-every-step")
 def random_model(arch: str) -> Path:
     target = CACHE / f"random-{arch}-smollm2-size.Q8_0.gguf"
     if not target.is_file():
-        from arch_models import write_arch_model
+        from tests.support.arch_models import write_arch_model
 
         from led_cpp import _core
 

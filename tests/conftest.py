@@ -37,6 +37,17 @@ def _fail_skip(report, what: str) -> None:
                        f"or name it in tests/conftest.py ALLOWED_SKIPS with the reason it may skip")
 
 
+# Tests that load a real model get the real_model marker from the fixtures they use (-m "not real_model"
+# runs only the tiny exact models).
+REAL_MODEL_FIXTURES = frozenset({"smollm2", "smollm2_path", "gemma", "gemma_path"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_model)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

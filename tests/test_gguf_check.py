@@ -3,7 +3,7 @@
 A small valid model is written with the ``gguf`` package's GGUFWriter (F32, Q8_0
 and Q4_0 tensors, llama metadata, a tokenizer); hostile variants are made by
 patching its bytes at offsets found with GGUFReader, or built field by field with
-``build_gguf`` from tests/fuzz_gguf_check.py.  Every hostile case asserts that
+``build_gguf`` from tests/support/fuzz_gguf_check.py.  Every hostile case asserts that
 ModelFileError is raised and that its message names the problem.
 """
 
@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import fuzz_gguf_check as fz  # noqa: E402
-from fuzz_gguf_check import (  # noqa: E402
+from tests.support import fuzz_gguf_check as fz  # noqa: E402
+from tests.support.fuzz_gguf_check import (  # noqa: E402
     ARR, BOOL, F32, F32_T, F64, I32, KV, Q4_0_T, Q8_0_T, STR, U16, U32, U64, U8, Tensor, build_gguf, llama_kvs,
 )
 

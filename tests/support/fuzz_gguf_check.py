@@ -4,14 +4,14 @@ Two engines:
 
 * atheris (coverage-guided libFuzzer for Python), when installed::
 
-      python tests/fuzz_gguf_check.py --seconds 600 --corpus /tmp/gguf_corpus
+      python tests/support/fuzz_gguf_check.py --seconds 600 --corpus /tmp/gguf_corpus
 
 * a self-contained mutation fuzzer (bit flips, interesting integers written over
   the header/metadata/tensor-table fields, insertions, deletions, truncations,
   splices) seeded from valid GGUF files built here; used when atheris is missing,
   with ``--engine simple``, and in-process by tests/test_gguf_check.py::
 
-      python tests/fuzz_gguf_check.py --engine simple --seconds 60
+      python tests/support/fuzz_gguf_check.py --engine simple --seconds 60
 
 Every input goes through the validator's stream entry point (the same code path
 as check_gguf_file after the file is opened, on an in-memory file).  A finding is
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "python" / "led_cpp"
 HANG_SECONDS = 1.0
 

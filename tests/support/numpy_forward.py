@@ -1,4 +1,4 @@
-"""Independent NumPy forward pass for the tiny models of ``tests/tiny_models.py``.
+"""Independent NumPy forward pass for the tiny models of ``tests/support/tiny_models.py``.
 
 Semantics follow llama.cpp (src/models/llama.cpp, qwen3.cpp, gemma3.cpp,
 src/llama-graph.cpp, ggml-cpu rope):
@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 if TYPE_CHECKING:  # only for annotations; works whether tests/ is a package or not
-    from tiny_models import TinyModel
+    from tests.support.tiny_models import TinyModel
 
 __all__ = [
     "ForwardResult",

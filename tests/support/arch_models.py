@@ -9,7 +9,7 @@ gives one value per layer, cycled). ``check_names`` holds the names to the ``ggu
 tables (``gguf.constants.MODEL_TENSORS`` where it knows the architecture) or the pinned
 llama.cpp's ``src/llama-arch.cpp``, so a typo cannot pass as a tensor llama.cpp ignores.
 
-``write_arch_model(path, arch)`` writes the F32 model; ``python tests/arch_models.py ARCH OUT``
+``write_arch_model(path, arch)`` writes the F32 model; ``python -m tests.support.arch_models ARCH OUT``
 does the same from the command line.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tiny_models import build_vocab
+from tests.support.tiny_models import build_vocab
 
 # Symbols of the shapes (small, so a model loads and decodes in milliseconds).
 DIMENSIONS: dict[str, int] = {
@@ -220,7 +220,7 @@ def _shape(spec: str, dims: Mapping[str, int]) -> tuple[str, tuple[int, ...]]:
 def llama_source(relative: str) -> Path | None:
     """A file of the pinned llama.cpp's source (LLAMA_CPP_DIR, else the build's third_party copy)."""
     roots = [Path(os.environ["LLAMA_CPP_DIR"])] if os.environ.get("LLAMA_CPP_DIR") else []
-    roots.append(Path(__file__).resolve().parent.parent / "third_party" / "llama.cpp")
+    roots.append(Path(__file__).resolve().parents[2] / "third_party" / "llama.cpp")
     return next((root / relative for root in roots if (root / relative).is_file()), None)
 
 

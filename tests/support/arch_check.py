@@ -1,7 +1,7 @@
-"""What led_cpp does on each architecture of tests/arch_models.py, one process per architecture.
+"""What led_cpp does on each architecture of tests/support/arch_models.py, one process per architecture.
 
-    python tests/arch_check.py ARCH            # one architecture's checks, as JSON on stdout
-    python tests/arch_check.py --readme        # all of them (two at a time), rewriting README's table
+    python -m tests.support.arch_check ARCH            # one architecture's checks, as JSON on stdout
+    python -m tests.support.arch_check --readme        # all of them (two at a time), rewriting README's table
 
 Checks, in order (a failed check stops the rest and is reported with its error):
 - ``loads``: the tiny random model loads (F32, flash attention off, F32 KV cache);
@@ -12,7 +12,7 @@ Checks, in order (a failed check stops the rest and is reported with its error):
   every step with d entropies; both give the same tokens (``every_step`` also reports
   whether the depths went through the model's own head product, widened);
 - ``parity``: at the first step (ln off and on) the candidates, top-1 probability and
-  entropies equal the spec's arithmetic (tests/led_reference.py) on ``depth_logits``; every
+  entropies equal the spec's arithmetic (tests/support/led_reference.py) on ``depth_logits``; every
   deeper row differs from row 0; ``depth_logits`` of a prompt decoded in chunks (the last
   one holding several tokens, so the output row is not the first) equals the one-batch value.
 """
@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: the child process of run_isolated
+    sys.path.insert(0, str(ROOT))
 
-from arch_models import ARCHITECTURES, llama_source, write_arch_model  # noqa: E402
+from tests.support.arch_models import ARCHITECTURES, llama_source, write_arch_model  # noqa: E402
 
 CHECKS = ("loads", "samples", "on_explore", "every_step", "parity")
 PROMPT = "Once upon a time"
 K = 4
 TEMPERATURE = 0.6
-README = HERE.parent / "README.md"
+README = ROOT / "README.md"
 BEGIN, END = "<!-- architectures:begin -->", "<!-- architectures:end -->"
 
 
@@ -48,7 +48,7 @@ def check(arch: str, root: Path) -> dict:
     """Runs the checks in this process; returns {check: True} up to the first failure, which
     maps to its error text."""
     import led_cpp
-    import led_reference as reference
+    from tests.support import led_reference as reference
     from led_cpp import LEDConfig, SamplingConfig
 
     result: dict = {}
@@ -119,7 +119,7 @@ def run_isolated(arch: str, timeout: float = 300.0) -> dict:
     with tempfile.TemporaryDirectory() as root:
         completed = subprocess.run([sys.executable, str(Path(__file__).resolve()), arch, root],
                                    capture_output=True, text=True, timeout=timeout,
-                                   env={**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+                                   env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
     lines = completed.stdout.strip().splitlines()
     if completed.returncode == 0 and lines:
         return json.loads(lines[-1])

@@ -3,7 +3,7 @@
 ``write_tiny_model`` writes a small F32 GGUF file that llama.cpp loads as the
 requested architecture and returns a :class:`TinyModel` holding the
 hyperparameters, the vocabulary and the exact weights (as float32 numpy arrays,
-keyed by GGUF tensor name).  ``tests/numpy_forward.py`` runs an independent
+keyed by GGUF tensor name).  ``tests/support/numpy_forward.py`` runs an independent
 NumPy forward pass over those weights, so tests can compare llama.cpp's output
 (through led_cpp) against it.
 

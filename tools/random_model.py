@@ -1,6 +1,6 @@
 """Random-weight GGUF models of a real model's shape, for speed and memory measurements.
 
-    python benchmarks/random_model.py OUT.gguf [--shape qwen3-4b|tiny] [--quantize Q4_K_M]
+    python tools/random_model.py OUT.gguf [--shape qwen3-4b|tiny] [--quantize Q4_K_M]
 
 The weights are random (a cyclic pool of normal values, scaled per tensor), so the final layer is
 nearly flat and LED explores on almost every step: the worst case for its cost.

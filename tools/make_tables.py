@@ -1,9 +1,9 @@
 """The README's evaluation and entropy tables, generated from the committed run artefacts under
 results/ (never copied by hand).
 
-    python benchmarks/make_tables.py            # print both tables
-    python benchmarks/make_tables.py --write    # rewrite them in README.md between their markers
-    python benchmarks/make_tables.py --check    # exit 1 if README.md differs (tests/test_results_tables.py)
+    python tools/make_tables.py            # print both tables
+    python tools/make_tables.py --write    # rewrite them in README.md between their markers
+    python tools/make_tables.py --check    # exit 1 if README.md differs (tests/test_results_tables.py)
 
 Layout (one directory per run, as `led-cpp eval` and `led-cpp analyze` write them):
 
@@ -145,7 +145,7 @@ def main() -> int:
         README.write_text(wanted, encoding="utf-8")
     elif args.check:
         if wanted != readme:
-            print("README.md's result tables differ from results/: run python benchmarks/make_tables.py --write",
+            print("README.md's result tables differ from results/: run python tools/make_tables.py --write",
                   file=sys.stderr)
             return 1
     else:

@@ -1,6 +1,6 @@
-"""The GPU checks and measurements of benchmarks/gpu_check.sh, as one JSON report.
+"""The GPU checks and measurements of tools/gpu_check.sh, as one JSON report.
 
-    python benchmarks/gpu_check.py --out DIR [--shape qwen3-4b] [--tokens 128] [--sequences 16]
+    python tools/gpu_check.py --out DIR [--shape qwen3-4b] [--tokens 128] [--sequences 16]
 
 1. Parity on the tiny test models: GPU (all layers offloaded) against CPU (n_gpu_layers=0) in
    the same build: per-depth logits to 1e-2 relative, greedy LED tokens and chosen depths, on the
@@ -26,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def relative_error(a, b) -> float:
@@ -37,7 +36,7 @@ def relative_error(a, b) -> float:
 
 def parity(workdir: str) -> dict:
     import led_cpp
-    from tiny_models import write_tiny_model
+    from tests.support.tiny_models import write_tiny_model
 
     report = {}
     for arch in ("llama", "qwen3", "gemma3"):
@@ -120,7 +119,7 @@ def gpu_memory_used() -> int:
 def run_in_process(function: str, **kwargs) -> dict:
     """Runs one of this module's functions in its own process, so a crash is reported, not fatal."""
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r});"
-            f"from benchmarks.gpu_check import {function};"
+            f"from tools.gpu_check import {function};"
             f"print('RESULT ' + json.dumps({function}(**json.loads(sys.argv[1]))))")
     output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
@@ -172,7 +171,7 @@ def main() -> None:
         print("parity:", json.dumps(report["parity"], indent=1), flush=True)
         save()
 
-    from benchmarks.random_model import SHAPES, write
+    from tools.random_model import SHAPES, write
     from led_cpp import _core
 
     model_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"random-{args.shape}-q4_k_m.gguf"
