@@ -223,7 +223,7 @@ def test_read_error(valid):
             raise OSError(5, "Input/output error")
 
     with pytest.raises(ModelFileError, match="reading the file failed"):
-        gc._check_stream(Failing(valid.read_bytes()), valid.stat().st_size, str(valid))
+        gc.check_stream(Failing(valid.read_bytes()), valid.stat().st_size, str(valid))
 
 
 def test_directory(tmp_path):
@@ -358,7 +358,7 @@ def test_truncated_reports_where(valid, layout, tmp_path):
 def test_file_shrinking_while_being_read(valid):
     data = valid.read_bytes()
     with pytest.raises(ModelFileError, match="truncated"):
-        gc._check_stream(io.BytesIO(data[:300]), len(data), "shrinking.gguf")
+        gc.check_stream(io.BytesIO(data[:300]), len(data), "shrinking.gguf")
 
 
 def test_tensor_data_past_eof(valid, layout, tmp_path):
@@ -605,7 +605,7 @@ def test_validator_bug_still_raises_model_file_error(monkeypatch, valid):
     def broken(r, path):
         raise KeyError("oops")
 
-    monkeypatch.setattr(gc, "_parse", broken)
+    monkeypatch.setattr(gc.file_check, "inspect_stream", broken)
     with pytest.raises(ModelFileError) as ei:
         gc.check_gguf_file(valid)
     assert ei.value.internal_error and "KeyError" in str(ei.value) and str(valid) in str(ei.value)
@@ -738,7 +738,7 @@ def test_ggml_type_table_matches_gguf_py():
 
 
 def test_read_boundaries_do_not_matter(monkeypatch, tmp_path, valid):
-    """The chunked reader and the 4-at-a-time string walk give the same answer for
+    """The chunked reader and the string walk give the same answer for
     every buffer size, including ones that split lengths and strings."""
     tokens = [("t%d" % i) * (1 + i % 7) for i in range(500)] + ["", "\u00e9" * 40]
     good = built(tmp_path, llama_kvs(tokens=tokens), one_tensor())
@@ -746,7 +746,7 @@ def test_read_boundaries_do_not_matter(monkeypatch, tmp_path, valid):
     ref_good = gc.check_gguf_file(good)
     ref_valid = gc.check_gguf_file(valid)
     for chunk in (1, 2, 3, 5, 8, 9, 13, 16, 31, 64, 100, 257, 1024):
-        monkeypatch.setattr(gc, "_CHUNK", chunk)
+        monkeypatch.setattr(gc.reader, "CHUNK_SIZE", chunk)
         assert gc.check_gguf_file(good) == ref_good
         assert gc.check_gguf_file(valid) == ref_valid
         rejected(dup, "'t3t3t3t3' twice (ids 3 and 502)")
@@ -761,17 +761,17 @@ def test_walk_strings_against_reference():
         payload = b"".join(struct.pack("<Q", len(s)) + s for s in strings) + b"tail"[:int(rng.integers(0, 5))]
         tail = len(payload) - sum(8 + len(s) for s in strings)
         for chunk in (1, 7, 8, 9, 15, 24, 31, 47, 4096, *range(max(1, len(payload) - 12), len(payload))):
-            r = gc._Reader(io.BytesIO(payload), len(payload))
-            old = gc._CHUNK
-            gc._CHUNK = chunk
+            r = gc.reader.Reader(io.BytesIO(payload), len(payload))
+            old = gc.reader.CHUNK_SIZE
+            gc.reader.CHUNK_SIZE = chunk
             try:
-                got = r.walk_strings(n, True, "x")
+                got = r.read_strings(n, True, "x")
                 assert got == strings
                 assert r.tell() == len(payload) - tail
-                r2 = gc._Reader(io.BytesIO(payload), len(payload))
-                assert r2.walk_strings(n, False, "x") is None and r2.tell() == len(payload) - tail
+                r2 = gc.reader.Reader(io.BytesIO(payload), len(payload))
+                assert r2.read_strings(n, False, "x") is None and r2.tell() == len(payload) - tail
             finally:
-                gc._CHUNK = old
+                gc.reader.CHUNK_SIZE = old
 
 
 class _CountingFile(io.RawIOBase):
@@ -826,8 +826,8 @@ def test_large_model_reads_only_the_header(tmp_path):
     print(f"\n250 MB model, 262144-token vocabulary, {s.n_tensors} tensors: best {min(times) * 1e3:.1f} ms")
     with open(p, "rb", buffering=0) as raw:
         counting = _CountingFile(raw)
-        gc._check_stream(counting, size, str(p))
-    assert counting.bytes_read <= s.tensor_data_offset + gc._CHUNK
+        gc.check_stream(counting, size, str(p))
+    assert counting.bytes_read <= s.tensor_data_offset + gc.reader.CHUNK_SIZE
 
 
 def _real_files():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz led_cpp's GGUF validator (python/led_cpp/gguf_check.py) for 10 minutes and
+# Fuzz led_cpp's GGUF validator (python/led_cpp/gguf_check/) for 10 minutes and
 # print executions, corpus size and crashes.
 #
 #   tools/fuzz_gguf.sh [SECONDS] [WORKDIR]

@@ -4,14 +4,14 @@ Two engines:
 
 * atheris (coverage-guided libFuzzer for Python), when installed::
 
-      python tests/support/fuzz_gguf_check.py --seconds 600 --corpus /tmp/gguf_corpus
+      python -m tests.support.fuzz_gguf_check --seconds 600 --corpus /tmp/gguf_corpus
 
 * a self-contained mutation fuzzer (bit flips, interesting integers written over
   the header/metadata/tensor-table fields, insertions, deletions, truncations,
   splices) seeded from valid GGUF files built here; used when atheris is missing,
   with ``--engine simple``, and in-process by tests/test_gguf_check.py::
 
-      python tests/support/fuzz_gguf_check.py --engine simple --seconds 60
+      python -m tests.support.fuzz_gguf_check --engine simple --seconds 60
 
 Every input goes through the validator's stream entry point (the same code path
 as check_gguf_file after the file is opened, on an in-memory file).  A finding is
@@ -44,10 +44,10 @@ HANG_SECONDS = 1.0
 
 
 def load_gguf_check(instrument: bool = False):
-    """Import python/led_cpp/gguf_check.py from the source tree as ``gguf_check``
+    """Import the package python/led_cpp/gguf_check/ from the source tree as ``gguf_check``
     (no compiled extension needed; optionally under atheris instrumentation)."""
     mod = sys.modules.get("gguf_check")
-    src = (MODULE_DIR / "gguf_check.py").resolve()
+    src = (MODULE_DIR / "gguf_check" / "__init__.py").resolve()
     if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == src:
         return mod
     sys.path.insert(0, str(MODULE_DIR))
@@ -228,7 +228,7 @@ class Finding(AssertionError):
 
 
 def make_target(gc) -> Callable[[bytes], Optional[str]]:
-    check = gc._check_stream
+    check = gc.check_stream
     model_error = gc.ModelFileError
 
     def one_input(data: bytes) -> Optional[str]:
