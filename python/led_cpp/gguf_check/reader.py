@@ -133,25 +133,68 @@ class Reader:
         """Walk strings ``first``.. while they lie whole in the buffer; returns the index of the
         first one that does not (``count`` when all do), with ``position`` at its start.
 
-        No length is tested inside the loop: ``unpack_from`` raises once a length is not wholly
-        buffered, which also stops the walk right after a string that ran past the end, and that
-        string (only ever the last one read) is then taken back. A string found whole in a buffer
-        of at most CHUNK_SIZE bytes is within every length limit.
+        No length is tested per string: ``unpack_from`` raises once a length is not wholly
+        buffered, and a string that ran past the end is found by the position afterwards and
+        taken back. Strings go four to a pass while whole blocks of four fit (unrolled: 8% less
+        time on a 262k-token vocabulary, benchmarks/bench_gguf_check.py); the rest, and a block that
+        did not fit, one at a time. A string found whole in a buffer of at most CHUNK_SIZE bytes is
+        within every length limit.
         """
         buffer = self.buffer
+        end = len(buffer)
         unpack_length = _UINT64
         position = self.position
-        last_start = position
         index = first
+        kept_before = len(strings) if strings is not None else 0
+
+        block_start = position
         try:
             if strings is None:
-                for index in range(first, count):
+                while index + 4 <= count:
+                    block_start = position
+                    position += 8 + unpack_length(buffer, position)[0]
+                    position += 8 + unpack_length(buffer, position)[0]
+                    position += 8 + unpack_length(buffer, position)[0]
+                    position += 8 + unpack_length(buffer, position)[0]
+                    if position > end:
+                        break
+                    index += 4
+            else:
+                append = strings.append
+                while index + 4 <= count:
+                    block_start = position
+                    start = position + 8
+                    position = start + unpack_length(buffer, position)[0]
+                    append(buffer[start:position])
+                    start = position + 8
+                    position = start + unpack_length(buffer, position)[0]
+                    append(buffer[start:position])
+                    start = position + 8
+                    position = start + unpack_length(buffer, position)[0]
+                    append(buffer[start:position])
+                    start = position + 8
+                    position = start + unpack_length(buffer, position)[0]
+                    append(buffer[start:position])
+                    if position > end:
+                        break
+                    index += 4
+        except _PAST_THE_BUFFER:
+            pass
+        if position > end or index + 4 <= count:  # the block that did not fit: one at a time below
+            position = block_start
+            if strings is not None:
+                del strings[kept_before + index - first :]
+
+        last_start = position
+        try:
+            if strings is None:
+                for index in range(index, count):  # noqa: B020 (continues the count)
                     length = unpack_length(buffer, position)[0]
                     last_start = position
                     position += 8 + length
             else:
                 append = strings.append
-                for index in range(first, count):
+                for index in range(index, count):  # noqa: B020
                     length = unpack_length(buffer, position)[0]
                     last_start = position
                     position += 8 + length
@@ -159,7 +202,7 @@ class Reader:
             index = count
         except _PAST_THE_BUFFER:
             pass  # the length of string `index` is not wholly buffered; position is its start
-        if position > len(buffer):  # the string before `index` runs past the buffer: take it back
+        if position > end:  # the string before `index` runs past the buffer: take it back
             index -= 1
             position = last_start
             if strings is not None:
