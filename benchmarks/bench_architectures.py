@@ -31,9 +31,8 @@ CONFIGS = ("standard", "led", "led-no-exploit", "led-no-exploit-every-step")
 def random_model(arch: str) -> Path:
     target = CACHE / f"random-{arch}-smollm2-size.Q8_0.gguf"
     if not target.is_file():
-        from tests.support.arch_models import write_arch_model
-
         from led_cpp import _core
+        from tests.support.arch_models import write_arch_model
 
         CACHE.mkdir(parents=True, exist_ok=True)
         f32 = target.with_suffix(".f32.gguf")
@@ -48,9 +47,12 @@ def run(path: str, config: str, tokens: int, threads: int, repeats: int = 3) -> 
 
     projection = "every_step" if config.endswith("every-step") else "on_explore"
     model = led_cpp.Model(path, n_ctx=1024, n_threads=threads, led_projection=projection)
-    decoding = led_cpp.SamplingConfig() if config == "standard" else \
-        led_cpp.LEDConfig(exploit=config == "led", think_only=False)
-    model.generate(PROMPT, config=decoding, max_tokens=8, seed=0).result  # warm up
+    decoding = (
+        led_cpp.SamplingConfig()
+        if config == "standard"
+        else led_cpp.LEDConfig(exploit=config == "led", think_only=False)
+    )
+    _ = model.generate(PROMPT, config=decoding, max_tokens=8, seed=0).result  # warm up
     seconds = steps = explored = 0.0
     shared = False
     for seed in range(repeats):
@@ -60,8 +62,12 @@ def run(path: str, config: str, tokens: int, threads: int, repeats: int = 3) -> 
         steps += len(result.tokens)
         explored += result.explored_steps
         shared = shared or bool(generation.stats.get("shared_head_product"))  # any decode step
-    return {"tokens_per_second": steps / seconds, "explore_rate": explored / max(steps, 1),
-            "shared_head_product": shared, "steps": steps}
+    return {
+        "tokens_per_second": steps / seconds,
+        "explore_rate": explored / max(steps, 1),
+        "shared_head_product": shared,
+        "steps": steps,
+    }
 
 
 def main() -> None:
@@ -70,18 +76,31 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--arch", default="qwen35")
     args = parser.parse_args()
-    models = {"SmolLM2-135M-Instruct Q4_1": smollm2_path(), "random llama, SmolLM2 size, Q8_0": random_model("llama"),
-              f"random {args.arch}, SmolLM2 size, Q8_0": random_model(args.arch)}
+    models = {
+        "SmolLM2-135M-Instruct Q4_1": smollm2_path(),
+        "random llama, SmolLM2 size, Q8_0": random_model("llama"),
+        f"random {args.arch}, SmolLM2 size, Q8_0": random_model(args.arch),
+    }
     print(f"threads {args.threads}, {args.tokens} new tokens, single sequence; tok/s (x standard), explore rate")
     print(f"{'model':<40}" + "".join(f"{config:>28}" for config in CONFIGS))
     for name, path in models.items():
-        rows = {config: in_subprocess("bench_architectures.run", path=str(path), config=config, tokens=args.tokens,
-                                      threads=args.threads) for config in CONFIGS}
+        rows = {
+            config: in_subprocess(
+                "bench_architectures.run", path=str(path), config=config, tokens=args.tokens, threads=args.threads
+            )
+            for config in CONFIGS
+        }
         base = rows["standard"]["tokens_per_second"]
-        cells = [f"{row['tokens_per_second']:.1f} ({row['tokens_per_second'] / base:.2f}x) {row['explore_rate']:.2f}"
-                 for row in rows.values()]
-        print(f"{name:<40}" + "".join(f"{cell:>28}" for cell in cells) +
-              f"   every_step head product widened: {rows['led-no-exploit-every-step']['shared_head_product']}", flush=True)
+        cells = [
+            f"{row['tokens_per_second']:.1f} ({row['tokens_per_second'] / base:.2f}x) {row['explore_rate']:.2f}"
+            for row in rows.values()
+        ]
+        print(
+            f"{name:<40}"
+            + "".join(f"{cell:>28}" for cell in cells)
+            + f"   every_step head product widened: {rows['led-no-exploit-every-step']['shared_head_product']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

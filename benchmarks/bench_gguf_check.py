@@ -36,8 +36,9 @@ def load_check(source: Path, name: str):
     """gguf_check (a package or, in older trees, one module) from ``source``, imported as ``name``."""
     package = source / "gguf_check"
     if (package / "__init__.py").is_file():
-        spec = importlib.util.spec_from_file_location(name, package / "__init__.py",
-                                                      submodule_search_locations=[str(package)])
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
     else:
         spec = importlib.util.spec_from_file_location(name, source / "gguf_check.py")
     if spec is None or spec.loader is None:
@@ -73,8 +74,11 @@ def main() -> None:
             cpu_times[label].append(time.process_time() - cpu_start)
     print(f"{model.name}: {summary.n_kv} keys, {summary.n_tensors} tensors, architecture {summary.architecture}")
     for label, path in sources.items():
-        print(f"check_gguf_file from {path}, {args.repeats} runs: best {min(times[label]) * 1e3:.1f} ms, "
-              f"median {statistics.median(times[label]) * 1e3:.1f} ms; CPU best {min(cpu_times[label]) * 1e3:.1f} ms")
+        print(
+            f"check_gguf_file from {path}, {args.repeats} runs: best {min(times[label]) * 1e3:.1f} ms, "
+            f"median {statistics.median(times[label]) * 1e3:.1f} ms; CPU best {min(cpu_times[label]) * 1e3:.1f} ms"
+        )
+
 
 if __name__ == "__main__":
     main()

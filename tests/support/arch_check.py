@@ -48,8 +48,8 @@ def check(arch: str, root: Path) -> dict:
     """Runs the checks in this process; returns {check: True} up to the first failure, which
     maps to its error text."""
     import led_cpp
-    from tests.support import led_reference as reference
     from led_cpp import LEDConfig, SamplingConfig
+    from tests.support import led_reference as reference
 
     result: dict = {}
     current = "loads"
@@ -68,8 +68,9 @@ def check(arch: str, root: Path) -> dict:
         for i, token in enumerate(greedy.tokens):
             row0 = model.depth_logits(prompt + greedy.tokens[:i], d=1)[0]
             assert token == int(np.argmax(row0)), f"greedy token {token} is not the argmax of depth_logits row 0"
-        sampled = model.generate(prompt, config=SamplingConfig(temperature=1.0, top_k=0, top_p=1.0), max_tokens=1,
-                                 seed=3).result
+        sampled = model.generate(
+            prompt, config=SamplingConfig(temperature=1.0, top_k=0, top_p=1.0), max_tokens=1, seed=3
+        ).result
         row0 = model.depth_logits(prompt, d=1)[0].astype(np.float64)
         log_softmax = row0 - row0.max() - np.log(np.exp(row0 - row0.max()).sum())
         assert abs(sampled.logprobs[0] - log_softmax[sampled.tokens[0]]) < 1e-4, "log-probability differs from row 0"
@@ -117,9 +118,13 @@ def check(arch: str, root: Path) -> dict:
 def run_isolated(arch: str, timeout: float = 300.0) -> dict:
     """check(arch) in a child process, so that an abort is reported rather than fatal."""
     with tempfile.TemporaryDirectory() as root:
-        completed = subprocess.run([sys.executable, str(Path(__file__).resolve()), arch, root],
-                                   capture_output=True, text=True, timeout=timeout,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        completed = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), arch, root],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        )
     lines = completed.stdout.strip().splitlines()
     if completed.returncode == 0 and lines:
         return json.loads(lines[-1])
@@ -146,8 +151,8 @@ def llama_architectures() -> list[str]:
     if source is None:
         return []
     text = source.read_text()
-    table = text[text.index("LLM_ARCH_NAMES"):]
-    table = table[:table.index("};")]
+    table = text[text.index("LLM_ARCH_NAMES") :]
+    table = table[: table.index("};")]
     return [name for name in re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', table) if not name.startswith("(")]
 
 
@@ -171,8 +176,10 @@ def unchecked_line(results: dict, everything: list[str]) -> str:
 
 
 def readme_table(results: dict, everything: list[str]) -> str:
-    header = ["| architecture | loads | samples | LED on_explore | LED every_step | parity | every_step head product |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    header = [
+        "| architecture | loads | samples | LED on_explore | LED every_step | parity | every_step head product |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     return "\n".join([BEGIN, *header, *table_rows(results), "", unchecked_line(results, everything), END])
 
 

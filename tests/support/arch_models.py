@@ -19,9 +19,10 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,74 +30,157 @@ from tests.support.tiny_models import build_vocab
 
 # Symbols of the shapes (small, so a model loads and decodes in milliseconds).
 DIMENSIONS: dict[str, int] = {
-    "E": 64,     # n_embd
-    "N": 4,      # n_head
-    "NKV": 2,    # n_head_kv
-    "H": 16,     # head dim
-    "F": 96,     # n_ff
-    "X": 4,      # experts
-    "XU": 2,     # experts used
-    "FE": 32,    # expert n_ff
-    "FS": 32,    # shared expert n_ff
-    "L": 4,      # layers
+    "E": 64,  # n_embd
+    "N": 4,  # n_head
+    "NKV": 2,  # n_head_kv
+    "H": 16,  # head dim
+    "F": 96,  # n_ff
+    "X": 4,  # experts
+    "XU": 2,  # experts used
+    "FE": 32,  # expert n_ff
+    "FS": 32,  # shared expert n_ff
+    "L": 4,  # layers
     # recurrent (Mamba-2 / gated delta net) sizes
-    "CONV": 4, "DS": 16, "DT": 4, "G": 2, "DI": 64,
+    "CONV": 4,
+    "DS": 16,
+    "DT": 4,
+    "G": 2,
+    "DI": 64,
     # multi-head latent attention
-    "QK": 24, "VH": 16, "KVR": 32, "ROT": 8,
+    "QK": 24,
+    "VH": 16,
+    "KVR": 32,
+    "ROT": 8,
     # DeepSeek-V4: query LoRA rank, output groups and LoRA rank, hyper-connection streams, indexer
-    "QR": 32, "OG": 2, "OR": 16, "HC": 4, "IH": 2, "IK": 64,
+    "QR": 32,
+    "OG": 2,
+    "OR": 16,
+    "HC": 4,
+    "IH": 2,
+    "IK": 64,
 }
 
 # Tensor groups shared by many architectures.
 GLOBAL = ("token_embd.weight E,V", "output_norm.weight E", "output.weight E,V")
-ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*H", "attn_k.weight E,NKV*H", "attn_v.weight E,NKV*H",
-             "attn_output.weight N*H,E")
+ATTENTION = (
+    "attn_norm.weight E",
+    "attn_q.weight E,N*H",
+    "attn_k.weight E,NKV*H",
+    "attn_v.weight E,NKV*H",
+    "attn_output.weight N*H,E",
+)
 QK_NORM = ("attn_q_norm.weight H", "attn_k_norm.weight H")
 FFN = ("ffn_norm.weight E", "ffn_gate.weight E,F", "ffn_up.weight E,F", "ffn_down.weight F,E")
-EXPERTS = ("ffn_gate_inp.weight E,X", "ffn_gate_exps.weight E,FE,X", "ffn_up_exps.weight E,FE,X",
-           "ffn_down_exps.weight FE,E,X")
+EXPERTS = (
+    "ffn_gate_inp.weight E,X",
+    "ffn_gate_exps.weight E,FE,X",
+    "ffn_up_exps.weight E,FE,X",
+    "ffn_down_exps.weight FE,E,X",
+)
 SHARED_EXPERT = ("ffn_gate_shexp.weight E,FS", "ffn_up_shexp.weight E,FS", "ffn_down_shexp.weight FS,E")
 # Qwen3-Next / Qwen3.5 gated delta net layer (key_dim = DS*G, value_dim = DS*DT)
-DELTA_NET = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_qkv.weight E,2*DS*G+DS*DT",
-             "attn_gate.weight E,DS*DT", "ssm_conv1d.weight CONV,2*DS*G+DS*DT", "ssm_dt.bias DT", "ssm_a DT",
-             "ssm_norm.weight DS", "ssm_out.weight DS*DT,E")
-GATED_ATTENTION = ("attn_norm.weight E", "post_attention_norm.weight E", "attn_q.weight E,2*N*H",
-                   "attn_k.weight E,NKV*H", "attn_v.weight E,NKV*H", "attn_output.weight N*H,E") + QK_NORM
-KIMI_DELTA = ("attn_norm.weight E", "ssm_conv1d_q.weight CONV,1,N*H,1", "ssm_conv1d_k.weight CONV,1,N*H,1",
-              "ssm_conv1d_v.weight CONV,1,N*H,1", "attn_q.weight E,N*H", "attn_k.weight E,N*H", "attn_v.weight E,N*H",
-              "ssm_f_a.weight E,N*H", "ssm_beta.weight E,N", "ssm_a 1,N", "ssm_dt.bias N*H", "ssm_g_a.weight E,N*H",
-              "ssm_norm.weight H", "attn_output.weight N*H,E")
-LATENT_ATTENTION = ("attn_norm.weight E", "attn_q.weight E,N*QK", "attn_kv_a_mqa.weight E,KVR+ROT",
-                    "attn_kv_a_norm.weight KVR", "attn_k_b.weight QK-ROT,KVR,N", "attn_v_b.weight KVR,VH,N",
-                    "attn_gate.weight E,N", "attn_output.weight N*VH,E")
+DELTA_NET = (
+    "attn_norm.weight E",
+    "post_attention_norm.weight E",
+    "attn_qkv.weight E,2*DS*G+DS*DT",
+    "attn_gate.weight E,DS*DT",
+    "ssm_conv1d.weight CONV,2*DS*G+DS*DT",
+    "ssm_dt.bias DT",
+    "ssm_a DT",
+    "ssm_norm.weight DS",
+    "ssm_out.weight DS*DT,E",
+)
+GATED_ATTENTION = (
+    "attn_norm.weight E",
+    "post_attention_norm.weight E",
+    "attn_q.weight E,2*N*H",
+    "attn_k.weight E,NKV*H",
+    "attn_v.weight E,NKV*H",
+    "attn_output.weight N*H,E",
+) + QK_NORM
+KIMI_DELTA = (
+    "attn_norm.weight E",
+    "ssm_conv1d_q.weight CONV,1,N*H,1",
+    "ssm_conv1d_k.weight CONV,1,N*H,1",
+    "ssm_conv1d_v.weight CONV,1,N*H,1",
+    "attn_q.weight E,N*H",
+    "attn_k.weight E,N*H",
+    "attn_v.weight E,N*H",
+    "ssm_f_a.weight E,N*H",
+    "ssm_beta.weight E,N",
+    "ssm_a 1,N",
+    "ssm_dt.bias N*H",
+    "ssm_g_a.weight E,N*H",
+    "ssm_norm.weight H",
+    "attn_output.weight N*H,E",
+)
+LATENT_ATTENTION = (
+    "attn_norm.weight E",
+    "attn_q.weight E,N*QK",
+    "attn_kv_a_mqa.weight E,KVR+ROT",
+    "attn_kv_a_norm.weight KVR",
+    "attn_k_b.weight QK-ROT,KVR,N",
+    "attn_v_b.weight KVR,VH,N",
+    "attn_gate.weight E,N",
+    "attn_output.weight N*VH,E",
+)
 MOE_FFN = ("ffn_norm.weight E", "exp_probs_b.bias X") + EXPERTS + SHARED_EXPERT
 # Qwen3-Next / Qwen3.5-MoE: routed experts and a gated shared expert on every layer
 GATED_SHARED_MOE = EXPERTS + SHARED_EXPERT + ("ffn_gate_inp_shexp.weight E",)
 # DeepSeek-V4 layers: attention over hyper-connection streams, plus key compressors (ratio 128:
 # "h"; ratio 4 with a sparse-attention indexer: "c")
-HYPER_ATTENTION = ("attn_norm.weight E", "attn_sinks.weight N", "attn_q_a.weight E,QR", "attn_q_a_norm.weight QR",
-                   "attn_q_b.weight QR,N*H", "attn_kv.weight E,H", "attn_kv_a_norm.weight H",
-                   "attn_output_a.weight N*H//OG,OR,OG", "attn_output_b.weight OG*OR,E",
-                   "hc_attn_fn.weight HC*E,(2+HC)*HC", "hc_attn_base.weight (2+HC)*HC", "hc_attn_scale.weight 3",
-                   "hc_ffn_fn.weight HC*E,(2+HC)*HC", "hc_ffn_base.weight (2+HC)*HC", "hc_ffn_scale.weight 3")
-COMPRESSOR = ("attn_compressor_kv.weight E,{c}*H", "attn_compressor_gate.weight E,{c}*H",
-              "attn_compressor_ape.weight {c}*H,{r}", "attn_compressor_norm.weight H")
-INDEXER = ("indexer.proj.weight E,IH", "indexer.attn_q_b.weight QR,IH*IK", "indexer_compressor_kv.weight E,2*IK",
-           "indexer_compressor_gate.weight E,2*IK", "indexer_compressor_ape.weight 2*IK,4", "indexer_compressor_norm.weight IK")
+HYPER_ATTENTION = (
+    "attn_norm.weight E",
+    "attn_sinks.weight N",
+    "attn_q_a.weight E,QR",
+    "attn_q_a_norm.weight QR",
+    "attn_q_b.weight QR,N*H",
+    "attn_kv.weight E,H",
+    "attn_kv_a_norm.weight H",
+    "attn_output_a.weight N*H//OG,OR,OG",
+    "attn_output_b.weight OG*OR,E",
+    "hc_attn_fn.weight HC*E,(2+HC)*HC",
+    "hc_attn_base.weight (2+HC)*HC",
+    "hc_attn_scale.weight 3",
+    "hc_ffn_fn.weight HC*E,(2+HC)*HC",
+    "hc_ffn_base.weight (2+HC)*HC",
+    "hc_ffn_scale.weight 3",
+)
+COMPRESSOR = (
+    "attn_compressor_kv.weight E,{c}*H",
+    "attn_compressor_gate.weight E,{c}*H",
+    "attn_compressor_ape.weight {c}*H,{r}",
+    "attn_compressor_norm.weight H",
+)
+INDEXER = (
+    "indexer.proj.weight E,IH",
+    "indexer.attn_q_b.weight QR,IH*IK",
+    "indexer_compressor_kv.weight E,2*IK",
+    "indexer_compressor_gate.weight E,2*IK",
+    "indexer_compressor_ape.weight 2*IK,4",
+    "indexer_compressor_norm.weight IK",
+)
 
 
 @dataclass(frozen=True)
 class Architecture:
-    keys: Mapping[str, Any] = field(default_factory=dict)   # "<arch>." keys beyond COMMON_KEYS
+    keys: Mapping[str, Any] = field(default_factory=dict)  # "<arch>." keys beyond COMMON_KEYS
     layers: Mapping[str, Sequence[str]] = field(default_factory=dict)  # kind -> tensors
-    kinds: str = "a"                                       # layer kinds, cycled over the layers
+    kinds: str = "a"  # layer kinds, cycled over the layers
     tensors: Sequence[str] = GLOBAL
 
 
 COMMON_KEYS: dict[str, Any] = {
-    "context_length": 256, "embedding_length": "E", "block_count": "L", "feed_forward_length": "F",
-    "attention.head_count": "N", "attention.head_count_kv": "NKV", "attention.layer_norm_rms_epsilon": 1e-6,
-    "attention.key_length": "H", "attention.value_length": "H", "rope.dimension_count": "H",
+    "context_length": 256,
+    "embedding_length": "E",
+    "block_count": "L",
+    "feed_forward_length": "F",
+    "attention.head_count": "N",
+    "attention.head_count_kv": "NKV",
+    "attention.layer_norm_rms_epsilon": 1e-6,
+    "attention.key_length": "H",
+    "attention.value_length": "H",
+    "rope.dimension_count": "H",
     "rope.freq_base": 10000.0,
 }
 MOE_KEYS = {"expert_count": "X", "expert_used_count": "XU", "expert_feed_forward_length": "FE"}
@@ -104,107 +188,256 @@ MOE_KEYS = {"expert_count": "X", "expert_used_count": "XU", "expert_feed_forward
 ARCHITECTURES: dict[str, Architecture] = {
     # dense transformers
     "llama": Architecture(layers={"a": ATTENTION + FFN}),
-    "qwen2": Architecture(layers={"a": ATTENTION + FFN + ("attn_q.bias N*H", "attn_k.bias NKV*H", "attn_v.bias NKV*H")}),
+    "qwen2": Architecture(
+        layers={"a": ATTENTION + FFN + ("attn_q.bias N*H", "attn_k.bias NKV*H", "attn_v.bias NKV*H")}
+    ),
     "qwen3": Architecture(layers={"a": ATTENTION + QK_NORM + FFN}),
     "mistral3": Architecture(layers={"a": ATTENTION + FFN}),
     "smollm3": Architecture(layers={"a": ATTENTION + FFN}),
-    "granite": Architecture(keys={"logit_scale": 2.0, "residual_scale": 0.5, "embedding_scale": 2.0,
-                                  "attention.scale": 0.25}, layers={"a": ATTENTION + FFN}),
-    "olmo2": Architecture(layers={"a": ATTENTION[1:] + FFN[1:] + ("attn_q_norm.weight N*H", "attn_k_norm.weight NKV*H",
-                                                             "post_attention_norm.weight E", "post_ffw_norm.weight E")}),
-    "gemma2": Architecture(keys={"attention.sliding_window": 8, "final_logit_softcapping": 30.0,
-                                 "attn_logit_softcapping": 50.0},
-                           tensors=GLOBAL[:2], layers={"a": ATTENTION + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")}),
-    "gemma3": Architecture(keys={"attention.sliding_window": 8},
-                           layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E",
-                                                                     "post_ffw_norm.weight E")}),
+    "granite": Architecture(
+        keys={"logit_scale": 2.0, "residual_scale": 0.5, "embedding_scale": 2.0, "attention.scale": 0.25},
+        layers={"a": ATTENTION + FFN},
+    ),
+    "olmo2": Architecture(
+        layers={
+            "a": ATTENTION[1:]
+            + FFN[1:]
+            + (
+                "attn_q_norm.weight N*H",
+                "attn_k_norm.weight NKV*H",
+                "post_attention_norm.weight E",
+                "post_ffw_norm.weight E",
+            )
+        }
+    ),
+    "gemma2": Architecture(
+        keys={"attention.sliding_window": 8, "final_logit_softcapping": 30.0, "attn_logit_softcapping": 50.0},
+        tensors=GLOBAL[:2],
+        layers={"a": ATTENTION + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")},
+    ),
+    "gemma3": Architecture(
+        keys={"attention.sliding_window": 8},
+        layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")},
+    ),
     "seed_oss": Architecture(layers={"a": ATTENTION + FFN[1:] + ("post_attention_norm.weight E",)}),
-    "exaone4": Architecture(layers={"a": ATTENTION[1:] + QK_NORM + FFN[1:] + ("post_attention_norm.weight E",
-                                                                           "post_ffw_norm.weight E")}),
-    "glm4": Architecture(layers={"a": ATTENTION + ("post_attention_norm.weight E", "ffn_norm.weight E", "ffn_up.weight E,2*F",
-                                                   "ffn_down.weight F,E", "post_ffw_norm.weight E")}),
+    "exaone4": Architecture(
+        layers={"a": ATTENTION[1:] + QK_NORM + FFN[1:] + ("post_attention_norm.weight E", "post_ffw_norm.weight E")}
+    ),
+    "glm4": Architecture(
+        layers={
+            "a": ATTENTION
+            + (
+                "post_attention_norm.weight E",
+                "ffn_norm.weight E",
+                "ffn_up.weight E,2*F",
+                "ffn_down.weight F,E",
+                "post_ffw_norm.weight E",
+            )
+        }
+    ),
     "ernie4_5": Architecture(layers={"a": ATTENTION + FFN}),
     # mixtures of experts
     "qwen3moe": Architecture(keys=MOE_KEYS, layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS}),
     "gpt-oss": Architecture(
         keys={**MOE_KEYS, "attention.sliding_window": 8},
-        layers={"a": ATTENTION + ("post_attention_norm.weight E", "attn_sinks.weight N", "attn_output.bias E",
-                                  "attn_q.bias N*H", "attn_k.bias NKV*H", "attn_v.bias NKV*H")
-                + EXPERTS + ("ffn_gate_inp.bias X", "ffn_gate_exps.bias FE,X", "ffn_down_exps.bias E,X",
-                             "ffn_up_exps.bias FE,X")}),
+        layers={
+            "a": ATTENTION
+            + (
+                "post_attention_norm.weight E",
+                "attn_sinks.weight N",
+                "attn_output.bias E",
+                "attn_q.bias N*H",
+                "attn_k.bias NKV*H",
+                "attn_v.bias NKV*H",
+            )
+            + EXPERTS
+            + ("ffn_gate_inp.bias X", "ffn_gate_exps.bias FE,X", "ffn_down_exps.bias E,X", "ffn_up_exps.bias FE,X")
+        },
+    ),
     "cohere2moe": Architecture(
-        keys={**MOE_KEYS, "attention.sliding_window": 8, "logit_scale": 0.5, "leading_dense_block_count": 1,
-              "expert_shared_count": 1, "expert_shared_feed_forward_length": "FS"},
-        kinds="dmmm", layers={"d": ATTENTION + FFN[1:], "m": ATTENTION + EXPERTS + SHARED_EXPERT}),
+        keys={
+            **MOE_KEYS,
+            "attention.sliding_window": 8,
+            "logit_scale": 0.5,
+            "leading_dense_block_count": 1,
+            "expert_shared_count": 1,
+            "expert_shared_feed_forward_length": "FS",
+        },
+        kinds="dmmm",
+        layers={"d": ATTENTION + FFN[1:], "m": ATTENTION + EXPERTS + SHARED_EXPERT},
+    ),
     "step35": Architecture(
-        keys={**MOE_KEYS, "attention.sliding_window": 8, "attention.sliding_window_pattern": [True, False],
-              "expert_shared_feed_forward_length": "FS"},
-        layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT}),
+        keys={
+            **MOE_KEYS,
+            "attention.sliding_window": 8,
+            "attention.sliding_window_pattern": [True, False],
+            "expert_shared_feed_forward_length": "FS",
+        },
+        layers={"a": ATTENTION + QK_NORM + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT},
+    ),
     "ernie4_5-moe": Architecture(
-        keys={**MOE_KEYS, "interleave_moe_layer_step": 1, "leading_dense_block_count": 1,
-              "expert_shared_feed_forward_length": "FS"},
-        kinds="dmmm", layers={"d": ATTENTION + FFN, "m": ATTENTION + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT}),
+        keys={
+            **MOE_KEYS,
+            "interleave_moe_layer_step": 1,
+            "leading_dense_block_count": 1,
+            "expert_shared_feed_forward_length": "FS",
+        },
+        kinds="dmmm",
+        layers={"d": ATTENTION + FFN, "m": ATTENTION + ("ffn_norm.weight E",) + EXPERTS + SHARED_EXPERT},
+    ),
     "minimax-m2": Architecture(
         keys={**MOE_KEYS, "feed_forward_length": "FE", "expert_gating_func": 2},
-        layers={"a": ATTENTION + ("attn_q_norm.weight N*H", "attn_k_norm.weight NKV*H", "ffn_norm.weight E",
-                                  "exp_probs_b.bias X") + EXPERTS}),
+        layers={
+            "a": ATTENTION
+            + ("attn_q_norm.weight N*H", "attn_k_norm.weight NKV*H", "ffn_norm.weight E", "exp_probs_b.bias X")
+            + EXPERTS
+        },
+    ),
     # hybrids with recurrent layers
     "qwen3next": Architecture(
-        keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
-              "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT",
-              "ssm.group_count": "G"},
-        kinds="ra", layers={"r": DELTA_NET + ("ssm_ba.weight E,2*DT",) + GATED_SHARED_MOE,
-                            "a": GATED_ATTENTION + GATED_SHARED_MOE}),
+        keys={
+            **MOE_KEYS,
+            "expert_shared_feed_forward_length": "FS",
+            "full_attention_interval": 2,
+            "ssm.conv_kernel": "CONV",
+            "ssm.inner_size": "DS*DT",
+            "ssm.state_size": "DS",
+            "ssm.time_step_rank": "DT",
+            "ssm.group_count": "G",
+        },
+        kinds="ra",
+        layers={"r": DELTA_NET + ("ssm_ba.weight E,2*DT",) + GATED_SHARED_MOE, "a": GATED_ATTENTION + GATED_SHARED_MOE},
+    ),
     "qwen35": Architecture(
-        keys={"full_attention_interval": 2, "rope.dimension_sections": ["H//8", "H//8", "H//4", 0], "ssm.conv_kernel": "CONV",
-              "ssm.inner_size": "DS*DT", "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
-        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + FFN[1:],
-                            "a": GATED_ATTENTION + FFN[1:]}),
+        keys={
+            "full_attention_interval": 2,
+            "rope.dimension_sections": ["H//8", "H//8", "H//4", 0],
+            "ssm.conv_kernel": "CONV",
+            "ssm.inner_size": "DS*DT",
+            "ssm.state_size": "DS",
+            "ssm.time_step_rank": "DT",
+            "ssm.group_count": "G",
+        },
+        kinds="ra",
+        layers={
+            "r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + FFN[1:],
+            "a": GATED_ATTENTION + FFN[1:],
+        },
+    ),
     "qwen35moe": Architecture(
-        keys={**MOE_KEYS, "expert_shared_feed_forward_length": "FS", "full_attention_interval": 2,
-              "rope.dimension_sections": ["H//8", "H//8", "H//4", 0], "ssm.conv_kernel": "CONV", "ssm.inner_size": "DS*DT",
-              "ssm.state_size": "DS", "ssm.time_step_rank": "DT", "ssm.group_count": "G"},
-        kinds="ra", layers={"r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + GATED_SHARED_MOE,
-                            "a": GATED_ATTENTION + GATED_SHARED_MOE}),
+        keys={
+            **MOE_KEYS,
+            "expert_shared_feed_forward_length": "FS",
+            "full_attention_interval": 2,
+            "rope.dimension_sections": ["H//8", "H//8", "H//4", 0],
+            "ssm.conv_kernel": "CONV",
+            "ssm.inner_size": "DS*DT",
+            "ssm.state_size": "DS",
+            "ssm.time_step_rank": "DT",
+            "ssm.group_count": "G",
+        },
+        kinds="ra",
+        layers={
+            "r": DELTA_NET + ("ssm_beta.weight E,DT", "ssm_alpha.weight E,DT") + GATED_SHARED_MOE,
+            "a": GATED_ATTENTION + GATED_SHARED_MOE,
+        },
+    ),
     "gemma4": Architecture(
-        keys={"attention.sliding_window": 8, "attention.sliding_window_pattern": (True, False),
-              "embedding_length_per_layer_input": 0, "attention.key_length_swa": "H", "attention.value_length_swa": "H",
-              "final_logit_softcapping": 30.0},
+        keys={
+            "attention.sliding_window": 8,
+            "attention.sliding_window_pattern": (True, False),
+            "embedding_length_per_layer_input": 0,
+            "attention.key_length_swa": "H",
+            "attention.value_length_swa": "H",
+            "final_logit_softcapping": 30.0,
+        },
         tensors=GLOBAL + ("rope_freqs.weight H//2",),
-        layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")}),
+        layers={"a": ATTENTION + QK_NORM + FFN + ("post_attention_norm.weight E", "post_ffw_norm.weight E")},
+    ),
     # Mamba-2, attention and FFN layers; l_out-<il> names the FFN layers' output before the residual
     "nemotron_h": Architecture(
-        keys={"ssm.conv_kernel": "CONV", "ssm.inner_size": "DI", "ssm.state_size": "DS", "ssm.time_step_rank": "DT",
-              "ssm.group_count": "G", "attention.layer_norm_epsilon": 1e-5, "attention.head_count_kv": (0, "NKV", 0, 0),
-              "feed_forward_length": (0, 0, 0, "F")},
+        keys={
+            "ssm.conv_kernel": "CONV",
+            "ssm.inner_size": "DI",
+            "ssm.state_size": "DS",
+            "ssm.time_step_rank": "DT",
+            "ssm.group_count": "G",
+            "attention.layer_norm_epsilon": 1e-5,
+            "attention.head_count_kv": (0, "NKV", 0, 0),
+            "feed_forward_length": (0, 0, 0, "F"),
+        },
         kinds="mamf",
-        layers={"m": ("attn_norm.weight E", "ssm_in.weight E,2*DI+2*G*DS+DT", "ssm_conv1d.weight CONV,DI+2*G*DS", "ssm_conv1d.bias DI+2*G*DS",
-                      "ssm_dt.bias DT", "ssm_a 1,DT", "ssm_d 1,DT", "ssm_norm.weight DI//G,G", "ssm_out.weight DI,E"),
-                "a": ATTENTION, "f": ("attn_norm.weight E", "ffn_up.weight E,F", "ffn_down.weight F,E")}),
+        layers={
+            "m": (
+                "attn_norm.weight E",
+                "ssm_in.weight E,2*DI+2*G*DS+DT",
+                "ssm_conv1d.weight CONV,DI+2*G*DS",
+                "ssm_conv1d.bias DI+2*G*DS",
+                "ssm_dt.bias DT",
+                "ssm_a 1,DT",
+                "ssm_d 1,DT",
+                "ssm_norm.weight DI//G,G",
+                "ssm_out.weight DI,E",
+            ),
+            "a": ATTENTION,
+            "f": ("attn_norm.weight E", "ffn_up.weight E,F", "ffn_down.weight F,E"),
+        },
+    ),
     # Kimi delta attention and multi-head latent attention layers, a dense first layer, then experts
     "bailingmoe3": Architecture(
-        keys={**MOE_KEYS, "attention.head_count_kv": (0, 1, 0, 1), "attention.key_length": "KVR+ROT",
-              "attention.value_length": "KVR", "attention.key_length_mla": "QK", "attention.value_length_mla": "VH",
-              "attention.kv_lora_rank": "KVR", "rope.dimension_count": "ROT", "ssm.conv_kernel": "CONV",
-              "kda.head_dim": "H", "kda.gate_lower_bound": -5.0, "expert_shared_count": 1,
-              "expert_shared_feed_forward_length": "FS", "leading_dense_block_count": 1, "expert_gating_func": 2},
+        keys={
+            **MOE_KEYS,
+            "attention.head_count_kv": (0, 1, 0, 1),
+            "attention.key_length": "KVR+ROT",
+            "attention.value_length": "KVR",
+            "attention.key_length_mla": "QK",
+            "attention.value_length_mla": "VH",
+            "attention.kv_lora_rank": "KVR",
+            "rope.dimension_count": "ROT",
+            "ssm.conv_kernel": "CONV",
+            "kda.head_dim": "H",
+            "kda.gate_lower_bound": -5.0,
+            "expert_shared_count": 1,
+            "expert_shared_feed_forward_length": "FS",
+            "leading_dense_block_count": 1,
+            "expert_gating_func": 2,
+        },
         kinds="Dara",
-        layers={"D": KIMI_DELTA + FFN, "r": KIMI_DELTA + MOE_FFN, "a": LATENT_ATTENTION + MOE_FFN}),
+        layers={"D": KIMI_DELTA + FFN, "r": KIMI_DELTA + MOE_FFN, "a": LATENT_ATTENTION + MOE_FFN},
+    ),
     # hyper-connections: every layer output holds HC streams, which the head mixes (output_hc_*)
     "deepseek4": Architecture(
-        keys={**MOE_KEYS, "attention.head_count_kv": 1, "rope.dimension_count": "ROT", "attention.q_lora_rank": "QR",
-              "attention.sliding_window": 8, "expert_shared_count": 1, "expert_weights_scale": 1.0,
-              "expert_weights_norm": True, "swiglu_clamp_exp": 10.0, "attention.indexer.head_count": "IH",
-              "attention.indexer.key_length": "IK", "attention.indexer.top_k": 4, "attention.output_group_count": "OG",
-              "attention.output_lora_rank": "OR", "attention.compress_rope_freq_base": 10000.0,
-              "hyper_connection.count": "HC", "hyper_connection.sinkhorn_iterations": 3,
-              "hyper_connection.epsilon": 1e-6, "hash_layer_count": 0, "attention.compress_ratios": (0, 4, 128, 0),
-              "expert_gating_func": 4},
+        keys={
+            **MOE_KEYS,
+            "attention.head_count_kv": 1,
+            "rope.dimension_count": "ROT",
+            "attention.q_lora_rank": "QR",
+            "attention.sliding_window": 8,
+            "expert_shared_count": 1,
+            "expert_weights_scale": 1.0,
+            "expert_weights_norm": True,
+            "swiglu_clamp_exp": 10.0,
+            "attention.indexer.head_count": "IH",
+            "attention.indexer.key_length": "IK",
+            "attention.indexer.top_k": 4,
+            "attention.output_group_count": "OG",
+            "attention.output_lora_rank": "OR",
+            "attention.compress_rope_freq_base": 10000.0,
+            "hyper_connection.count": "HC",
+            "hyper_connection.sinkhorn_iterations": 3,
+            "hyper_connection.epsilon": 1e-6,
+            "hash_layer_count": 0,
+            "attention.compress_ratios": (0, 4, 128, 0),
+            "expert_gating_func": 4,
+        },
         tensors=GLOBAL + ("output_hc_fn.weight HC*E,HC", "output_hc_base.weight HC", "output_hc_scale.weight 1"),
         kinds="pchp",
-        layers={"p": HYPER_ATTENTION + MOE_FFN,
-                "c": HYPER_ATTENTION + tuple(t.format(c=2, r=4) for t in COMPRESSOR) + INDEXER + MOE_FFN,
-                "h": HYPER_ATTENTION + tuple(t.format(c=1, r=128) for t in COMPRESSOR) + MOE_FFN}),
+        layers={
+            "p": HYPER_ATTENTION + MOE_FFN,
+            "c": HYPER_ATTENTION + tuple(t.format(c=2, r=4) for t in COMPRESSOR) + INDEXER + MOE_FFN,
+            "h": HYPER_ATTENTION + tuple(t.format(c=1, r=128) for t in COMPRESSOR) + MOE_FFN,
+        },
+    ),
 }
 
 
@@ -247,7 +480,9 @@ def check_names(arch: str) -> bool:
         allowed = set(constants.TENSOR_NAMES.values())
         source = llama_source("src/llama-arch.cpp")
         if source is not None:
-            allowed |= {name.replace("%d", "{bid}") for name in re.findall(r'LLM_TENSOR_\w+,\s*"([^"]+)"', source.read_text())}
+            allowed |= {
+                name.replace("%d", "{bid}") for name in re.findall(r'LLM_TENSOR_\w+,\s*"([^"]+)"', source.read_text())
+            }
     entry = ARCHITECTURES[arch]
     specs = list(entry.tensors) + [spec for tensors in entry.layers.values() for spec in tensors]
     unverified = False
@@ -263,8 +498,7 @@ def check_names(arch: str) -> bool:
     return not unverified
 
 
-def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_vocab: int | None = None,
-                     **sizes: int) -> Path:
+def write_arch_model(path: str | Path, arch: str, *, seed: int = 0, n_vocab: int | None = None, **sizes: int) -> Path:
     """Writes an F32 GGUF of `arch` with random weights (linear layers N(0, 1/n_in), norms
     1 + N(0, 0.01), an untied head giving logits of standard deviation about 4). `sizes`
     override DIMENSIONS (E=576, L=30, ...); n_vocab pads the vocabulary with filler tokens."""

@@ -54,8 +54,9 @@ tolerance) rather than demanding token-for-token equality with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -180,9 +181,7 @@ def _attention_mask(model: TinyModel, il: int, positions: np.ndarray) -> np.ndar
     return allowed
 
 
-def _layer(
-    model: TinyModel, il: int, x: np.ndarray, positions: np.ndarray, kv_f16: bool, gelu_f16: bool
-) -> np.ndarray:
+def _layer(model: TinyModel, il: int, x: np.ndarray, positions: np.ndarray, kv_f16: bool, gelu_f16: bool) -> np.ndarray:
     m = model
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     w = lambda name: f64(m.w(name, il))  # noqa: E731
@@ -382,9 +381,7 @@ def greedy(
 ) -> list[int]:
     """Argmax decoding of ``n_new`` tokens after ``prompt_tokens``; returns only
     the new tokens.  Ties break to the lowest id (as a stable argmax)."""
-    return greedy_with_margins(
-        model, prompt_tokens, n_new, stop_tokens=stop_tokens, **forward_kwargs
-    )[0]
+    return greedy_with_margins(model, prompt_tokens, n_new, stop_tokens=stop_tokens, **forward_kwargs)[0]
 
 
 def greedy_mismatches(

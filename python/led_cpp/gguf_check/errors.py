@@ -70,8 +70,7 @@ ADVICE_ABORT = (
     "was crafted, so do not load it -- download the model again from a trusted source"
 )
 ADVICE_LIMIT = (
-    "No real model comes close to this; the file is damaged or crafted -- download "
-    "it again from a trusted source"
+    "No real model comes close to this; the file is damaged or crafted -- download it again from a trusted source"
 )
 
 

@@ -7,7 +7,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import BinaryIO, Optional, Tuple, Union
+from typing import BinaryIO
 
 from .errors import (
     ADVICE_CORRUPT,
@@ -31,18 +31,18 @@ class GGUFSummary:
     version: int
     n_tensors: int
     n_kv: int
-    architecture: Optional[str]  # None only for parts 2..N of a split model
+    architecture: str | None  # None only for parts 2..N of a split model
     tensor_data_offset: int  # absolute file offset of the (aligned) data section
     file_size: int
     alignment: int
-    metadata_keys: Tuple[str, ...]
-    tensor_names: Tuple[str, ...]
+    metadata_keys: tuple[str, ...]
+    tensor_names: tuple[str, ...]
     # split models: this part's split.no (0-based), split.count and split.tensors.count
     split_no: int = 0
     split_count: int = 1
-    split_tensors_count: Optional[int] = None
+    split_tensors_count: int | None = None
     # check_gguf_model: every part of a split model, the first one first
-    parts: Tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
 
 
 def inspect_stream(reader: Reader, path: str) -> GGUFSummary:
@@ -51,7 +51,7 @@ def inspect_stream(reader: Reader, path: str) -> GGUFSummary:
     architecture = check_metadata(structure.metadata, structure.vocabulary)
     metadata = structure.metadata
 
-    def split_value(key: bytes, default: Optional[int]) -> Optional[int]:
+    def split_value(key: bytes, default: int | None) -> int | None:
         entry = metadata.get(key)
         return default if entry is None else entry.value
 
@@ -125,7 +125,7 @@ def _not_found(display: str) -> ModelFileNotFoundError:
     )
 
 
-def check_gguf_file(path: Union[str, os.PathLike[str], os.PathLike[bytes], bytes]) -> GGUFSummary:
+def check_gguf_file(path: str | os.PathLike[str] | os.PathLike[bytes] | bytes) -> GGUFSummary:
     """Validate the GGUF file at ``path`` before it is given to llama.cpp.
 
     Returns a :class:`GGUFSummary`.  Raises :class:`ModelFileNotFoundError` (a
@@ -151,7 +151,9 @@ def check_gguf_file(path: Union[str, os.PathLike[str], os.PathLike[bytes], bytes
             "Check the path and its permissions",
         ) from error
     if not stat.S_ISREG(status.st_mode):
-        raise model_error(display, f"it is {_kind_of(status.st_mode)}, not a model file", "Choose the .gguf file itself")
+        raise model_error(
+            display, f"it is {_kind_of(status.st_mode)}, not a model file", "Choose the .gguf file itself"
+        )
     try:
         descriptor = os.open(file_path, _OPEN_FLAGS)
     except FileNotFoundError as error:
@@ -177,7 +179,7 @@ def check_gguf_file(path: Union[str, os.PathLike[str], os.PathLike[bytes], bytes
 SPLIT_SUFFIX = "-{:05d}-of-{:05d}.gguf"  # llama.cpp's llama_split_path naming of the parts
 
 
-def split_part_paths(first: str, count: int) -> Tuple[str, ...]:
+def split_part_paths(first: str, count: int) -> tuple[str, ...]:
     """The paths of all ``count`` parts of a split model, from its first part (llama.cpp's rule), or
     () when ``first`` is not named ``<prefix>-00001-of-<count>.gguf``."""
     suffix = SPLIT_SUFFIX.format(1, count)
@@ -187,7 +189,7 @@ def split_part_paths(first: str, count: int) -> Tuple[str, ...]:
     return tuple(prefix + SPLIT_SUFFIX.format(index + 1, count) for index in range(count))
 
 
-def check_gguf_model(path: Union[str, os.PathLike[str]]) -> GGUFSummary:
+def check_gguf_model(path: str | os.PathLike[str]) -> GGUFSummary:
     """:func:`check_gguf_file` on a model, and for a split model (``split.count`` > 1) on every part:
     the first part must be given, the parts must be named as llama.cpp finds them, each part's
     ``split.no``/``split.count`` must match its place, tensor names must be unique across parts and

@@ -5,7 +5,6 @@ hyper-parameters of ``llama_model_base::load_hparams`` and the vocabulary's dupl
 from __future__ import annotations
 
 import struct
-from typing import List, Optional, Tuple
 
 from .errors import ADVICE_ABORT, ADVICE_CORRUPT, FileProblem, show_bytes
 from .limits import LLAMA_MAX_EXPERTS, LLAMA_MAX_LAYERS
@@ -25,7 +24,7 @@ ROPE_SCALING_TYPES = (b"none", b"linear", b"yarn", b"longrope")
 
 # Keys llama.cpp reads with gguf_get_val_* (which GGML_ASSERTs on the type), or that must have a
 # type for the rules below to mean anything: (key, type, element type of an array, aborts if wrong).
-KEY_TYPES: Tuple[Tuple[bytes, int, Optional[int], bool], ...] = (
+KEY_TYPES: tuple[tuple[bytes, int, int | None, bool], ...] = (
     (b"split.no", GGUF_TYPE_UINT16, None, True),
     (b"split.count", GGUF_TYPE_UINT16, None, False),
     (b"split.tensors.count", GGUF_TYPE_INT32, None, False),
@@ -37,7 +36,7 @@ KEY_TYPES: Tuple[Tuple[bytes, int, Optional[int], bool], ...] = (
 )
 
 
-def check_metadata(metadata: Metadata, vocabulary: Optional[List[bytes]]) -> Optional[str]:
+def check_metadata(metadata: Metadata, vocabulary: list[bytes] | None) -> str | None:
     """Every rule; returns the architecture (None for parts 2..N of a split model)."""
     check_key_types(metadata)
     architecture = check_architecture(metadata)
@@ -74,7 +73,7 @@ def check_key_types(metadata: Metadata) -> None:
         )
 
 
-def check_architecture(metadata: Metadata) -> Optional[str]:
+def check_architecture(metadata: Metadata) -> str | None:
     """``general.architecture``: present (except in parts 2..N of a split model), a short,
     non-empty UTF-8 string."""
     entry = metadata.get(b"general.architecture")
@@ -134,7 +133,7 @@ def check_hyperparameters(metadata: Metadata, architecture: str) -> None:
         return
     prefix = architecture + "."
 
-    def uint32(name: str, default: Optional[int]) -> int:
+    def uint32(name: str, default: int | None) -> int:
         entry = metadata.get((prefix + name).encode("utf-8"))
         if entry is None:
             if default is None:
@@ -226,7 +225,7 @@ def _check_rope_scaling(metadata: Metadata, prefix: str) -> None:
         )
 
 
-def largest_expert_used_count(entry: Optional[MetadataValue], layer_count: int) -> int:
+def largest_expert_used_count(entry: MetadataValue | None, layer_count: int) -> int:
     """The largest per-layer expert_used_count as llama.cpp's get_key_or_arr sees it."""
     if entry is None:
         return 0
@@ -245,7 +244,7 @@ def largest_expert_used_count(entry: Optional[MetadataValue], layer_count: int) 
     raise _LlamaThrowsFirst()
 
 
-def check_vocabulary(metadata: Metadata, tokens: Optional[List[bytes]]) -> None:
+def check_vocabulary(metadata: Metadata, tokens: list[bytes] | None) -> None:
     """llama_vocab::impl::load maps every token (read as a C string, empty ones renamed
     ``[EMPTY_<id>]``) to its id and asserts that no two collide."""
     if tokens is None:

@@ -7,7 +7,7 @@ It reads ahead in chunks of ``CHUNK_SIZE`` bytes, never past the file's size, an
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Callable, List, Optional, Tuple
+from typing import BinaryIO, Callable
 
 from .errors import ADVICE_CORRUPT, ADVICE_LIMIT, ADVICE_TRUNCATED, FileProblem, Truncated
 from .limits import GGUF_MAX_STRING_LENGTH, MAX_STRING_VALUE, MAX_TOKEN_LENGTH
@@ -82,7 +82,7 @@ class Reader:
         self.position = start + count
         return self.buffer[start : start + count]
 
-    def unpack(self, unpack_from: Callable[[bytes, int], Tuple], count: int) -> Tuple:
+    def unpack(self, unpack_from: Callable[[bytes, int], tuple], count: int) -> tuple:
         """``unpack_from`` applied to the next ``count`` bytes."""
         if self.position + count > len(self.buffer):
             self.fill(count)
@@ -110,7 +110,7 @@ class Reader:
             )
         return length
 
-    def read_strings(self, count: int, keep: bool, what: str) -> Optional[List[bytes]]:
+    def read_strings(self, count: int, keep: bool, what: str) -> list[bytes] | None:
         """Read ``count`` length-prefixed strings; return them when ``keep``.
 
         The hot loop of the check: vocabularies and BPE merges hold hundreds of thousands of
@@ -118,7 +118,7 @@ class Reader:
         (:meth:`_strings_in_buffer`); the one that straddles the buffer's end is read with every
         check (:meth:`_read_one_string`), and the walk goes on in the next buffer.
         """
-        strings: Optional[List[bytes]] = [] if keep else None
+        strings: list[bytes] | None = [] if keep else None
         index = 0
         while index < count:
             if self.position + 8 > len(self.buffer):
@@ -129,7 +129,7 @@ class Reader:
                 index += 1
         return strings
 
-    def _strings_in_buffer(self, first: int, count: int, strings: Optional[List[bytes]]) -> int:
+    def _strings_in_buffer(self, first: int, count: int, strings: list[bytes] | None) -> int:
         """Walk strings ``first``.. while they lie whole in the buffer; returns the index of the
         first one that does not (``count`` when all do), with ``position`` at its start.
 
@@ -186,15 +186,16 @@ class Reader:
                 del strings[kept_before + index - first :]
 
         last_start = position
+        single_first = index
         try:
             if strings is None:
-                for index in range(index, count):  # noqa: B020 (continues the count)
+                for index in range(single_first, count):  # noqa: B007 (read after the loop)
                     length = unpack_length(buffer, position)[0]
                     last_start = position
                     position += 8 + length
             else:
                 append = strings.append
-                for index in range(index, count):  # noqa: B020
+                for index in range(single_first, count):  # noqa: B007
                     length = unpack_length(buffer, position)[0]
                     last_start = position
                     position += 8 + length
@@ -210,7 +211,7 @@ class Reader:
         self.position = position
         return index
 
-    def _read_one_string(self, index: int, strings: Optional[List[bytes]], what: str) -> None:
+    def _read_one_string(self, index: int, strings: list[bytes] | None, what: str) -> None:
         """Element ``index`` of a string array, with every length check, reading as needed."""
         length = self.uint64()
         remaining = self.remaining()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple
 
 from .errors import (
     ADVICE_CORRUPT,
@@ -67,18 +67,18 @@ class MetadataValue(NamedTuple):
 class ArrayValue(NamedTuple):
     element_type: int
     count: int
-    raw: Optional[bytes]  # the packed elements of a small numeric array, else None
+    raw: bytes | None  # the packed elements of a small numeric array, else None
 
 
 class TensorInfo(NamedTuple):
     name: str
-    dimensions: Tuple[int, ...]
+    dimensions: tuple[int, ...]
     ggml_type: GGMLTypeInfo
     size_bytes: int
     offset: int  # from the start of the data section
 
 
-Metadata = Dict[bytes, MetadataValue]
+Metadata = dict[bytes, MetadataValue]
 
 
 @dataclass
@@ -88,8 +88,8 @@ class Structure:
     version: int
     tensor_count: int
     metadata: Metadata
-    vocabulary: Optional[List[bytes]]  # tokenizer.ggml.tokens, for the duplicate check
-    tensors: List[TensorInfo]
+    vocabulary: list[bytes] | None  # tokenizer.ggml.tokens, for the duplicate check
+    tensors: list[TensorInfo]
     alignment: int
     data_offset: int  # absolute file offset of the (aligned) data section
 
@@ -107,7 +107,7 @@ def read_structure(reader: Reader) -> Structure:
 # --- header ---------------------------------------------------------------------------------------
 
 
-def read_header(reader: Reader) -> Tuple[int, int, int]:
+def read_header(reader: Reader) -> tuple[int, int, int]:
     """Magic, version, tensor count and key/value count; returns (version, tensors, entries)."""
     size = reader.size
     if size == 0:
@@ -126,8 +126,7 @@ def read_header(reader: Reader) -> Tuple[int, int, int]:
         )
     if size < HEADER_SIZE:
         raise FileProblem(
-            f"the file is truncated: it is only {size} bytes long and ends inside the "
-            f"{HEADER_SIZE}-byte GGUF header",
+            f"the file is truncated: it is only {size} bytes long and ends inside the {HEADER_SIZE}-byte GGUF header",
             ADVICE_TRUNCATED,
         )
     reader.skip(4)
@@ -208,10 +207,10 @@ def foreign_format_hint(head: bytes) -> str:
 # --- metadata key/value pairs ---------------------------------------------------------------------
 
 
-def read_metadata(reader: Reader, entry_count: int) -> Tuple[Metadata, Optional[List[bytes]]]:
+def read_metadata(reader: Reader, entry_count: int) -> tuple[Metadata, list[bytes] | None]:
     """Every key/value pair; returns the values by key and the vocabulary's tokens (if any)."""
     metadata: Metadata = {}
-    vocabulary: Optional[List[bytes]] = None
+    vocabulary: list[bytes] | None = None
     for index in range(entry_count):
         reader.where = f"metadata entry #{index}"
         key = read_key(reader, index, metadata)
@@ -252,7 +251,7 @@ def read_key(reader: Reader, index: int, metadata: Metadata) -> bytes:
     return key
 
 
-def read_string_value(reader: Reader, shown_key: str) -> Optional[bytes]:
+def read_string_value(reader: Reader, shown_key: str) -> bytes | None:
     """A string value: kept when short enough for the metadata rules, else skipped (None)."""
     length = reader.string_length(
         f"the string value of metadata key {shown_key}",
@@ -271,7 +270,7 @@ def read_string_value(reader: Reader, shown_key: str) -> Optional[bytes]:
     return None
 
 
-def read_array(reader: Reader, key: bytes, shown_key: str) -> Tuple[ArrayValue, Optional[List[bytes]]]:
+def read_array(reader: Reader, key: bytes, shown_key: str) -> tuple[ArrayValue, list[bytes] | None]:
     """An array value; returns it and, for the vocabulary, its tokens."""
     element_type = reader.uint32()
     if element_type == GGUF_TYPE_ARRAY:
@@ -349,8 +348,8 @@ def alignment_of(metadata: Metadata) -> int:
 # --- tensor table ---------------------------------------------------------------------------------
 
 
-def read_tensor_table(reader: Reader, tensor_count: int) -> List[TensorInfo]:
-    tensors: List[TensorInfo] = []
+def read_tensor_table(reader: Reader, tensor_count: int) -> list[TensorInfo]:
+    tensors: list[TensorInfo] = []
     seen_names: set = set()
     for index in range(tensor_count):
         reader.where = f"the tensor table (tensor #{index})"
@@ -421,7 +420,7 @@ def read_tensor_info(reader: Reader, index: int, seen_names: set) -> TensorInfo:
 # --- tensor data layout ---------------------------------------------------------------------------
 
 
-def check_data_layout(tensors: List[TensorInfo], table_end: int, alignment: int, file_size: int) -> int:
+def check_data_layout(tensors: list[TensorInfo], table_end: int, alignment: int, file_size: int) -> int:
     """Each tensor's data aligned, packed in table order (as gguf.cpp requires) and inside the file;
     returns the data section's file offset."""
     data_offset = (table_end + alignment - 1) // alignment * alignment if tensors else table_end
@@ -432,7 +431,7 @@ def check_data_layout(tensors: List[TensorInfo], table_end: int, alignment: int,
             ADVICE_TRUNCATED,
         )
     expected = 0
-    previous: Optional[TensorInfo] = None
+    previous: TensorInfo | None = None
     for tensor in tensors:
         if tensor.offset % alignment:
             raise FileProblem(

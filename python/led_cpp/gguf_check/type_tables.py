@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple
 
 GGUF_TYPE_UINT8 = 0
 GGUF_TYPE_INT8 = 1
@@ -21,7 +21,7 @@ GGUF_TYPE_INT64 = 11
 GGUF_TYPE_FLOAT64 = 12
 
 #: GGUF metadata value types: id -> (name, element size in bytes or None, struct format).
-GGUF_VALUE_TYPES: Dict[int, Tuple[str, Optional[int], Optional[str]]] = {
+GGUF_VALUE_TYPES: dict[int, tuple[str, int | None, str | None]] = {
     GGUF_TYPE_UINT8: ("uint8", 1, "<B"),
     GGUF_TYPE_INT8: ("int8", 1, "<b"),
     GGUF_TYPE_UINT16: ("uint16", 2, "<H"),
@@ -38,10 +38,8 @@ GGUF_VALUE_TYPES: Dict[int, Tuple[str, Optional[int], Optional[str]]] = {
 }
 
 #: Scalar value types: id -> the function that unpacks one value from a buffer at an offset.
-SCALAR_UNPACKERS: Dict[int, Callable[[bytes, int], Tuple]] = {
-    value_type: struct.Struct(layout).unpack_from
-    for value_type, (_, _, layout) in GGUF_VALUE_TYPES.items()
-    if layout
+SCALAR_UNPACKERS: dict[int, Callable[[bytes, int], tuple]] = {
+    value_type: struct.Struct(layout).unpack_from for value_type, (_, _, layout) in GGUF_VALUE_TYPES.items() if layout
 }
 
 
@@ -62,7 +60,7 @@ class GGMLTypeInfo(NamedTuple):
 
 #: Every ggml type id in the pinned ggml (GGML_TYPE_COUNT == 43), from
 #: ggml.c ``type_traits`` with block struct sizes from ggml-common.h.
-GGML_TYPES: Dict[int, GGMLTypeInfo] = {
+GGML_TYPES: dict[int, GGMLTypeInfo] = {
     info.id: info
     for info in (
         GGMLTypeInfo(0, "F32", 1, 4),
