@@ -25,7 +25,7 @@ if str(HERE) not in sys.path:
 
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
-import numpy_forward as nf  # noqa: E402
+from tests.support import numpy_forward as nf  # noqa: E402
 from led_cpp import analysis as an  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402

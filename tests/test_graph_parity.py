@@ -77,7 +77,7 @@ import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, _core  # noqa: E402
 
 from tests.support import led_reference as L  # noqa: E402
-import numpy_forward as NF  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
 LOGIT_REL = 1e-4          # per-row logit tolerance, relative to the row's max |logit|

@@ -20,7 +20,7 @@ import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
 from tests.support import led_reference as L  # noqa: E402
-import numpy_forward as NF  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 STEPS = 24

@@ -27,7 +27,7 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
-import numpy_forward as NF  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
 N_NEW = 32
