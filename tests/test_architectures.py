@@ -38,6 +38,7 @@ def test_tensor_names_are_llama_cpps(arch):
         pytest.skip(f"neither the installed gguf nor a llama.cpp source tree knows {arch}'s tensor names")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_architecture(reports, arch):
     report = reports[arch]
@@ -47,6 +48,7 @@ def test_architecture(reports, arch):
     assert report["shared_head_product"] is True
 
 
+@pytest.mark.slow
 def test_readme_table_is_the_checks(reports):
     text = arch_check.README.read_text()
     start, end = text.index(arch_check.BEGIN), text.index(arch_check.END)

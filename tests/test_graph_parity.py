@@ -157,6 +157,7 @@ def all_depth_logits(tm, tokens, d, *, ln, layer_counting, **forward_kw) -> np.n
 # ======================================================================================
 # a. per-depth logits
 # ======================================================================================
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_depth_logits_match_numpy(tiny, arch):
     """Every fourth prefix length of a 123-token prompt (1 ... 123), ln on/off, both
