@@ -3,7 +3,7 @@
 
     python benchmarks/bench_architectures.py [--tokens 128] [--threads 2] [--arch qwen35]
 
-The random models are written by tests/arch_models.py with SmolLM2's sizes (hidden 576, 30
+The random models are written by tests/support/arch_models.py with SmolLM2's sizes (hidden 576, 30
 layers, 9 heads of 64, 3 KV heads, n_ff 1536, vocabulary 49152; in Qwen3.5 every other layer is
 a gated delta net) and quantized once to Q8_0 into the test cache (led_cpp's quantizer offers
 Q8_0, Q4_K_M or F16; 576 is no multiple of 256): a random llama of the same shape and type is the
@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.common import CACHE, in_subprocess, smollm2_path  # noqa: E402
 
@@ -32,9 +31,8 @@ CONFIGS = ("standard", "led", "led-no-exploit", "led-no-exploit-every-step")
 def random_model(arch: str) -> Path:
     target = CACHE / f"random-{arch}-smollm2-size.Q8_0.gguf"
     if not target.is_file():
-        from arch_models import write_arch_model
-
         from led_cpp import _core
+        from tests.support.arch_models import write_arch_model
 
         CACHE.mkdir(parents=True, exist_ok=True)
         f32 = target.with_suffix(".f32.gguf")
@@ -49,9 +47,12 @@ def run(path: str, config: str, tokens: int, threads: int, repeats: int = 3) -> 
 
     projection = "every_step" if config.endswith("every-step") else "on_explore"
     model = led_cpp.Model(path, n_ctx=1024, n_threads=threads, led_projection=projection)
-    decoding = led_cpp.SamplingConfig() if config == "standard" else \
-        led_cpp.LEDConfig(exploit=config == "led", think_only=False)
-    model.generate(PROMPT, config=decoding, max_tokens=8, seed=0).result  # warm up
+    decoding = (
+        led_cpp.SamplingConfig()
+        if config == "standard"
+        else led_cpp.LEDConfig(exploit=config == "led", think_only=False)
+    )
+    _ = model.generate(PROMPT, config=decoding, max_tokens=8, seed=0).result  # warm up
     seconds = steps = explored = 0.0
     shared = False
     for seed in range(repeats):
@@ -61,8 +62,12 @@ def run(path: str, config: str, tokens: int, threads: int, repeats: int = 3) -> 
         steps += len(result.tokens)
         explored += result.explored_steps
         shared = shared or bool(generation.stats.get("shared_head_product"))  # any decode step
-    return {"tokens_per_second": steps / seconds, "explore_rate": explored / max(steps, 1),
-            "shared_head_product": shared, "steps": steps}
+    return {
+        "tokens_per_second": steps / seconds,
+        "explore_rate": explored / max(steps, 1),
+        "shared_head_product": shared,
+        "steps": steps,
+    }
 
 
 def main() -> None:
@@ -71,18 +76,31 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--arch", default="qwen35")
     args = parser.parse_args()
-    models = {"SmolLM2-135M-Instruct Q4_1": smollm2_path(), "random llama, SmolLM2 size, Q8_0": random_model("llama"),
-              f"random {args.arch}, SmolLM2 size, Q8_0": random_model(args.arch)}
+    models = {
+        "SmolLM2-135M-Instruct Q4_1": smollm2_path(),
+        "random llama, SmolLM2 size, Q8_0": random_model("llama"),
+        f"random {args.arch}, SmolLM2 size, Q8_0": random_model(args.arch),
+    }
     print(f"threads {args.threads}, {args.tokens} new tokens, single sequence; tok/s (x standard), explore rate")
     print(f"{'model':<40}" + "".join(f"{config:>28}" for config in CONFIGS))
     for name, path in models.items():
-        rows = {config: in_subprocess("bench_architectures.run", path=str(path), config=config, tokens=args.tokens,
-                                      threads=args.threads) for config in CONFIGS}
+        rows = {
+            config: in_subprocess(
+                "bench_architectures.run", path=str(path), config=config, tokens=args.tokens, threads=args.threads
+            )
+            for config in CONFIGS
+        }
         base = rows["standard"]["tokens_per_second"]
-        cells = [f"{row['tokens_per_second']:.1f} ({row['tokens_per_second'] / base:.2f}x) {row['explore_rate']:.2f}"
-                 for row in rows.values()]
-        print(f"{name:<40}" + "".join(f"{cell:>28}" for cell in cells) +
-              f"   every_step head product widened: {rows['led-no-exploit-every-step']['shared_head_product']}", flush=True)
+        cells = [
+            f"{row['tokens_per_second']:.1f} ({row['tokens_per_second'] / base:.2f}x) {row['explore_rate']:.2f}"
+            for row in rows.values()
+        ]
+        print(
+            f"{name:<40}"
+            + "".join(f"{cell:>28}" for cell in cells)
+            + f"   every_step head product widened: {rows['led-no-exploit-every-step']['shared_head_product']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

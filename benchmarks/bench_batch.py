@@ -26,8 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import (MODELS, PROMPT, SAMPLING, fmt, interleave, llama_cpp_python,  # noqa: E402
-                               llama_cpp_python_stream, ratio, spread)
+from benchmarks.common import (  # noqa: E402
+    MODELS,
+    PROMPT,
+    SAMPLING,
+    fmt,
+    interleave,
+    llama_cpp_python,
+    llama_cpp_python_stream,
+    ratio,
+    spread,
+)
 
 
 def measure(path: str, samples: int, tokens: int, threads: int, rounds: int) -> dict:
@@ -42,11 +51,13 @@ def measure(path: str, samples: int, tokens: int, threads: int, rounds: int) -> 
     except ImportError:
         print("llama-cpp-python is not installed (pip install 'led_cpp[bench]'): its row is skipped")
     else:
+
         def python_sequential(seed: int):
             start, generated = time.perf_counter(), 0
             for s in range(samples):
                 generated += llama_cpp_python_stream(llm, prompt, tokens, max(seed, 0) * samples + s)[0]
             return generated, time.perf_counter() - start, {}
+
         runs["llama-cpp-python, sequential"] = python_sequential
 
     def chain(seed: int):
@@ -62,18 +73,27 @@ def measure(path: str, samples: int, tokens: int, threads: int, rounds: int) -> 
 
     def sequential(seed: int):
         start = time.perf_counter()
-        results = [model.generate(prompt, config=led_cpp.SamplingConfig(), max_tokens=tokens,
-                                  seed=max(seed, 0) * samples + s).result for s in range(samples)]
+        results = [
+            model.generate(
+                prompt, config=led_cpp.SamplingConfig(), max_tokens=tokens, seed=max(seed, 0) * samples + s
+            ).result
+            for s in range(samples)
+        ]
         return sum(len(r.tokens) for r in results), time.perf_counter() - start, {}
 
     def batch(config):
         def run(seed: int):
             start = time.perf_counter()
-            results = model.generate_batch([prompt], n=samples, config=config, max_tokens=tokens, seed=max(seed, 0),
-                                           n_parallel=samples)[0]
+            results = model.generate_batch(
+                [prompt], n=samples, config=config, max_tokens=tokens, seed=max(seed, 0), n_parallel=samples
+            )[0]
             seconds = time.perf_counter() - start
-            return (sum(len(r.tokens) for r in results), seconds,
-                    {"explored": sum(r.explored_steps for r in results), "steps": sum(len(r.tokens) for r in results)})
+            return (
+                sum(len(r.tokens) for r in results),
+                seconds,
+                {"explored": sum(r.explored_steps for r in results), "steps": sum(len(r.tokens) for r in results)},
+            )
+
         return run
 
     runs["led_cpp generate, sequential"] = sequential
@@ -84,15 +104,22 @@ def measure(path: str, samples: int, tokens: int, threads: int, rounds: int) -> 
 
 def report(name: str, measured: dict, args) -> dict:
     batch = "led_cpp generate_batch"
-    out = {"tokens_per_second": {c: spread(m["tokens_per_second"]) for c, m in measured.items()},
-           "tokens": {c: m["tokens"] for c, m in measured.items()},
-           "ratios": {f"generate_batch / {c}": ratio(measured, batch, c) for c in measured
-                      if c not in (batch, "LED generate_batch")}}
+    out = {
+        "tokens_per_second": {c: spread(m["tokens_per_second"]) for c, m in measured.items()},
+        "tokens": {c: m["tokens"] for c, m in measured.items()},
+        "ratios": {
+            f"generate_batch / {c}": ratio(measured, batch, c)
+            for c in measured
+            if c not in (batch, "LED generate_batch")
+        },
+    }
     out["ratios"]["LED generate_batch / generate_batch"] = ratio(measured, "LED generate_batch", batch)
     extras = measured["LED generate_batch"]["extra"]
     out["explore_rate"] = sum(e["explored"] for e in extras) / max(sum(e["steps"] for e in extras), 1)
-    print(f"\n{name}, 1 prompt, {args.samples} samples x {args.tokens} tokens, {args.threads} threads, "
-          f"{args.rounds} interleaved rounds: median [min-max]")
+    print(
+        f"\n{name}, 1 prompt, {args.samples} samples x {args.tokens} tokens, {args.threads} threads, "
+        f"{args.rounds} interleaved rounds: median [min-max]"
+    )
     print(f"{'run':<32}{'tok/s':>26}{'tokens':>14}")
     for config, m in measured.items():
         print(f"{config:<32}{fmt(spread(m['tokens_per_second']), 1):>26}{sorted(set(m['tokens']))!s:>14}")

@@ -28,8 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import (MODELS, PROMPT, SAMPLING, fmt, head_share, in_subprocess,  # noqa: E402
-                               interleave, llama_cpp_python, llama_cpp_python_stream, ratio, spread)
+from benchmarks.common import (  # noqa: E402
+    MODELS,
+    PROMPT,
+    SAMPLING,
+    fmt,
+    head_share,
+    in_subprocess,
+    interleave,
+    llama_cpp_python,
+    llama_cpp_python_stream,
+    ratio,
+    spread,
+)
 
 D = 8  # LEDConfig's default depths: an explored step projects d - 1 of them through the head
 
@@ -37,9 +48,11 @@ D = 8  # LEDConfig's default depths: an explored step projects d - 1 of them thr
 def led_configs():
     import led_cpp
 
-    return {"led_cpp standard": led_cpp.SamplingConfig(),
-            "LED (gate)": led_cpp.LEDConfig(think_only=False),
-            "LED, exploit off": led_cpp.LEDConfig(exploit=False, think_only=False)}
+    return {
+        "led_cpp standard": led_cpp.SamplingConfig(),
+        "LED (gate)": led_cpp.LEDConfig(think_only=False),
+        "LED, exploit off": led_cpp.LEDConfig(exploit=False, think_only=False),
+    }
 
 
 def peak_rss(path: str, config: str, tokens: int, threads: int) -> dict:
@@ -48,7 +61,7 @@ def peak_rss(path: str, config: str, tokens: int, threads: int) -> dict:
 
     model = led_cpp.Model(path, n_ctx=1024, n_threads=threads)
     prompt = [{"role": "user", "content": PROMPT}] if model.chat_template else PROMPT
-    model.generate(prompt, config=led_configs()[config], max_tokens=tokens, seed=0).result
+    _ = model.generate(prompt, config=led_configs()[config], max_tokens=tokens, seed=0).result
     return {}
 
 
@@ -64,6 +77,7 @@ def measure(path: str, tokens: int, threads: int, rounds: int) -> dict:
         def run(seed: int):
             out = native.chain_decode(prompt, tokens, 1, seed=max(seed, 0), backend=backend, **SAMPLING)
             return out["decode_tokens"], out["decode_seconds"], {}
+
         return run
 
     runs["llama.cpp chain (host)"] = chain(False)
@@ -73,9 +87,11 @@ def measure(path: str, tokens: int, threads: int, rounds: int) -> dict:
     except ImportError:
         print("llama-cpp-python is not installed (pip install 'led_cpp[bench]'): its column is skipped")
     else:
+
         def python_stream(seed: int):
             n, seconds = llama_cpp_python_stream(llm, prompt, tokens, max(seed, 0))
             return n, seconds, {}
+
         runs["llama-cpp-python"] = python_stream
 
     def raw(seed: int):
@@ -87,8 +103,12 @@ def measure(path: str, tokens: int, threads: int, rounds: int) -> dict:
     def generate(config):
         def run(seed: int):
             result = model.generate(prompt, config=config, max_tokens=tokens, seed=max(seed, 0)).result
-            return (result.timings.decode_tokens, result.timings.decode_seconds,
-                    {"explored": result.explored_steps, "steps": len(result.tokens)})
+            return (
+                result.timings.decode_tokens,
+                result.timings.decode_seconds,
+                {"explored": result.explored_steps, "steps": len(result.tokens)},
+            )
+
         return run
 
     for name, config in led_configs().items():
@@ -112,25 +132,35 @@ def report(name: str, path: str, measured: dict, args) -> dict:
     out = {
         "tokens_per_second": {c: spread(m["tokens_per_second"]) for c, m in measured.items()},
         "tokens": {c: m["tokens"] for c, m in measured.items()},
-        "ratios": {f"standard / {c}": ratio(measured, standard, c) for c in measured
-                   if c not in (standard, "LED (gate)", "LED, exploit off")},
+        "ratios": {
+            f"standard / {c}": ratio(measured, standard, c)
+            for c in measured
+            if c not in (standard, "LED (gate)", "LED, exploit off")
+        },
         "led_over_standard": ratio(measured, "LED (gate)", standard),
         "led_always_over_standard": ratio(measured, "LED, exploit off", standard),
-        "explore_rate_gate": e_gate, "explore_rate_always": e_always, "head_share": h,
-        "explored_step_ms": step_ms, "led_over_standard_from_step_cost": predicted,
+        "explore_rate_gate": e_gate,
+        "explore_rate_always": e_always,
+        "head_share": h,
+        "explored_step_ms": step_ms,
+        "led_over_standard_from_step_cost": predicted,
         "led_over_standard_byte_bound": byte_bound,
     }
     out["ratios"]["LED (gate) / standard"] = out["led_over_standard"]
-    print(f"\n{name}  (threads {args.threads}, {args.tokens} new tokens, single sequence, "
-          f"{args.rounds} interleaved rounds: median [min-max])")
+    print(
+        f"\n{name}  (threads {args.threads}, {args.tokens} new tokens, single sequence, "
+        f"{args.rounds} interleaved rounds: median [min-max])"
+    )
     print(f"{'config':<28}{'tok/s':>26}{'tokens':>10}")
     for config, m in measured.items():
         print(f"{config:<28}{fmt(spread(m['tokens_per_second']), 1):>26}{sorted(set(m['tokens']))!s:>10}")
     for label, r in out["ratios"].items():
         print(f"{label:<48}{fmt(r):>22}")
-    print(f"LED (gate): explore rate e = {e_gate:.3f}; head share h = {h:.3f}; one explored step costs "
-          f"{step_ms:.2f} ms (from exploit off, e = {e_always:.2f}); LED / standard expected "
-          f"1 / (1 + e * step / t_std) = {predicted:.2f}, byte bound 1 / (1 + e (d-1) h) = {byte_bound:.2f}")
+    print(
+        f"LED (gate): explore rate e = {e_gate:.3f}; head share h = {h:.3f}; one explored step costs "
+        f"{step_ms:.2f} ms (from exploit off, e = {e_always:.2f}); LED / standard expected "
+        f"1 / (1 + e * step / t_std) = {predicted:.2f}, byte bound 1 / (1 + e (d-1) h) = {byte_bound:.2f}"
+    )
     return out
 
 
@@ -150,9 +180,11 @@ def main() -> None:
         results[name] = report(name, path, measured, args)
         if args.rss:
             results[name]["peak_rss_mb"] = {
-                config: in_subprocess("bench_decode.peak_rss", path=path, config=config, tokens=args.tokens,
-                                      threads=args.threads)["peak_rss_mb"]
-                for config in ("led_cpp standard", "LED (gate)")}
+                config: in_subprocess(
+                    "bench_decode.peak_rss", path=path, config=config, tokens=args.tokens, threads=args.threads
+                )["peak_rss_mb"]
+                for config in ("led_cpp standard", "LED (gate)")
+            }
             print("peak RSS MB: " + ", ".join(f"{c} {v:.0f}" for c, v in results[name]["peak_rss_mb"].items()))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

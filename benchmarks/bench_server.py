@@ -23,10 +23,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import smollm2_path  # noqa: E402
 
-PROMPTS = [f"Write a long story about a {animal} who learns to {skill}. Chapter one:"
-           for animal, skill in zip(["cat", "dog", "fox", "owl", "bear", "frog", "wolf", "duck"] * 2,
-                                    ["sing", "fly", "swim", "cook", "paint", "dance", "read", "sail",
-                                     "build", "climb", "skate", "draw", "knit", "ride", "code", "garden"])]
+PROMPTS = [
+    f"Write a long story about a {animal} who learns to {skill}. Chapter one:"
+    for animal, skill in zip(
+        ["cat", "dog", "fox", "owl", "bear", "frog", "wolf", "duck"] * 2,
+        [
+            "sing",
+            "fly",
+            "swim",
+            "cook",
+            "paint",
+            "dance",
+            "read",
+            "sail",
+            "build",
+            "climb",
+            "skate",
+            "draw",
+            "knit",
+            "ride",
+            "code",
+            "garden",
+        ],
+    )
+]
 
 
 def free_port() -> int:
@@ -55,11 +75,18 @@ async def stream_clients(base: str, prompts: list, tokens: int) -> dict:
     import httpx
 
     async with httpx.AsyncClient(timeout=600) as client:
+
         async def one(prompt: str):
             start = time.perf_counter()
             first, count = None, 0
-            body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True, "seed": 1,
-                    "stream_options": {"include_usage": True}}
+            body = {
+                "prompt": prompt,
+                "max_tokens": tokens,
+                "temperature": 0,
+                "stream": True,
+                "seed": 1,
+                "stream_options": {"include_usage": True},
+            }
             async with client.stream("POST", base + "/v1/completions", json=body) as response:
                 async for line in response.aiter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
@@ -122,12 +149,34 @@ def main() -> None:
     print(f"in-process generate_batch: {reference['tok_s']:.1f} tok/s ({reference['tokens']} tokens)")
 
     port = free_port()
-    ours = measure_server([sys.executable, "-m", "led_cpp.cli", "serve", "-m", str(path), "--port", str(port),
-                           "--n-ctx", str(n_ctx), "--threads", str(args.threads), "--n-parallel", str(args.clients)],
-                          f"http://127.0.0.1:{port}", "/health", args.clients, args.tokens)
-    print(f"led-cpp serve: {ours['tok_s']:.1f} tok/s ({ours['tokens']} tokens), "
-          f"{ours['tok_s'] / reference['tok_s']:.2f}x in-process; "
-          f"time to first token {ours['ttft_1'] * 1000:.0f} ms at 1 client, {ours['ttft_n'] * 1000:.0f} ms at {args.clients}")
+    ours = measure_server(
+        [
+            sys.executable,
+            "-m",
+            "led_cpp.cli",
+            "serve",
+            "-m",
+            str(path),
+            "--port",
+            str(port),
+            "--n-ctx",
+            str(n_ctx),
+            "--threads",
+            str(args.threads),
+            "--n-parallel",
+            str(args.clients),
+        ],
+        f"http://127.0.0.1:{port}",
+        "/health",
+        args.clients,
+        args.tokens,
+    )
+    print(
+        f"led-cpp serve: {ours['tok_s']:.1f} tok/s ({ours['tokens']} tokens), "
+        f"{ours['tok_s'] / reference['tok_s']:.2f}x in-process; "
+        f"time to first token {ours['ttft_1'] * 1000:.0f} ms at 1 client, "
+        f"{ours['ttft_n'] * 1000:.0f} ms at {args.clients}"
+    )
 
     try:
         import llama_cpp.server  # noqa: F401
@@ -135,13 +184,34 @@ def main() -> None:
         print('llama-cpp-python server: not installed (pip install "llama-cpp-python[server]==0.3.36")')
         return
     port = free_port()
-    theirs = measure_server([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--port", str(port),
-                             "--n_ctx", str(n_ctx * args.clients), "--n_threads", str(args.threads),
-                             "--n_threads_batch", str(args.threads), "--verbose", "false"],
-                            f"http://127.0.0.1:{port}", "/v1/models", args.clients, args.tokens)
-    print(f"llama-cpp-python server: {theirs['tok_s']:.1f} tok/s ({theirs['tokens']} tokens); "
-          f"time to first token {theirs['ttft_1'] * 1000:.0f} ms at 1 client, {theirs['ttft_n'] * 1000:.0f} ms at "
-          f"{args.clients}; led-cpp serve is {ours['tok_s'] / theirs['tok_s']:.2f}x its throughput")
+    theirs = measure_server(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx * args.clients),
+            "--n_threads",
+            str(args.threads),
+            "--n_threads_batch",
+            str(args.threads),
+            "--verbose",
+            "false",
+        ],
+        f"http://127.0.0.1:{port}",
+        "/v1/models",
+        args.clients,
+        args.tokens,
+    )
+    print(
+        f"llama-cpp-python server: {theirs['tok_s']:.1f} tok/s ({theirs['tokens']} tokens); "
+        f"time to first token {theirs['ttft_1'] * 1000:.0f} ms at 1 client, {theirs['ttft_n'] * 1000:.0f} ms at "
+        f"{args.clients}; led-cpp serve is {ours['tok_s'] / theirs['tok_s']:.2f}x its throughput"
+    )
 
 
 if __name__ == "__main__":

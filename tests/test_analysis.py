@@ -1,7 +1,7 @@
 """The paper's analyses (led_cpp.analysis, ``led-cpp analyze``) on a tiny model.
 
 * the per-layer entropy curve equals one recomputed with the independent NumPy forward
-  pass (tests/numpy_forward.py) over the same prompt + generated tokens (F32 KV cache,
+  pass (tests/support/numpy_forward.py) over the same prompt + generated tokens (F32 KV cache,
   no flash attention: float32 noise only, ~1e-7);
 * the per-layer top-K lists of the trace are the NumPy top-K in descending logit order
   (what lets the coverage take a top-k as a prefix), and the coverage curves follow from
@@ -25,11 +25,11 @@ if str(HERE) not in sys.path:
 
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
-import numpy_forward as nf  # noqa: E402
+from tests.support import numpy_forward as nf  # noqa: E402
 from led_cpp import analysis as an  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("Name a prime.", "7"), ("Half of 10?", "5")]
 

@@ -1,5 +1,5 @@
-"""LED on every architecture of tests/arch_models.py, each checked in a process of its own
-(tests/arch_check.py says what is checked), and README's table of them equal to the checks."""
+"""LED on every architecture of tests/support/arch_models.py, each checked in a process of its own
+(tests/support/arch_check.py says what is checked), and README's table of them equal to the checks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 pytest.importorskip("gguf")
-import arch_check  # noqa: E402
-from arch_models import ARCHITECTURES, check_names  # noqa: E402
+from tests.support import arch_check  # noqa: E402
+from tests.support.arch_models import ARCHITECTURES, check_names  # noqa: E402
 
 # The graphs LED could not read before: output rows selected after the layer loop, the last
 # layer's output renamed (step35) or never named l_out (deepseek4), l_out-<il> naming a tensor
@@ -38,6 +38,7 @@ def test_tensor_names_are_llama_cpps(arch):
         pytest.skip(f"neither the installed gguf nor a llama.cpp source tree knows {arch}'s tensor names")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_architecture(reports, arch):
     report = reports[arch]
@@ -47,12 +48,13 @@ def test_architecture(reports, arch):
     assert report["shared_head_product"] is True
 
 
+@pytest.mark.slow
 def test_readme_table_is_the_checks(reports):
     text = arch_check.README.read_text()
     start, end = text.index(arch_check.BEGIN), text.index(arch_check.END)
     block = text[start:end].splitlines()
     rows = [line for line in block if line.startswith("| ") and not line.startswith(("| architecture", "| ---"))]
-    assert rows == arch_check.table_rows(reports), "README's table is not the checks' result; run python tests/arch_check.py --readme"
+    assert rows == arch_check.table_rows(reports), "README's table is not the checks' result; run python -m tests.support.arch_check --readme"
     unchecked = [line for line in block if line.startswith("Not checked")]
     assert len(unchecked) == 1
     listed = set(unchecked[0].split("`")[1::2])

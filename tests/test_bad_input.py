@@ -2,7 +2,7 @@
 
 Every case asserts the exception's type and that its message names the problem; none may
 crash the process, hang, or return a silently wrong answer.  The models are tiny random GGUF
-files (tests/tiny_models.py, or written here with the gguf package), loaded with n_ctx=64 and
+files (tests/support/tiny_models.py, or written here with the gguf package), loaded with n_ctx=64 and
 one thread, so the whole file runs in a few seconds.
 """
 
@@ -27,7 +27,7 @@ import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, ModelFileError, SamplingConfig  # noqa: E402
 from led_cpp.gguf_check import ModelFileNotFoundError, check_gguf_file  # noqa: E402
 
-from tiny_models import MERGES, build_vocab, write_tiny_model  # noqa: E402
+from tests.support.tiny_models import MERGES, build_vocab, write_tiny_model  # noqa: E402
 
 N_CTX = 64
 N_LAYER = 4  # write_tiny_model's default

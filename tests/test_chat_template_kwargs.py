@@ -13,7 +13,7 @@ import pytest
 import led_cpp
 from led_cpp import chat
 from led_cpp.cli import main as cli_main
-from tiny_models import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -18,7 +18,7 @@ if str(HERE) not in sys.path:
 
 pty = pytest.importorskip("pty")
 pytest.importorskip("gguf")
-from tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
+from tests.support.tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
 
 STATS = re.compile(r"\[(\d+) prompt tokens, (\d+) generated")
 

@@ -2,7 +2,7 @@
 run does not regenerate finished samples.
 
 Runs ``led_cpp.evaluation.evaluate`` (and ``led-cpp eval``) on a tiny random llama model
-with a ChatML template (tests/tiny_models.py) and a tiny dataset file in the datasets'
+with a ChatML template (tests/support/tiny_models.py) and a tiny dataset file in the datasets'
 JSON shape.  The model is wrapped in a proxy that counts its ``generate_batch`` calls, so
 "resumed without regenerating" is checked directly.  The file is named ``gsm8k.json`` so
 that the GSM8K last-number fallback extracts answers from the model's byte soup (the
@@ -26,7 +26,7 @@ import led_cpp  # noqa: E402
 import led_cpp.cli_eval as cli_eval  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("What is 4 + 4?", "8"), ("What is 9 - 8?", "1"),
              ("What is 3 * 2?", "6")]

@@ -3,7 +3,7 @@ record, also when a worker's process is killed mid-run or the driver is killed a
 resumed; bad setups fail early with a message.
 
 All tests of the ``ray`` marker share one local cluster (conftest.ray_cluster: 2 CPUs) and run
-two workers of one thread each, on a tiny random llama model (tests/tiny_models.py) and on
+two workers of one thread each, on a tiny random llama model (tests/support/tiny_models.py) and on
 SmolLM2-135M-Instruct (a few short problems, few tokens).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.evaluation import ray as evaluation_ray  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 2}?", str(2 * i + 2)) for i in range(6)]
 #: The SmolLM2 runs: LED, short answers.

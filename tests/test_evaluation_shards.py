@@ -1,6 +1,6 @@
 """Sharded evaluation (--shard K/N) and eval-merge: the merged shards are the unsharded run.
 
-A tiny random llama model (tests/tiny_models.py) runs a small dataset whole and in three
+A tiny random llama model (tests/support/tiny_models.py) runs a small dataset whole and in three
 shards; the merged records and summary must equal the whole run's apart from timings, and
 eval-merge must refuse shards of different runs, overlapping shards and missing problems.
 """
@@ -22,7 +22,7 @@ import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.evaluation import shards  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(7)]
 N, SEED, MAX_TOKENS = 2, 5, 12

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiny_models import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 _SCRIPT = r"""
 import sys

@@ -3,7 +3,7 @@
 A small valid model is written with the ``gguf`` package's GGUFWriter (F32, Q8_0
 and Q4_0 tensors, llama metadata, a tokenizer); hostile variants are made by
 patching its bytes at offsets found with GGUFReader, or built field by field with
-``build_gguf`` from tests/fuzz_gguf_check.py.  Every hostile case asserts that
+``build_gguf`` from tests/support/fuzz_gguf_check.py.  Every hostile case asserts that
 ModelFileError is raised and that its message names the problem.
 """
 
@@ -25,9 +25,25 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import fuzz_gguf_check as fz  # noqa: E402
-from fuzz_gguf_check import (  # noqa: E402
-    ARR, BOOL, F32, F32_T, F64, I32, KV, Q4_0_T, Q8_0_T, STR, U16, U32, U64, U8, Tensor, build_gguf, llama_kvs,
+from tests.support import fuzz_gguf_check as fz  # noqa: E402
+from tests.support.fuzz_gguf_check import (  # noqa: E402
+    ARR,
+    BOOL,
+    F32,
+    F32_T,
+    F64,
+    I32,
+    KV,
+    Q4_0_T,
+    Q8_0_T,
+    STR,
+    U8,
+    U16,
+    U32,
+    U64,
+    Tensor,
+    build_gguf,
+    llama_kvs,
 )
 
 try:  # the package, when it imports (built in place or installed) ...
@@ -67,8 +83,10 @@ def write_valid(path: Path, *, alignment: int | None = None, endian=None) -> Pat
     rng = np.random.default_rng(0)
     w.add_tensor("token_embd.weight", rng.standard_normal((len(TOKENS), 64), dtype=np.float32))
     w.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))
-    for name, qtype in (("blk.0.attn_q.weight", gguf.GGMLQuantizationType.Q8_0),
-                        ("blk.0.attn_k.weight", gguf.GGMLQuantizationType.Q4_0)):
+    for name, qtype in (
+        ("blk.0.attn_q.weight", gguf.GGMLQuantizationType.Q8_0),
+        ("blk.0.attn_k.weight", gguf.GGMLQuantizationType.Q4_0),
+    ):
         q = gguf.quants.quantize(rng.standard_normal((4, 64), dtype=np.float32), qtype)
         w.add_tensor(name, q, raw_dtype=qtype)
     w.add_tensor("blk.0.attn_norm.weight", np.ones(64, dtype=np.float32))
@@ -90,9 +108,14 @@ def layout(valid):
     r = gguf.GGUFReader(str(valid))
     kv = {name: int(f.offset) for name, f in r.fields.items() if not name.startswith("GGUF.")}
     tensors = [(t.name, int(t.field.offset)) for t in r.tensors]
-    return {"kv": kv, "tensors": tensors, "tensor_info_start": tensors[0][1],
-            "data_start": int(r.data_offset), "size": valid.stat().st_size,
-            "tensor_ends": [int(t.data_offset) + int(t.n_bytes) for t in r.tensors]}
+    return {
+        "kv": kv,
+        "tensors": tensors,
+        "tensor_info_start": tensors[0][1],
+        "data_start": int(r.data_offset),
+        "size": valid.stat().st_size,
+        "tensor_ends": [int(t.data_offset) + int(t.n_bytes) for t in r.tensors],
+    }
 
 
 def kv_value_offset(layout, key: str) -> int:
@@ -156,8 +179,13 @@ def test_valid_file_passes(valid, layout):
     assert s.alignment == 32
     assert s.file_size == valid.stat().st_size
     assert s.tensor_data_offset == layout["data_start"] and s.tensor_data_offset % 32 == 0
-    assert s.tensor_names == ("token_embd.weight", "output_norm.weight", "blk.0.attn_q.weight",
-                              "blk.0.attn_k.weight", "blk.0.attn_norm.weight")
+    assert s.tensor_names == (
+        "token_embd.weight",
+        "output_norm.weight",
+        "blk.0.attn_q.weight",
+        "blk.0.attn_k.weight",
+        "blk.0.attn_norm.weight",
+    )
     assert s.metadata_keys == tuple(layout["kv"])
     assert "general.architecture" in s.metadata_keys and "tokenizer.ggml.tokens" in s.metadata_keys
     with pytest.raises(AttributeError):
@@ -223,7 +251,7 @@ def test_read_error(valid):
             raise OSError(5, "Input/output error")
 
     with pytest.raises(ModelFileError, match="reading the file failed"):
-        gc._check_stream(Failing(valid.read_bytes()), valid.stat().st_size, str(valid))
+        gc.check_stream(Failing(valid.read_bytes()), valid.stat().st_size, str(valid))
 
 
 def test_directory(tmp_path):
@@ -261,17 +289,20 @@ def test_empty_file(tmp_path):
     rejected(write(tmp_path, b""), "empty")
 
 
-@pytest.mark.parametrize("data, hint", [
-    (b"hello, this is a text file and not a model at all", "not a GGUF file"),
-    (b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
-    (b"tjgg" + b"\0" * 60, "GGJT"),
-    (struct.pack("<Q", 100) + b'{"__metadata__": {}}' + b"\0" * 80, "safetensors"),
-    (b"PK\x03\x04" + b"\0" * 60, "ZIP"),
-    (b"GGU", "truncated"),
-    (b"FUGG" + b"\0" * 60, "byte-reversed"),
-    (b'  {"model": "x"}' + b" " * 60, "JSON"),
-])
+@pytest.mark.parametrize(
+    "data, hint",
+    [
+        (b"hello, this is a text file and not a model at all", "not a GGUF file"),
+        (b"<!DOCTYPE html><html><body>404</body></html>", "HTML"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
+        (b"tjgg" + b"\0" * 60, "GGJT"),
+        (struct.pack("<Q", 100) + b'{"__metadata__": {}}' + b"\0" * 80, "safetensors"),
+        (b"PK\x03\x04" + b"\0" * 60, "ZIP"),
+        (b"GGU", "truncated"),
+        (b"FUGG" + b"\0" * 60, "byte-reversed"),
+        (b'  {"model": "x"}' + b" " * 60, "JSON"),
+    ],
+)
 def test_not_gguf(tmp_path, data, hint):
     rejected(write(tmp_path, data), hint)
 
@@ -292,8 +323,9 @@ def test_error_objects(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version, needle", [(0, "version field is 0"), (1, "version 1"),
-                                             (4, "version 4"), (0x03000000, "big-endian")])
+@pytest.mark.parametrize(
+    "version, needle", [(0, "version field is 0"), (1, "version 1"), (4, "version 4"), (0x03000000, "big-endian")]
+)
 def test_bad_versions(tmp_path, valid, version, needle):
     rejected(patched(valid, tmp_path / "v.gguf", (4, "<I", version)), needle)
 
@@ -303,14 +335,17 @@ def test_big_endian_file_from_gguf_writer(tmp_path):
     rejected(p, "big-endian")
 
 
-@pytest.mark.parametrize("offset, value, needle", [
-    (8, 1 << 40, "tensor count is an absurd"),
-    (16, 1 << 40, "key/value count is an absurd"),
-    (8, (1 << 64) - 1, "negative"),
-    (16, 1 << 63, "negative"),
-    (8, 5000, "need at least"),
-    (16, 5000, "need at least"),
-])
+@pytest.mark.parametrize(
+    "offset, value, needle",
+    [
+        (8, 1 << 40, "tensor count is an absurd"),
+        (16, 1 << 40, "key/value count is an absurd"),
+        (8, (1 << 64) - 1, "negative"),
+        (16, 1 << 63, "negative"),
+        (8, 5000, "need at least"),
+        (16, 5000, "need at least"),
+    ],
+)
 def test_absurd_counts(tmp_path, valid, offset, value, needle):
     rejected(patched(valid, tmp_path / "c.gguf", (offset, "<Q", value)), needle)
 
@@ -328,7 +363,7 @@ def _assert_truncation_rejected(valid: Path, tmp_path: Path, cuts) -> None:
         with pytest.raises(ModelFileError) as ei:
             gc.check_gguf_file(p)
         msg = str(ei.value)
-        assert ("truncated" in msg or (cut == 0 and "empty" in msg)), (cut, msg)
+        assert "truncated" in msg or (cut == 0 and "empty" in msg), (cut, msg)
 
 
 def test_truncated_at_every_offset_of_header_and_metadata(valid, layout, tmp_path):
@@ -347,25 +382,25 @@ def test_truncated_inside_tensor_data(valid, layout, tmp_path):
 
 def test_truncated_reports_where(valid, layout, tmp_path):
     data = valid.read_bytes()
-    p = write(tmp_path, data[:kv_value_offset(layout, "tokenizer.ggml.scores") + 2])
+    p = write(tmp_path, data[: kv_value_offset(layout, "tokenizer.ggml.scores") + 2])
     rejected(p, "truncated", "inside the value of metadata key 'tokenizer.ggml.scores'")
-    p = write(tmp_path, data[:kv_value_offset(layout, "tokenizer.ggml.scores") + 4 + 4 + 8 + 5])
+    p = write(tmp_path, data[: kv_value_offset(layout, "tokenizer.ggml.scores") + 4 + 4 + 8 + 5])
     rejected(p, "truncated", "'tokenizer.ggml.scores' is an array of 8 float32 values")
-    p = write(tmp_path, data[:layout["tensor_info_start"] + 20])
+    p = write(tmp_path, data[: layout["tensor_info_start"] + 20])
     rejected(p, "truncated", "tensor table")
 
 
 def test_file_shrinking_while_being_read(valid):
     data = valid.read_bytes()
     with pytest.raises(ModelFileError, match="truncated"):
-        gc._check_stream(io.BytesIO(data[:300]), len(data), "shrinking.gguf")
+        gc.check_stream(io.BytesIO(data[:300]), len(data), "shrinking.gguf")
 
 
 def test_tensor_data_past_eof(valid, layout, tmp_path):
     data = valid.read_bytes()
     last = max(range(len(layout["tensor_ends"])), key=lambda i: layout["tensor_ends"][i])
     name = layout["tensors"][last][0]
-    rejected(write(tmp_path, data[:layout["tensor_ends"][last] - 1]), "truncated", name, "past the end")
+    rejected(write(tmp_path, data[: layout["tensor_ends"][last] - 1]), "truncated", name, "past the end")
 
 
 def test_data_section_start_past_eof(tmp_path):
@@ -383,18 +418,22 @@ def test_data_section_start_past_eof(tmp_path):
 
 
 def test_absurd_key_length(tmp_path, valid, layout):
-    rejected(patched(valid, tmp_path / "k.gguf", (layout["kv"]["general.name"], "<Q", 1 << 62)),
-             "absurd length", "65,535")
+    rejected(
+        patched(valid, tmp_path / "k.gguf", (layout["kv"]["general.name"], "<Q", 1 << 62)), "absurd length", "65,535"
+    )
 
 
 def test_key_length_past_eof(tmp_path, valid, layout):
-    rejected(patched(valid, tmp_path / "k.gguf", (layout["kv"]["general.name"], "<Q", 60000)),
-             "truncated or corrupted", "claims 60,000 bytes")
+    rejected(
+        patched(valid, tmp_path / "k.gguf", (layout["kv"]["general.name"], "<Q", 60000)),
+        "truncated or corrupted",
+        "claims 60,000 bytes",
+    )
 
 
 def test_string_value_past_eof(tmp_path, valid, layout):
     off = kv_value_offset(layout, "general.name") + 4
-    rejected(patched(valid, tmp_path / "s.gguf", (off, "<Q", 10 ** 9)), "general.name", "claims 1,000,000,000 bytes")
+    rejected(patched(valid, tmp_path / "s.gguf", (off, "<Q", 10**9)), "general.name", "claims 1,000,000,000 bytes")
 
 
 def test_absurd_string_length(tmp_path, valid, layout):
@@ -404,14 +443,21 @@ def test_absurd_string_length(tmp_path, valid, layout):
 
 def test_string_array_element_past_eof(tmp_path, valid, layout):
     off = kv_value_offset(layout, "tokenizer.ggml.tokens") + 4 + 4 + 8  # first element's length
-    rejected(patched(valid, tmp_path / "s.gguf", (off, "<Q", 10 ** 8)), "tokenizer.ggml.tokens", "element #0",
-             "claims 100,000,000 bytes")
+    rejected(
+        patched(valid, tmp_path / "s.gguf", (off, "<Q", 10**8)),
+        "tokenizer.ggml.tokens",
+        "element #0",
+        "claims 100,000,000 bytes",
+    )
 
 
-@pytest.mark.parametrize("count, needle", [
-    ((1 << 31), "absurd 2,147,483,648 elements"),
-    (10 ** 8, "needing at least"),
-])
+@pytest.mark.parametrize(
+    "count, needle",
+    [
+        ((1 << 31), "absurd 2,147,483,648 elements"),
+        (10**8, "needing at least"),
+    ],
+)
 def test_absurd_array_length(tmp_path, valid, layout, count, needle):
     off = kv_value_offset(layout, "tokenizer.ggml.scores") + 4 + 4
     rejected(patched(valid, tmp_path / "a.gguf", (off, "<Q", count)), "tokenizer.ggml.scores", needle)
@@ -439,15 +485,15 @@ def test_string_over_validator_limit(tmp_path):
 def test_vocabulary_over_validator_limit(tmp_path):
     n = gc.MAX_VOCAB_TOKENS + 1
     kv = KV("tokenizer.ggml.tokens", ARR, (n, b"\0" * (8 * n)), etype=STR)
-    rejected(built(tmp_path, [KV("general.architecture", STR, "llama"), kv]), "1,048,577 tokens",
-             "validator limit")
+    rejected(built(tmp_path, [KV("general.architecture", STR, "llama"), kv]), "1,048,577 tokens", "validator limit")
 
 
 @pytest.mark.parametrize("vtype", [13, 255, 0xFFFFFFFF])
 def test_unknown_value_type(tmp_path, valid, layout, vtype):
     off = kv_value_offset(layout, "llama.block_count")
-    rejected(patched(valid, tmp_path / "t.gguf", (off, "<I", vtype)), "llama.block_count",
-             f"unknown value type {vtype}")
+    rejected(
+        patched(valid, tmp_path / "t.gguf", (off, "<I", vtype)), "llama.block_count", f"unknown value type {vtype}"
+    )
 
 
 def test_unknown_array_element_type(tmp_path, valid, layout):
@@ -489,13 +535,16 @@ def test_alignment_wrong_type(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ggml_type, needle", [
-    (99, "unknown ggml type 99"),
-    (43, "unknown ggml type 43"),
-    (-1, "unknown ggml type -1"),
-    (4, "no longer supports"),
-    (31, "no longer supports"),
-])
+@pytest.mark.parametrize(
+    "ggml_type, needle",
+    [
+        (99, "unknown ggml type 99"),
+        (43, "unknown ggml type 43"),
+        (-1, "unknown ggml type -1"),
+        (4, "no longer supports"),
+        (31, "no longer supports"),
+    ],
+)
 def test_bad_ggml_type(tmp_path, valid, layout, ggml_type, needle):
     name, info = layout["tensors"][2]
     _, _, o_type, _ = tensor_fields(valid.read_bytes(), info)
@@ -588,8 +637,9 @@ def test_architecture_absurdly_long(tmp_path):
 
 def test_vocabulary_of_wrong_type(tmp_path):
     kvs = _with(llama_kvs(), **{"tokenizer.ggml.tokens": (ARR, (U32, [1, 2, 3]))})
-    rejected(built(tmp_path, kvs, one_tensor()), "'tokenizer.ggml.tokens' must be array of string but is "
-             "array of uint32")
+    rejected(
+        built(tmp_path, kvs, one_tensor()), "'tokenizer.ggml.tokens' must be array of string but is array of uint32"
+    )
 
 
 def test_architecture_empty(tmp_path):
@@ -605,7 +655,7 @@ def test_validator_bug_still_raises_model_file_error(monkeypatch, valid):
     def broken(r, path):
         raise KeyError("oops")
 
-    monkeypatch.setattr(gc, "_parse", broken)
+    monkeypatch.setattr(gc.file_check, "inspect_stream", broken)
     with pytest.raises(ModelFileError) as ei:
         gc.check_gguf_file(valid)
     assert ei.value.internal_error and "KeyError" in str(ei.value) and str(valid) in str(ei.value)
@@ -616,11 +666,14 @@ def test_split_no_wrong_type_would_abort(tmp_path):
     rejected(built(tmp_path, kvs, one_tensor()), "'split.no' must be uint16", "abort")
 
 
-@pytest.mark.parametrize("kv, needle", [
-    (KV("general.type", U32, 1), "'general.type' must be string"),
-    (KV("adapter.type", U8, 1), "'adapter.type' must be string"),
-    (KV("adapter.lora.alpha", F64, 1.0), "'adapter.lora.alpha' must be float32"),
-])
+@pytest.mark.parametrize(
+    "kv, needle",
+    [
+        (KV("general.type", U32, 1), "'general.type' must be string"),
+        (KV("adapter.type", U8, 1), "'adapter.type' must be string"),
+        (KV("adapter.lora.alpha", F64, 1.0), "'adapter.lora.alpha' must be float32"),
+    ],
+)
 def test_lora_keys_read_without_type_check(tmp_path, kv, needle):
     rejected(built(tmp_path, llama_kvs() + [kv], one_tensor()), needle, "abort")
 
@@ -632,58 +685,91 @@ def _with(kvs, **changes):
     return out
 
 
-@pytest.mark.parametrize("changes, needle", [
-    ({"llama.block_count": (U32, 0)}, "block_count is 0"),
-    ({"llama.block_count": (U32, 513)}, "block_count is 513"),
-    ({"llama.nextn_predict_layers": (U32, 2)}, "nextn_predict_layers 2 exceeds block_count 1"),
-    ({"llama.expert_count": (U32, 2000), "llama.expert_used_count": (U32, 2)}, "expert_count is 2000"),
-    ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (U32, 9)}, "expert_used_count 9 exceeds"),
-    ({"llama.expert_used_count": (U32, 1)}, "expert_used_count 1 exceeds expert_count 0"),
-    ({"llama.expert_count": (U32, 8)}, "expert_used_count is 0 or missing"),
-    ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (ARR, (I32, [-1]))}, "exceeds expert_count 8"),
-    ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (U32, 2),
-      "llama.expert_group_count": (U32, 3), "llama.expert_group_used_count": (U32, 1)}, "not a multiple"),
-    ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (U32, 2),
-      "llama.expert_group_count": (U32, 4), "llama.expert_group_used_count": (U32, 4)}, "not in 1..3"),
-    ({"llama.expert_group_count": (U32, 2)}, "has no experts"),
-    ({"llama.expert_count": (U32, 4), "llama.expert_used_count": (U32, 2),
-      "llama.expert_group_count": (U32, 4)}, "expert_group_count 4 is not below expert_count 4"),
-    ({"llama.rope.scaling.type": (STR, "dynamic")}, "rope.scaling.type is 'dynamic'"),
-])
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"llama.block_count": (U32, 0)}, "block_count is 0"),
+        ({"llama.block_count": (U32, 513)}, "block_count is 513"),
+        ({"llama.nextn_predict_layers": (U32, 2)}, "nextn_predict_layers 2 exceeds block_count 1"),
+        ({"llama.expert_count": (U32, 2000), "llama.expert_used_count": (U32, 2)}, "expert_count is 2000"),
+        ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (U32, 9)}, "expert_used_count 9 exceeds"),
+        ({"llama.expert_used_count": (U32, 1)}, "expert_used_count 1 exceeds expert_count 0"),
+        ({"llama.expert_count": (U32, 8)}, "expert_used_count is 0 or missing"),
+        ({"llama.expert_count": (U32, 8), "llama.expert_used_count": (ARR, (I32, [-1]))}, "exceeds expert_count 8"),
+        (
+            {
+                "llama.expert_count": (U32, 8),
+                "llama.expert_used_count": (U32, 2),
+                "llama.expert_group_count": (U32, 3),
+                "llama.expert_group_used_count": (U32, 1),
+            },
+            "not a multiple",
+        ),
+        (
+            {
+                "llama.expert_count": (U32, 8),
+                "llama.expert_used_count": (U32, 2),
+                "llama.expert_group_count": (U32, 4),
+                "llama.expert_group_used_count": (U32, 4),
+            },
+            "not in 1..3",
+        ),
+        ({"llama.expert_group_count": (U32, 2)}, "has no experts"),
+        (
+            {"llama.expert_count": (U32, 4), "llama.expert_used_count": (U32, 2), "llama.expert_group_count": (U32, 4)},
+            "expert_group_count 4 is not below expert_count 4",
+        ),
+        ({"llama.rope.scaling.type": (STR, "dynamic")}, "rope.scaling.type is 'dynamic'"),
+    ],
+)
 def test_hyperparameters_llama_cpp_asserts_on(tmp_path, changes, needle):
     rejected(built(tmp_path, _with(llama_kvs(), **changes), one_tensor()), needle, "abort")
 
 
-@pytest.mark.parametrize("arch, changes, needle", [
-    ("llama", {"llama.expert_used_count": (ARR, (BOOL, [True]))}, "expert_used_count 1 exceeds expert_count 0"),
-    ("wavtokenizer-dec", {"wavtokenizer-dec.posnet.block_count": (U32, 2),
-                          "wavtokenizer-dec.convnext.block_count": (U32, 1)}, "posnet.block_count 2 exceeds"),
-])
+@pytest.mark.parametrize(
+    "arch, changes, needle",
+    [
+        ("llama", {"llama.expert_used_count": (ARR, (BOOL, [True]))}, "expert_used_count 1 exceeds expert_count 0"),
+        (
+            "wavtokenizer-dec",
+            {"wavtokenizer-dec.posnet.block_count": (U32, 2), "wavtokenizer-dec.convnext.block_count": (U32, 1)},
+            "posnet.block_count 2 exceeds",
+        ),
+    ],
+)
 def test_more_hyperparameter_asserts(tmp_path, arch, changes, needle):
     kvs = _with(llama_kvs(arch=arch), **changes)
     rejected(built(tmp_path, kvs, one_tensor()), needle, "abort")
 
 
-@pytest.mark.parametrize("arch, changes", [
-    # llama.cpp stops with an ordinary error (wrong array length / element type) before asserting
-    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (U32, [9, 9]))}),
-    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (F32, [9.0]))}),
-    ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (U64, 9)}),
-    # hunyuan-dense with a single "expert" is treated as dense
-    ("hunyuan-dense", {"hunyuan-dense.expert_count": (U32, 1), "hunyuan-dense.expert_used_count": (U32, 1)}),
-    # clip models skip the hyper-parameters
-    ("clip", {"clip.block_count": (U32, 0)}),
-])
+@pytest.mark.parametrize(
+    "arch, changes",
+    [
+        # llama.cpp stops with an ordinary error (wrong array length / element type) before asserting
+        ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (U32, [9, 9]))}),
+        ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (ARR, (F32, [9.0]))}),
+        ("llama", {"llama.expert_count": (U32, 4), "llama.expert_used_count": (U64, 9)}),
+        # hunyuan-dense with a single "expert" is treated as dense
+        ("hunyuan-dense", {"hunyuan-dense.expert_count": (U32, 1), "hunyuan-dense.expert_used_count": (U32, 1)}),
+        # clip models skip the hyper-parameters
+        ("clip", {"clip.block_count": (U32, 0)}),
+    ],
+)
 def test_hyperparameter_cases_llama_cpp_survives(tmp_path, arch, changes):
     gc.check_gguf_file(built(tmp_path, _with(llama_kvs(arch=arch), **changes), one_tensor()))
 
 
 def test_hyperparameter_checks_accept_valid_moe(tmp_path):
-    kvs = _with(llama_kvs(n_layer=2), **{"llama.expert_count": (U32, 8),
-                                         "llama.expert_used_count": (ARR, (U32, [2, 8])),
-                                         "llama.expert_group_count": (U32, 4),
-                                         "llama.expert_group_used_count": (U32, 2),
-                                         "llama.rope.scaling.type": (STR, "yarn")})
+    kvs = _with(
+        llama_kvs(n_layer=2),
+        **{
+            "llama.expert_count": (U32, 8),
+            "llama.expert_used_count": (ARR, (U32, [2, 8])),
+            "llama.expert_group_count": (U32, 4),
+            "llama.expert_group_used_count": (U32, 2),
+            "llama.rope.scaling.type": (STR, "yarn"),
+        },
+    )
     gc.check_gguf_file(built(tmp_path, kvs, one_tensor()))
 
 
@@ -693,13 +779,16 @@ def test_hyperparameters_of_wrong_type_are_left_to_llama_cpp(tmp_path):
     gc.check_gguf_file(built(tmp_path, kvs, one_tensor()))
 
 
-@pytest.mark.parametrize("tokens, needle", [
-    (["a", "b", "a"], "'a' twice (ids 0 and 2)"),
-    (["a", "b", "a\0junk"], "'a' twice (ids 0 and 2)"),          # read as a C string
-    (["", "x", "[EMPTY_0]"], "'[EMPTY_0]' twice (ids 0 and 2)"),  # empty tokens are renamed
-    (["[EMPTY_1]", "", "x"], "'[EMPTY_1]' twice (ids 0 and 1)"),
-    (["x", "b\0", "", "b"], "'b' twice (ids 1 and 3)"),
-])
+@pytest.mark.parametrize(
+    "tokens, needle",
+    [
+        (["a", "b", "a"], "'a' twice (ids 0 and 2)"),
+        (["a", "b", "a\0junk"], "'a' twice (ids 0 and 2)"),  # read as a C string
+        (["", "x", "[EMPTY_0]"], "'[EMPTY_0]' twice (ids 0 and 2)"),  # empty tokens are renamed
+        (["[EMPTY_1]", "", "x"], "'[EMPTY_1]' twice (ids 0 and 1)"),
+        (["x", "b\0", "", "b"], "'b' twice (ids 1 and 3)"),
+    ],
+)
 def test_duplicate_vocabulary_tokens(tmp_path, tokens, needle):
     rejected(built(tmp_path, llama_kvs(tokens=tokens), one_tensor()), "tokenizer.ggml.tokens", needle, "abort")
 
@@ -738,15 +827,15 @@ def test_ggml_type_table_matches_gguf_py():
 
 
 def test_read_boundaries_do_not_matter(monkeypatch, tmp_path, valid):
-    """The chunked reader and the 4-at-a-time string walk give the same answer for
+    """The chunked reader and the string walk give the same answer for
     every buffer size, including ones that split lengths and strings."""
-    tokens = [("t%d" % i) * (1 + i % 7) for i in range(500)] + ["", "\u00e9" * 40]
+    tokens = [f"t{i}" * (1 + i % 7) for i in range(500)] + ["", "\u00e9" * 40]
     good = built(tmp_path, llama_kvs(tokens=tokens), one_tensor())
     dup = write(tmp_path, build_gguf(llama_kvs(tokens=tokens + ["t3t3t3t3"]), one_tensor()), "dup.gguf")
     ref_good = gc.check_gguf_file(good)
     ref_valid = gc.check_gguf_file(valid)
     for chunk in (1, 2, 3, 5, 8, 9, 13, 16, 31, 64, 100, 257, 1024):
-        monkeypatch.setattr(gc, "_CHUNK", chunk)
+        monkeypatch.setattr(gc.reader, "CHUNK_SIZE", chunk)
         assert gc.check_gguf_file(good) == ref_good
         assert gc.check_gguf_file(valid) == ref_valid
         rejected(dup, "'t3t3t3t3' twice (ids 3 and 502)")
@@ -755,23 +844,23 @@ def test_read_boundaries_do_not_matter(monkeypatch, tmp_path, valid):
 def test_walk_strings_against_reference():
     """Differential test of the hot loop: random strings, random buffer sizes."""
     rng = np.random.default_rng(1)
-    for trial in range(150):
+    for _ in range(150):
         n = int(rng.integers(0, 40))
         strings = [bytes(rng.integers(0, 256, int(rng.integers(0, 12)), dtype=np.uint8)) for _ in range(n)]
-        payload = b"".join(struct.pack("<Q", len(s)) + s for s in strings) + b"tail"[:int(rng.integers(0, 5))]
+        payload = b"".join(struct.pack("<Q", len(s)) + s for s in strings) + b"tail"[: int(rng.integers(0, 5))]
         tail = len(payload) - sum(8 + len(s) for s in strings)
         for chunk in (1, 7, 8, 9, 15, 24, 31, 47, 4096, *range(max(1, len(payload) - 12), len(payload))):
-            r = gc._Reader(io.BytesIO(payload), len(payload))
-            old = gc._CHUNK
-            gc._CHUNK = chunk
+            r = gc.reader.Reader(io.BytesIO(payload), len(payload))
+            old = gc.reader.CHUNK_SIZE
+            gc.reader.CHUNK_SIZE = chunk
             try:
-                got = r.walk_strings(n, True, "x")
+                got = r.read_strings(n, True, "x")
                 assert got == strings
                 assert r.tell() == len(payload) - tail
-                r2 = gc._Reader(io.BytesIO(payload), len(payload))
-                assert r2.walk_strings(n, False, "x") is None and r2.tell() == len(payload) - tail
+                r2 = gc.reader.Reader(io.BytesIO(payload), len(payload))
+                assert r2.read_strings(n, False, "x") is None and r2.tell() == len(payload) - tail
             finally:
-                gc._CHUNK = old
+                gc.reader.CHUNK_SIZE = old
 
 
 class _CountingFile(io.RawIOBase):
@@ -798,8 +887,7 @@ def _big_model(path: Path, n_vocab: int = 262144, size: int = 250 * 1000 * 1000)
     for b in range(18):
         for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
             tensors.append(Tensor(f"blk.{b}.{name}.weight", [640, 1024], Q4_0_T))
-        for name in ("attn_norm", "ffn_norm", "post_attention_norm", "post_ffw_norm", "attn_q_norm",
-                     "attn_k_norm"):
+        for name in ("attn_norm", "ffn_norm", "post_attention_norm", "post_ffw_norm", "attn_q_norm", "attn_k_norm"):
             tensors.append(Tensor(f"blk.{b}.{name}.weight", [640], F32_T))
     head = build_gguf(kvs, tensors, data=False)
     data_start = -(-len(head) // 32) * 32
@@ -826,8 +914,8 @@ def test_large_model_reads_only_the_header(tmp_path):
     print(f"\n250 MB model, 262144-token vocabulary, {s.n_tensors} tensors: best {min(times) * 1e3:.1f} ms")
     with open(p, "rb", buffering=0) as raw:
         counting = _CountingFile(raw)
-        gc._check_stream(counting, size, str(p))
-    assert counting.bytes_read <= s.tensor_data_offset + gc._CHUNK
+        gc.check_stream(counting, size, str(p))
+    assert counting.bytes_read <= s.tensor_data_offset + gc.reader.CHUNK_SIZE
 
 
 def _real_files():
@@ -851,7 +939,9 @@ def test_fuzz_only_model_file_errors():
     """~3 s of the mutation fuzzer, in process (LED_CPP_FUZZ_SECONDS to change)."""
     seconds = float(os.environ.get("LED_CPP_FUZZ_SECONDS", "3"))
     stats = fz.run_simple(seconds=seconds, seed=int(os.environ.get("LED_CPP_FUZZ_SEED", "12345")))
-    print(f"\nfuzz: {stats['executions']} executions, {stats['exec_per_s']:.0f}/s, "
-          f"{stats['distinct_outcomes']} distinct outcomes, slowest {stats['slowest_input_s'] * 1e3:.1f} ms")
+    print(
+        f"\nfuzz: {stats['executions']} executions, {stats['exec_per_s']:.0f}/s, "
+        f"{stats['distinct_outcomes']} distinct outcomes, slowest {stats['slowest_input_s'] * 1e3:.1f} ms"
+    )
     assert stats["executions"] > 1000
     assert stats["distinct_outcomes"] > 20

@@ -3,7 +3,7 @@
 a. ``Model.depth_logits`` (LED's in-graph capture + output-head projection) equals
    ``numpy_forward.depth_logits`` for llama, qwen3 and gemma3, ln on/off, both layer
    countings (d = n_layer with "reference" reads the embeddings), several prompt lengths.
-b. 64 LED steps of ``Model.generate`` equal the NumPy LED port (tests/led_reference.py)
+b. 64 LED steps of ``Model.generate`` equal the NumPy LED port (tests/support/led_reference.py)
    driven by the NumPy forward pass and the same uniforms (``_core.stream_uniforms``),
    token by token, with entropies, depth, candidates and log-probabilities; once with the
    depths projected by the second graph (``led_projection="on_explore"``, the CPU default)
@@ -76,9 +76,9 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, _core  # noqa: E402
 
-import led_reference as L  # noqa: E402
-import numpy_forward as NF  # noqa: E402
-from tiny_models import ARCHS, write_tiny_model  # noqa: E402
+from tests.support import led_reference as L  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
+from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
 LOGIT_REL = 1e-4          # per-row logit tolerance, relative to the row's max |logit|
 GEMMA3_STEP_REL = 1e-3    # gemma3 along generation (F16 GELU table; measured <~3e-4)
@@ -157,6 +157,7 @@ def all_depth_logits(tm, tokens, d, *, ln, layer_counting, **forward_kw) -> np.n
 # ======================================================================================
 # a. per-depth logits
 # ======================================================================================
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_depth_logits_match_numpy(tiny, arch):
     """Every fourth prefix length of a 123-token prompt (1 ... 123), ln on/off, both

@@ -1,5 +1,5 @@
 """Spec-parity tests of the C++ LED math unit (led_cpp._core.led_step) against the
-NumPy port in tests/led_reference.py (written from ../shared/LED_SPEC.md).
+NumPy port in tests/support/led_reference.py (written from ../shared/LED_SPEC.md).
 
 Mismatches of the big randomized parity test are saved to
 /tmp/led_math_mismatches.npz (logits_<i> + meta_<i> as JSON: the exact kwargs,
@@ -18,7 +18,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-import led_reference as L  # noqa: E402
+from tests.support import led_reference as L  # noqa: E402
 
 try:
     import led_cpp._core as _core

@@ -18,7 +18,7 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
-from tiny_models import CHATML_TEMPLATE, TOKEN_TYPE_CONTROL, write_tiny_model  # noqa: E402
+from tests.support.tiny_models import CHATML_TEMPLATE, TOKEN_TYPE_CONTROL, write_tiny_model  # noqa: E402
 
 DEEPSEEK_TOKENS = tuple((text, TOKEN_TYPE_CONTROL) for text in (
     "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>"))

@@ -1,5 +1,5 @@
 """The README's evaluation and entropy tables are generated from results/ by
-benchmarks/make_tables.py, never copied by hand."""
+tools/make_tables.py, never copied by hand."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import make_tables  # noqa: E402
+from tools import make_tables  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 
 
 def test_readme_tables_equal_what_the_script_makes_from_results():
     readme = make_tables.README.read_text(encoding="utf-8")
     assert make_tables.render(readme, make_tables.tables()) == readme, \
-        "run python benchmarks/make_tables.py --write"
+        "run python tools/make_tables.py --write"
 
 
 class Scripted:

@@ -2,7 +2,7 @@
 concurrently, the GIL is released while decoding) and memory (load/free and open/close
 cycles do not grow the resident set).
 
-Tiny random models (tests/tiny_models.py), n_ctx=64 and one thread each, so the file runs in
+Tiny random models (tests/support/tiny_models.py), n_ctx=64 and one thread each, so the file runs in
 well under a minute.
 """
 
@@ -26,7 +26,7 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 N_CTX = 64
 SAMPLING = SamplingConfig(temperature=1.0, top_k=40)

@@ -1,5 +1,5 @@
 """GenerationResult.sampling_logprobs equals an independent computation: the NumPy forward pass
-(tests/numpy_forward.py) and the NumPy LED port (tests/led_reference.py), given the token and,
+(tests/support/numpy_forward.py) and the NumPy LED port (tests/support/led_reference.py), given the token and,
 for LED, whether the step explored and at which depth (the decisions themselves are checked by
 test_graph_parity.py)."""
 
@@ -19,9 +19,9 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
-import led_reference as L  # noqa: E402
-import numpy_forward as NF  # noqa: E402
-from tiny_models import write_tiny_model  # noqa: E402
+from tests.support import led_reference as L  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
+from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 STEPS = 24
 ATOL = 1e-3  # float32 graph against a float64 forward; log-probabilities of O(1) magnitude

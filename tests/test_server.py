@@ -23,7 +23,7 @@ pytest.importorskip("sse_starlette")
 import led_cpp  # noqa: E402
 from led_cpp.server.reasoning import split_reasoning  # noqa: E402
 
-from tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
+from tests.support.tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.server
 

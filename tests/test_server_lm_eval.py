@@ -14,7 +14,7 @@ pytest.importorskip("openai")
 
 import led_cpp  # noqa: E402
 
-from test_server import KEY, N_CTX, model, server, tiny_path  # noqa: E402,F401  (one server for this module)
+from tests.test_server import KEY, N_CTX, model, server, tiny_path  # noqa: E402,F401  (one server for this module)
 
 pytestmark = pytest.mark.server
 

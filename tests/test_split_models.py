@@ -10,7 +10,7 @@ import pytest
 
 import led_cpp
 from led_cpp.gguf_check import ModelFileError, ModelFileNotFoundError, check_gguf_model
-from tiny_models import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 PARTS = [f"tiny-{index:05d}-of-00003.gguf" for index in (1, 2, 3)]
 

@@ -11,7 +11,7 @@ import pytest
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig
 
-from tiny_models import TOKEN_TYPE_USER_DEFINED, build_vocab, write_tiny_model
+from tests.support.tiny_models import TOKEN_TYPE_USER_DEFINED, build_vocab, write_tiny_model
 
 PROJECTIONS = ("on_explore", "every_step")
 PROMPT = "Once upon a time"

@@ -1,5 +1,5 @@
-"""Greedy generation on tiny random GGUF models (tests/tiny_models.py) equals, token for
-token, the argmax of the independent NumPy forward pass (tests/numpy_forward.py).
+"""Greedy generation on tiny random GGUF models (tests/support/tiny_models.py) equals, token for
+token, the argmax of the independent NumPy forward pass (tests/support/numpy_forward.py).
 
 * llama and qwen3 (and gemma3): F32 KV cache, flash attention off, one thread - the
   graph then computes in float32 throughout and its logits agree with NumPy's float64
@@ -27,8 +27,8 @@ pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
 
-import numpy_forward as NF  # noqa: E402
-from tiny_models import ARCHS, write_tiny_model  # noqa: E402
+from tests.support import numpy_forward as NF  # noqa: E402
+from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
 N_NEW = 32
 FORWARD_KW = {"llama": {}, "qwen3": {}, "gemma3": {"gelu_f16": True}}

@@ -1,4 +1,4 @@
-"""Fast self-checks of tests/tiny_models.py and tests/numpy_forward.py.
+"""Fast self-checks of tests/support/tiny_models.py and tests/support/numpy_forward.py.
 
 These need only numpy and gguf (no led_cpp build)."""
 
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 gguf = pytest.importorskip("gguf")
 
-from numpy_forward import (  # noqa: E402
+from tests.support.numpy_forward import (  # noqa: E402
     depth_layer,
     depth_logits,
     forward,
@@ -24,7 +24,7 @@ from numpy_forward import (  # noqa: E402
     project,
     rope,
 )
-from tiny_models import (  # noqa: E402
+from tests.support.tiny_models import (  # noqa: E402
     ARCHS,
     CHATML_TEMPLATE,
     TOKEN_TYPE_CONTROL,

@@ -48,7 +48,7 @@ CONVERSATIONS = {
             {"role": "system", "content": "You are a careful assistant. Answer briefly."},
             {"role": "user", "content": "What is 2 + 3?"},
             {"role": "assistant", "content": "5"},
-            {"role": "user", "content": "And 7 × 6? Quote it as \"<b>42</b>\" & explain."},
+            {"role": "user", "content": 'And 7 × 6? Quote it as "<b>42</b>" & explain.'},
         ],
     },
     "reasoning": {
@@ -62,11 +62,23 @@ CONVERSATIONS = {
         "messages": [
             {"role": "system", "content": "You can look up the weather."},
             {"role": "user", "content": "What's the weather in Paris?"},
-            {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]},
-            {"role": "tool", "tool_call_id": "call_1", "name": "get_weather",
-             "content": "{\"temperature\": 21, \"sky\": \"clear\"}"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "name": "get_weather",
+                "content": '{"temperature": 21, "sky": "clear"}',
+            },
             {"role": "user", "content": "And in Berlin?"},
         ],
         "kwargs": {"tools": [WEATHER_TOOL]},
@@ -75,7 +87,10 @@ CONVERSATIONS = {
     "parts": {
         "messages": [
             {"role": "system", "content": [{"type": "text", "text": "Be concise."}]},
-            {"role": "user", "content": [{"type": "text", "text": "Name a prime"}, {"type": "text", "text": "above 10."}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Name a prime"}, {"type": "text", "text": "above 10."}],
+            },
         ],
     },
 }
@@ -121,8 +136,13 @@ def main() -> int:
                 case = {"template": name, "sha256": digest, "conversation": conversation_id, "kwargs": variant}
                 try:
                     output, _ = chat_template_utils.render_jinja_template(
-                        conversations=[conversation["messages"]], chat_template=text, add_generation_prompt=True,
-                        bos_token=BOS, eos_token=EOS, **kwargs)
+                        conversations=[conversation["messages"]],
+                        chat_template=text,
+                        add_generation_prompt=True,
+                        bos_token=BOS,
+                        eos_token=EOS,
+                        **kwargs,
+                    )
                     case["expected"] = output[0]
                     rendered.add(name)
                 except Exception as error:  # what transformers refuses, led_cpp must refuse too
@@ -131,16 +151,24 @@ def main() -> int:
                 cases.append(case)
     data = {
         "generator": "tools/render_template_references.py",
-        "transformers": transformers.__version__, "jinja2": jinja2.__version__,
-        "sdist": fetch_llama_cpp.PIN["sdist"], "sdist_sha256": fetch_llama_cpp.PIN["sha256"],
-        "now": NOW.isoformat(), "bos_token": BOS, "eos_token": EOS, "add_generation_prompt": True,
-        "conversations": CONVERSATIONS, "cases": cases,
+        "transformers": transformers.__version__,
+        "jinja2": jinja2.__version__,
+        "sdist": fetch_llama_cpp.PIN["sdist"],
+        "sdist_sha256": fetch_llama_cpp.PIN["sha256"],
+        "now": NOW.isoformat(),
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "add_generation_prompt": True,
+        "conversations": CONVERSATIONS,
+        "cases": cases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     never = sorted(failed - rendered)
-    print(f"{len(templates)} templates, {len(cases)} cases: transformers renders {len(rendered)} templates "
-          f"(at least one case), fails on every case of {len(never)}: {', '.join(never)}")
+    print(
+        f"{len(templates)} templates, {len(cases)} cases: transformers renders {len(rendered)} templates "
+        f"(at least one case), fails on every case of {len(never)}: {', '.join(never)}"
+    )
     print(f"{sum('error' in c for c in cases)} failing cases; wrote {args.out}")
     return 0
 

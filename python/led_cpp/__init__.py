@@ -1,5 +1,7 @@
 """led_cpp: Latent Exploration Decoding for GGUF reasoning models, inside llama.cpp's graph."""
 
+from importlib import metadata as _metadata
+
 from .chat import render_chat_template
 from .config import LEDConfig, SamplingConfig
 from .generation import BatchStream, Generation
@@ -19,4 +21,7 @@ __all__ = [
     "TraceStep",
     "render_chat_template",
 ]
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only
+    __version__ = _metadata.version("led_cpp")
+except _metadata.PackageNotFoundError:  # the package copied without its metadata (tools/sanitize.sh)
+    __version__ = "0+unknown"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One prepared GPU check for a fresh Linux machine with an NVIDIA GPU, nvcc, CMake, and Python with
 # numpy, pybind11 and scikit-build-core, and no network:
-#   bash benchmarks/gpu_check.sh [OUT_DIR]
+#   bash tools/gpu_check.sh [OUT_DIR]
 # The pinned llama.cpp source must already be unpacked in third_party/llama.cpp (it travels with
 # the working tree), and packages the machine lacks (gguf and its needs) lie as wheels in .whl/.
-# Builds led_cpp for sm_90 only (library targets), then runs benchmarks/gpu_check.py.
+# Builds led_cpp for sm_90 only (library targets), then runs tools/gpu_check.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-benchmarks/results}}"
@@ -24,4 +24,4 @@ python3 -m pip install --no-build-isolation --no-deps --target /tmp/led_cpp_buil
 export PYTHONPATH="/tmp/led_cpp_build${PYTHONPATH:+:$PYTHONPATH}"
 echo "build: $(( $(date +%s) - start )) s" | tee "$OUT_DIR/build_time.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/gpu.txt" || true
-cd /tmp && PYTHONUNBUFFERED=1 python3 "$OLDPWD/benchmarks/gpu_check.py" --out "$OUT_DIR" "${@:2}"
+cd /tmp && PYTHONUNBUFFERED=1 python3 "$OLDPWD/tools/gpu_check.py" --out "$OUT_DIR" "${@:2}"

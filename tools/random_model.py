@@ -1,6 +1,6 @@
 """Random-weight GGUF models of a real model's shape, for speed and memory measurements.
 
-    python benchmarks/random_model.py OUT.gguf [--shape qwen3-4b|tiny] [--quantize Q4_K_M]
+    python tools/random_model.py OUT.gguf [--shape qwen3-4b|tiny] [--quantize Q4_K_M]
 
 The weights are random (a cyclic pool of normal values, scaled per tensor), so the final layer is
 nearly flat and LED explores on almost every step: the worst case for its cost.
@@ -45,7 +45,12 @@ def _vocabulary(n_vocab: int) -> tuple[list[str], list[int]]:
             cs.append(256 + n)
             n += 1
     byte_tokens = [chr(c) for _, c in sorted(zip(bs, cs))]
-    tokens = byte_tokens + ["ĠĠ"] + [f"tok{i}" for i in range(n_vocab - len(byte_tokens) - 3)] + ["<|endoftext|>", "<|im_end|>"]
+    tokens = (
+        byte_tokens
+        + ["ĠĠ"]
+        + [f"tok{i}" for i in range(n_vocab - len(byte_tokens) - 3)]
+        + ["<|endoftext|>", "<|im_end|>"]
+    )
     types = [1] * (n_vocab - 2) + [3, 3]
     return tokens, types
 
@@ -98,13 +103,13 @@ def write(path: Path, shape: Shape, seed: int = 0) -> None:
         writer.add_tensor(f"{prefix}.ffn_norm.weight", np.ones(shape.n_embd, dtype=np.float32))
         writer.add_tensor(f"{prefix}.attn_q_norm.weight", np.ones(shape.head_dim, dtype=np.float32))
         writer.add_tensor(f"{prefix}.attn_k_norm.weight", np.ones(shape.head_dim, dtype=np.float32))
-        writer.add_tensor(f"{prefix}.attn_q.weight", tensor(q_dim, shape.n_embd, shape.n_embd ** -0.5))
-        writer.add_tensor(f"{prefix}.attn_k.weight", tensor(kv_dim, shape.n_embd, shape.n_embd ** -0.5))
-        writer.add_tensor(f"{prefix}.attn_v.weight", tensor(kv_dim, shape.n_embd, shape.n_embd ** -0.5))
-        writer.add_tensor(f"{prefix}.attn_output.weight", tensor(shape.n_embd, q_dim, 0.5 * q_dim ** -0.5))
-        writer.add_tensor(f"{prefix}.ffn_gate.weight", tensor(shape.n_ff, shape.n_embd, shape.n_embd ** -0.5))
-        writer.add_tensor(f"{prefix}.ffn_up.weight", tensor(shape.n_ff, shape.n_embd, shape.n_embd ** -0.5))
-        writer.add_tensor(f"{prefix}.ffn_down.weight", tensor(shape.n_embd, shape.n_ff, 0.5 * shape.n_ff ** -0.5))
+        writer.add_tensor(f"{prefix}.attn_q.weight", tensor(q_dim, shape.n_embd, shape.n_embd**-0.5))
+        writer.add_tensor(f"{prefix}.attn_k.weight", tensor(kv_dim, shape.n_embd, shape.n_embd**-0.5))
+        writer.add_tensor(f"{prefix}.attn_v.weight", tensor(kv_dim, shape.n_embd, shape.n_embd**-0.5))
+        writer.add_tensor(f"{prefix}.attn_output.weight", tensor(shape.n_embd, q_dim, 0.5 * q_dim**-0.5))
+        writer.add_tensor(f"{prefix}.ffn_gate.weight", tensor(shape.n_ff, shape.n_embd, shape.n_embd**-0.5))
+        writer.add_tensor(f"{prefix}.ffn_up.weight", tensor(shape.n_ff, shape.n_embd, shape.n_embd**-0.5))
+        writer.add_tensor(f"{prefix}.ffn_down.weight", tensor(shape.n_embd, shape.n_ff, 0.5 * shape.n_ff**-0.5))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -128,8 +133,11 @@ def main() -> None:
         start = time.perf_counter()
         _core.quantize(str(f16), str(args.out), args.quantize, args.threads)
         f16.unlink()
-        print(f"quantized to {args.quantize}: {args.out} ({args.out.stat().st_size / 2**30:.2f} GiB) "
-              f"in {time.perf_counter() - start:.1f} s", flush=True)
+        print(
+            f"quantized to {args.quantize}: {args.out} ({args.out.stat().st_size / 2**30:.2f} GiB) "
+            f"in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The README's evaluation and entropy tables, generated from the committed run artefacts under
 results/ (never copied by hand).
 
-    python benchmarks/make_tables.py            # print both tables
-    python benchmarks/make_tables.py --write    # rewrite them in README.md between their markers
-    python benchmarks/make_tables.py --check    # exit 1 if README.md differs (tests/test_results_tables.py)
+    python tools/make_tables.py            # print both tables
+    python tools/make_tables.py --write    # rewrite them in README.md between their markers
+    python tools/make_tables.py --check    # exit 1 if README.md differs (tests/test_results_tables.py)
 
 Layout (one directory per run, as `led-cpp eval` and `led-cpp analyze` write them):
 
@@ -35,8 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 README = ROOT / "README.md"
-MARKERS = {"evaluation": ("<!-- results:evaluation:begin -->", "<!-- results:evaluation:end -->"),
-           "entropy": ("<!-- results:entropy:begin -->", "<!-- results:entropy:end -->")}
+MARKERS = {
+    "evaluation": ("<!-- results:evaluation:begin -->", "<!-- results:evaluation:end -->"),
+    "entropy": ("<!-- results:entropy:begin -->", "<!-- results:entropy:end -->"),
+}
 
 
 def _read(path: Path) -> dict:
@@ -75,18 +77,32 @@ def evaluation_rows(results: Path = RESULTS) -> list[list[str]]:
         n = s["n"]
         correct = sum(s["correct_counts"])
         flexible = sum(s["flexible_correct_counts"])
-        rows.append([model, config,
-                     f"{_percent(s['pass@1'])} / {_percent(s['pass@k'][str(n)])}",
-                     f"{_percent(s['flexible_pass@1'])} / {_percent(s['flexible_pass@k'][str(n)])}",
-                     f"{correct} / {flexible} of {s['num_samples']}",
-                     f"{s['num_problems']} × {n}",
-                     f"{s['mean_tokens']:.1f}", f"{s['mean_explore_rate']:.3f}"])
+        rows.append(
+            [
+                model,
+                config,
+                f"{_percent(s['pass@1'])} / {_percent(s['pass@k'][str(n)])}",
+                f"{_percent(s['flexible_pass@1'])} / {_percent(s['flexible_pass@k'][str(n)])}",
+                f"{correct} / {flexible} of {s['num_samples']}",
+                f"{s['num_problems']} × {n}",
+                f"{s['mean_tokens']:.1f}",
+                f"{s['mean_explore_rate']:.3f}",
+            ]
+        )
     return rows
 
 
 def evaluation_table(results: Path = RESULTS) -> str:
-    header = ["model", "config", "strict pass@1 / pass@n", "flexible pass@1 / pass@n",
-              "correct samples strict / flexible", "problems × n", "mean tokens", "explore rate"]
+    header = [
+        "model",
+        "config",
+        "strict pass@1 / pass@n",
+        "flexible pass@1 / pass@n",
+        "correct samples strict / flexible",
+        "problems × n",
+        "mean tokens",
+        "explore rate",
+    ]
     return _markdown(header, evaluation_rows(results))
 
 
@@ -97,16 +113,23 @@ def entropy_rows(results: Path = RESULTS) -> list[list[str]]:
         means = data["mean_entropy"]
         top = data["max_entropy_layer"]
         low = min(range(len(means)), key=lambda il: means[il])
-        rows.append([data["model"].removesuffix(".gguf"), str(data["num_problems"]), str(data["num_tokens"]),
-                     f"{means[0]:.3f}", f"{means[top]:.3f} (layer {top})", f"{means[low]:.3f} (layer {low})",
-                     f"{data['final_layer_entropy']:.3f} (layer {len(means) - 1})",
-                     f"{data['top_layer_change']:+.3f}"])
+        rows.append(
+            [
+                data["model"].removesuffix(".gguf"),
+                str(data["num_problems"]),
+                str(data["num_tokens"]),
+                f"{means[0]:.3f}",
+                f"{means[top]:.3f} (layer {top})",
+                f"{means[low]:.3f} (layer {low})",
+                f"{data['final_layer_entropy']:.3f} (layer {len(means) - 1})",
+                f"{data['top_layer_change']:+.3f}",
+            ]
+        )
     return rows
 
 
 def entropy_table(results: Path = RESULTS) -> str:
-    header = ["model", "problems", "tokens", "layer 0", "highest", "lowest", "final layer",
-              "final − layer below"]
+    header = ["model", "problems", "tokens", "layer 0", "highest", "lowest", "final layer", "final − layer below"]
     return _markdown(header, entropy_rows(results))
 
 
@@ -128,7 +151,7 @@ def render(readme: str, generated: dict[str, str]) -> str:
         start, stop = readme.find(begin), readme.find(end)
         if start < 0 or stop < start:
             raise ValueError(f"README.md lacks the markers {begin} ... {end}")
-        readme = readme[:start + len(begin)] + "\n" + generated[name] + "\n" + readme[stop:]
+        readme = readme[: start + len(begin)] + "\n" + generated[name] + "\n" + readme[stop:]
     return readme
 
 
@@ -145,8 +168,10 @@ def main() -> int:
         README.write_text(wanted, encoding="utf-8")
     elif args.check:
         if wanted != readme:
-            print("README.md's result tables differ from results/: run python benchmarks/make_tables.py --write",
-                  file=sys.stderr)
+            print(
+                "README.md's result tables differ from results/: run python tools/make_tables.py --write",
+                file=sys.stderr,
+            )
             return 1
     else:
         for name, table in generated.items():

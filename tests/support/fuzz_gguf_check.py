@@ -4,14 +4,14 @@ Two engines:
 
 * atheris (coverage-guided libFuzzer for Python), when installed::
 
-      python tests/fuzz_gguf_check.py --seconds 600 --corpus /tmp/gguf_corpus
+      python -m tests.support.fuzz_gguf_check --seconds 600 --corpus /tmp/gguf_corpus
 
 * a self-contained mutation fuzzer (bit flips, interesting integers written over
   the header/metadata/tensor-table fields, insertions, deletions, truncations,
   splices) seeded from valid GGUF files built here; used when atheris is missing,
   with ``--engine simple``, and in-process by tests/test_gguf_check.py::
 
-      python tests/fuzz_gguf_check.py --engine simple --seconds 60
+      python -m tests.support.fuzz_gguf_check --engine simple --seconds 60
 
 Every input goes through the validator's stream entry point (the same code path
 as check_gguf_file after the file is opened, on an in-memory file).  A finding is
@@ -35,19 +35,20 @@ import re
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "python" / "led_cpp"
 HANG_SECONDS = 1.0
 
 
 def load_gguf_check(instrument: bool = False):
-    """Import python/led_cpp/gguf_check.py from the source tree as ``gguf_check``
+    """Import the package python/led_cpp/gguf_check/ from the source tree as ``gguf_check``
     (no compiled extension needed; optionally under atheris instrumentation)."""
     mod = sys.modules.get("gguf_check")
-    src = (MODULE_DIR / "gguf_check.py").resolve()
+    src = (MODULE_DIR / "gguf_check" / "__init__.py").resolve()
     if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == src:
         return mod
     sys.path.insert(0, str(MODULE_DIR))
@@ -71,12 +72,34 @@ def load_gguf_check(instrument: bool = False):
 # ---------------------------------------------------------------------------
 
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
-_FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f",
-        BOOL: "<?", U64: "<Q", I64: "<q", F64: "<d"}
+_FMT = {
+    U8: "<B",
+    I8: "<b",
+    U16: "<H",
+    I16: "<h",
+    U32: "<I",
+    I32: "<i",
+    F32: "<f",
+    BOOL: "<?",
+    U64: "<Q",
+    I64: "<q",
+    F64: "<d",
+}
 
 # ggml type id -> (block size, bytes per block) for the types the builder writes
-GGML_SIZES = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 8: (32, 34), 10: (256, 84),
-              12: (256, 144), 14: (256, 210), 24: (1, 1), 26: (1, 4), 30: (1, 2)}
+GGML_SIZES = {
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    8: (32, 34),
+    10: (256, 84),
+    12: (256, 144),
+    14: (256, 210),
+    24: (1, 1),
+    26: (1, 4),
+    30: (1, 2),
+}
 F32_T, F16_T, Q4_0_T, Q8_0_T, Q4_K_T = 0, 1, 2, 8, 12
 
 
@@ -85,7 +108,7 @@ def gguf_string(s) -> bytes:
     return struct.pack("<Q", len(b)) + b
 
 
-def gguf_value(vtype: int, value: Any, etype: Optional[int] = None) -> bytes:
+def gguf_value(vtype: int, value: Any, etype: int | None = None) -> bytes:
     """Encode a value (without its type tag).  For ARR, ``value`` is a list of
     ``etype`` values, or a raw (count, payload bytes) tuple."""
     if vtype == STR:
@@ -102,13 +125,15 @@ def gguf_value(vtype: int, value: Any, etype: Optional[int] = None) -> bytes:
 class KV:
     """One metadata entry; ``raw`` overrides the encoded type+value bytes."""
 
-    def __init__(self, key, vtype: int, value: Any = None, etype: Optional[int] = None,
-                 raw: Optional[bytes] = None) -> None:
+    def __init__(self, key, vtype: int, value: Any = None, etype: int | None = None, raw: bytes | None = None) -> None:
         self.key, self.vtype, self.value, self.etype, self.raw = key, vtype, value, etype, raw
 
     def encode(self) -> bytes:
-        body = self.raw if self.raw is not None else (
-            struct.pack("<I", self.vtype) + gguf_value(self.vtype, self.value, self.etype))
+        body = (
+            self.raw
+            if self.raw is not None
+            else (struct.pack("<I", self.vtype) + gguf_value(self.vtype, self.value, self.etype))
+        )
         return gguf_string(self.key) + body
 
 
@@ -117,8 +142,15 @@ class Tensor:
     None = the packed, aligned offset the builder computes; ``nbytes`` None =
     computed from the type; ``n_dims`` overrides the count written."""
 
-    def __init__(self, name, dims: Sequence[int], ggml_type: int = F32_T, offset: Optional[int] = None,
-                 nbytes: Optional[int] = None, n_dims: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        name,
+        dims: Sequence[int],
+        ggml_type: int = F32_T,
+        offset: int | None = None,
+        nbytes: int | None = None,
+        n_dims: int | None = None,
+    ) -> None:
         self.name, self.dims, self.ggml_type = name, list(dims), ggml_type
         self.offset, self.nbytes, self.n_dims = offset, nbytes, n_dims
 
@@ -132,7 +164,7 @@ class Tensor:
         return n // blck * tsize
 
 
-def llama_kvs(arch: str = "llama", n_layer: int = 1, tokens: Optional[List[str]] = None) -> List[KV]:
+def llama_kvs(arch: str = "llama", n_layer: int = 1, tokens: list[str] | None = None) -> list[KV]:
     """Minimal plausible metadata for a llama-style model."""
     tokens = tokens if tokens is not None else ["<unk>", "<s>", "</s>", "a", "b", "c"]
     return [
@@ -151,14 +183,24 @@ def llama_kvs(arch: str = "llama", n_layer: int = 1, tokens: Optional[List[str]]
     ]
 
 
-def build_gguf(kvs: Sequence[KV], tensors: Sequence[Tensor] = (), *, version: int = 3,
-               magic: bytes = b"GGUF", alignment: int = 32, n_kv: Optional[int] = None,
-               n_tensors: Optional[int] = None, data: bool = True, fill: int = 0x3C) -> bytes:
+def build_gguf(
+    kvs: Sequence[KV],
+    tensors: Sequence[Tensor] = (),
+    *,
+    version: int = 3,
+    magic: bytes = b"GGUF",
+    alignment: int = 32,
+    n_kv: int | None = None,
+    n_tensors: int | None = None,
+    data: bool = True,
+    fill: int = 0x3C,
+) -> bytes:
     """Serialise a GGUF file.  ``alignment`` is what the builder pads to (add a
     general.alignment KV yourself to declare a different one)."""
     out = bytearray(magic)
-    out += struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
-                       len(kvs) if n_kv is None else n_kv)
+    out += struct.pack(
+        "<IQQ", version, len(tensors) if n_tensors is None else n_tensors, len(kvs) if n_kv is None else n_kv
+    )
     for kv in kvs:
         out += kv.encode()
     offset = 0
@@ -180,15 +222,25 @@ def build_gguf(kvs: Sequence[KV], tensors: Sequence[Tensor] = (), *, version: in
     return bytes(out)
 
 
-def seed_files() -> List[bytes]:
+def seed_files() -> list[bytes]:
     """Valid GGUF files covering every value type, several tensor types and layouts."""
     every_type = [
-        KV("seed.u8", U8, 7), KV("seed.i8", I8, -7), KV("seed.u16", U16, 700), KV("seed.i16", I16, -700),
-        KV("seed.u32", U32, 70000), KV("seed.i32", I32, -70000), KV("seed.f32", F32, 0.5),
-        KV("seed.bool", BOOL, True), KV("seed.str", STR, "hello"), KV("seed.u64", U64, 1 << 40),
-        KV("seed.i64", I64, -(1 << 40)), KV("seed.f64", F64, 0.25),
-        KV("seed.arr_u8", ARR, [1, 2, 3], etype=U8), KV("seed.arr_i64", ARR, [1, -2], etype=I64),
-        KV("seed.arr_str", ARR, ["x", "", "zz"], etype=STR), KV("seed.arr_empty", ARR, [], etype=F64),
+        KV("seed.u8", U8, 7),
+        KV("seed.i8", I8, -7),
+        KV("seed.u16", U16, 700),
+        KV("seed.i16", I16, -700),
+        KV("seed.u32", U32, 70000),
+        KV("seed.i32", I32, -70000),
+        KV("seed.f32", F32, 0.5),
+        KV("seed.bool", BOOL, True),
+        KV("seed.str", STR, "hello"),
+        KV("seed.u64", U64, 1 << 40),
+        KV("seed.i64", I64, -(1 << 40)),
+        KV("seed.f64", F64, 0.25),
+        KV("seed.arr_u8", ARR, [1, 2, 3], etype=U8),
+        KV("seed.arr_i64", ARR, [1, -2], etype=I64),
+        KV("seed.arr_str", ARR, ["x", "", "zz"], etype=STR),
+        KV("seed.arr_empty", ARR, [], etype=F64),
         KV("seed.arr_bool", ARR, [True, False], etype=BOOL),
     ]
     tensors = [
@@ -199,19 +251,25 @@ def seed_files() -> List[bytes]:
         Tensor("blk.0.attn_norm.weight", [64], F16_T),
         Tensor("output_norm.weight", [3, 1, 1, 1], F32_T),
     ]
-    moe = [KV("general.architecture", STR, "qwen3moe"), KV("qwen3moe.block_count", U32, 2),
-           KV("qwen3moe.expert_count", U32, 8), KV("qwen3moe.expert_used_count", U32, 2),
-           KV("qwen3moe.rope.scaling.type", STR, "yarn"),
-           KV("tokenizer.ggml.model", STR, "gpt2"),
-           KV("tokenizer.ggml.tokens", ARR, ["a", "b", "ab"], etype=STR),
-           KV("tokenizer.ggml.merges", ARR, ["a b"], etype=STR)]
+    moe = [
+        KV("general.architecture", STR, "qwen3moe"),
+        KV("qwen3moe.block_count", U32, 2),
+        KV("qwen3moe.expert_count", U32, 8),
+        KV("qwen3moe.expert_used_count", U32, 2),
+        KV("qwen3moe.rope.scaling.type", STR, "yarn"),
+        KV("tokenizer.ggml.model", STR, "gpt2"),
+        KV("tokenizer.ggml.tokens", ARR, ["a", "b", "ab"], etype=STR),
+        KV("tokenizer.ggml.merges", ARR, ["a b"], etype=STR),
+    ]
     return [
         build_gguf(llama_kvs() + every_type, tensors),
         build_gguf(llama_kvs() + [KV("general.alignment", U32, 64)], tensors[:3], alignment=64),
         build_gguf(llama_kvs(tokens=[f"t{i}" for i in range(300)]), tensors[:1], version=2),
         build_gguf(moe, [Tensor("blk.0.ffn_gate_exps.weight", [32, 4, 8], Q8_0_T)]),
-        build_gguf([KV("split.no", U16, 1), KV("split.count", U16, 2), KV("split.tensors.count", I32, 2)],
-                   [Tensor("output.weight", [32, 2], F32_T)]),
+        build_gguf(
+            [KV("split.no", U16, 1), KV("split.count", U16, 2), KV("split.tensors.count", I32, 2)],
+            [Tensor("output.weight", [32, 2], F32_T)],
+        ),
         build_gguf(llama_kvs(), []),  # vocab-only style: no tensors
     ]
 
@@ -227,11 +285,11 @@ class Finding(AssertionError):
     """The validator broke its contract on an input."""
 
 
-def make_target(gc) -> Callable[[bytes], Optional[str]]:
-    check = gc._check_stream
+def make_target(gc) -> Callable[[bytes], str | None]:
+    check = gc.check_stream
     model_error = gc.ModelFileError
 
-    def one_input(data: bytes) -> Optional[str]:
+    def one_input(data: bytes) -> str | None:
         """Validate ``data``; return None (accepted) or the error message."""
         try:
             check(io.BytesIO(data), len(data), "<fuzz>")
@@ -240,7 +298,7 @@ def make_target(gc) -> Callable[[bytes], Optional[str]]:
                 raise Finding(f"validator safety net fired: {e}") from e
             msg = str(e)
             if not _MESSAGE.match(msg):
-                raise Finding(f"malformed message: {msg!r}")
+                raise Finding(f"malformed message: {msg!r}") from None
             return msg
         return None
 
@@ -251,17 +309,52 @@ def make_target(gc) -> Callable[[bytes], Optional[str]]:
 # Simple mutation engine
 # ---------------------------------------------------------------------------
 
-INTERESTING_32 = [0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 31, 32, 33, 63, 64, 255, 256, 0x7FFF, 0x8000,
-                  0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
-INTERESTING_64 = INTERESTING_32 + [1 << 30, (1 << 30) + 1, 1 << 32, 1 << 40, (1 << 62), (1 << 63) - 1,
-                                   1 << 63, (1 << 64) - 1, (1 << 64) - 8]
+INTERESTING_32 = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+    8,
+    9,
+    12,
+    13,
+    31,
+    32,
+    33,
+    63,
+    64,
+    255,
+    256,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+]
+INTERESTING_64 = INTERESTING_32 + [
+    1 << 30,
+    (1 << 30) + 1,
+    1 << 32,
+    1 << 40,
+    (1 << 62),
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+    (1 << 64) - 8,
+]
 
 
 _REPR = re.compile(r"b?'(?:[^'\\]|\\.)*'|b?\"(?:[^\"\\]|\\.)*\"")
 _PLAIN = re.compile(r"^[A-Za-z][A-Za-z.,;:()_-]*$")
 
 
-def _signature(msg: Optional[str]) -> str:
+def _signature(msg: str | None) -> str:
     if msg is None:
         return "<ok>"
     problem = _REPR.sub("#", msg.split(": ", 1)[-1]).split(". ", 1)[0]
@@ -289,38 +382,39 @@ class Mutator:
                 b[pos] = rng.randrange(256)
             elif op in (2, 3) and n >= 4:  # interesting 32-bit value
                 pos = min(pos, n - 4)
-                b[pos:pos + 4] = struct.pack("<I", rng.choice(INTERESTING_32))
+                b[pos : pos + 4] = struct.pack("<I", rng.choice(INTERESTING_32))
             elif op == 4 and n >= 8:  # interesting 64-bit value, or nearby the real size
                 pos = min(pos, n - 8)
                 v = rng.choice(INTERESTING_64 + [n, n - pos, n - pos - 8 + rng.randrange(-2, 3) & 0xFFFFFFFFFFFFFFFF])
-                b[pos:pos + 8] = struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+                b[pos : pos + 8] = struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
             elif op == 5 and n:  # small add/sub on a u64 field
                 pos = min(pos, max(n - 8, 0))
                 if n - pos >= 8:
                     v = struct.unpack_from("<Q", b, pos)[0] + rng.choice((-1, 1, -8, 8, 32, -32))
-                    b[pos:pos + 8] = struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+                    b[pos : pos + 8] = struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
             elif op == 6:  # insert bytes
                 b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.choice((1, 2, 4, 8, 16))))
             elif op == 7 and n:  # delete a range
-                del b[pos:pos + rng.choice((1, 2, 4, 8, 16, 64))]
+                del b[pos : pos + rng.choice((1, 2, 4, 8, 16, 64))]
             elif op == 8 and n:  # truncate
-                del b[rng.randrange(n):]
+                del b[rng.randrange(n) :]
             elif op == 9:  # splice with another input
                 other = rng.choice(corpus)
                 cut = rng.randrange(len(other) + 1)
-                b = b[:pos] + other[cut:cut + rng.randrange(1, 256)] + b[pos:]
+                b = b[:pos] + other[cut : cut + rng.randrange(1, 256)] + b[pos:]
         return bytes(b)
 
 
-def run_simple(seconds: float = 5.0, iterations: Optional[int] = None, seed: int = 0,
-               gc=None, verbose: bool = False) -> Dict[str, Any]:
+def run_simple(
+    seconds: float = 5.0, iterations: int | None = None, seed: int = 0, gc=None, verbose: bool = False
+) -> dict[str, Any]:
     """Mutation-fuzz for ``seconds`` (or ``iterations``).  Raises Finding on a
     contract break (with the input attached as ``.data``); returns statistics."""
     gc = gc or load_gguf_check()
     target = make_target(gc)
     rng = random.Random(seed)
     seeds = seed_files()
-    corpus: List[bytes] = list(seeds)
+    corpus: list[bytes] = list(seeds)
     seen = set()
     for s in seeds:
         msg = target(s)
@@ -360,10 +454,17 @@ def run_simple(seconds: float = 5.0, iterations: Optional[int] = None, seed: int
             if verbose:
                 print(f"  new [{len(corpus)}] {sig}")
     elapsed = time.perf_counter() - start
-    return {"engine": "simple", "executions": execs, "seconds": elapsed,
-            "exec_per_s": execs / elapsed if elapsed else 0.0, "corpus": len(corpus),
-            "distinct_outcomes": len(seen), "accepted": accepted, "crashes": 0,
-            "slowest_input_s": slowest}
+    return {
+        "engine": "simple",
+        "executions": execs,
+        "seconds": elapsed,
+        "exec_per_s": execs / elapsed if elapsed else 0.0,
+        "corpus": len(corpus),
+        "distinct_outcomes": len(seen),
+        "accepted": accepted,
+        "crashes": 0,
+        "slowest_input_s": slowest,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -385,14 +486,22 @@ def run_atheris(seconds: int, corpus_dir: Path, artifacts: Path, extra: Sequence
     if not any(corpus_dir.iterdir()):
         for i, s in enumerate(seed_files()):
             (corpus_dir / f"seed-{i}.gguf").write_bytes(s)
-    argv = [sys.argv[0], f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=4096",
-            "-max_len=65536", "-print_final_stats=1", f"-artifact_prefix={artifacts}/", *extra,
-            str(corpus_dir)]
+    argv = [
+        sys.argv[0],
+        f"-max_total_time={seconds}",
+        "-timeout=10",
+        "-rss_limit_mb=4096",
+        "-max_len=65536",
+        "-print_final_stats=1",
+        f"-artifact_prefix={artifacts}/",
+        *extra,
+        str(corpus_dir),
+    ]
     atheris.Setup(argv, test_one_input)
     atheris.Fuzz()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--iterations", type=int, default=None, help="simple engine: stop after N inputs")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzz led_cpp's GGUF validator (python/led_cpp/gguf_check.py) for 10 minutes and
+# Fuzz led_cpp's GGUF validator (python/led_cpp/gguf_check/) for 10 minutes and
 # print executions, corpus size and crashes.
 #
-#   benchmarks/fuzz_gguf.sh [SECONDS] [WORKDIR]
+#   tools/fuzz_gguf.sh [SECONDS] [WORKDIR]
 #
 # Uses atheris (coverage-guided) when it is importable, else the harness's own
 # mutation fuzzer.  The corpus and crash inputs are kept in WORKDIR (default
@@ -26,7 +26,7 @@ crashes_before=$(find "$CRASHES" -type f | wc -l)
 echo "fuzzing gguf_check for ${SECONDS_TO_RUN} s with $ENGINE (log: $LOG)"
 
 start=$(date +%s)
-"$PY" "$ROOT/tests/fuzz_gguf_check.py" --engine "$ENGINE" --seconds "$SECONDS_TO_RUN" \
+"$PY" "$ROOT/tests/support/fuzz_gguf_check.py" --engine "$ENGINE" --seconds "$SECONDS_TO_RUN" \
     --corpus "$CORPUS" --artifacts "$CRASHES" >"$LOG" 2>&1
 status=$?
 elapsed=$(( $(date +%s) - start ))

@@ -48,16 +48,17 @@ token_for_depth(depth_logits, j, *, temperature, k, u_token) -> int
 token_distribution(depth_logits, *, temperature, k, exploit, explore_allowed=True,
                    depth_rule="max_entropy", fixed_depth=0) -> float64 [V]
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 F32 = np.float32
-CLAMP_P = F32(1e-6)     # max(p_i[c], 1e-6) in A_j
-CLAMP_LOG = F32(1e-9)   # log(max(P_j[c], 1e-9)) in H_j
+CLAMP_P = F32(1e-6)  # max(p_i[c], 1e-6) in A_j
+CLAMP_LOG = F32(1e-9)  # log(max(P_j[c], 1e-9)) in H_j
 DEPTH_RULES = ("max_entropy", "random", "fixed")
 
 
@@ -102,19 +103,18 @@ def top_k_candidates(p0: np.ndarray, k: int) -> np.ndarray:
 
 def depth_posteriors(p: np.ndarray, C: np.ndarray):
     """A_j, P_j, H_j of spec step 5 for candidates C. Returns (P [d,k], H [d])."""
-    pc = np.maximum(np.asarray(p, dtype=F32)[:, C], CLAMP_P)   # [d, k]
-    A = np.cumsum(pc, axis=0, dtype=F32)                       # i = 0 .. j
+    pc = np.maximum(np.asarray(p, dtype=F32)[:, C], CLAMP_P)  # [d, k]
+    A = np.cumsum(pc, axis=0, dtype=F32)  # i = 0 .. j
     S = _seqsum(A, axis=1)[:, None]
     P = A / S
     H = -_seqsum(P * np.log(np.maximum(P, CLAMP_LOG)), axis=1)
     return P.astype(F32), H.astype(F32)
 
 
-def choose_depth(H: np.ndarray, depth_rule: str = "max_entropy",
-                 fixed_depth: int = 0, u_depth: float = 0.0) -> int:
+def choose_depth(H: np.ndarray, depth_rule: str = "max_entropy", fixed_depth: int = 0, u_depth: float = 0.0) -> int:
     d = len(H)
     if depth_rule == "max_entropy":
-        return int(np.argmax(H))            # first max
+        return int(np.argmax(H))  # first max
     if depth_rule == "random":
         return int(min(math.floor(u_depth * d), d - 1))
     if depth_rule == "fixed":
@@ -158,16 +158,16 @@ class StepTrace:
     u_gate: float
     u_token: float
     u_depth: float
-    p: np.ndarray          # float32 [d, V]
-    logp0: np.ndarray      # float32 [V]
-    C: np.ndarray          # int64 [k]
-    q: np.ndarray          # float32 [k]
-    P: np.ndarray          # float32 [d, k]  (always computed, for the tests)
-    H: np.ndarray          # float32 [d]
+    p: np.ndarray  # float32 [d, V]
+    logp0: np.ndarray  # float32 [V]
+    C: np.ndarray  # int64 [k]
+    q: np.ndarray  # float32 [k]
+    P: np.ndarray  # float32 [d, k]  (always computed, for the tests)
+    H: np.ndarray  # float32 [d]
     explored: bool
     depth: int
     token: int
-    gate_margin: float     # (1 - q0) - u_gate
+    gate_margin: float  # (1 - q0) - u_gate
 
     @property
     def greedy(self) -> bool:
@@ -207,10 +207,20 @@ class StepTrace:
         }
 
 
-def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: bool,
-              explore_allowed: bool = True, depth_rule: str = "max_entropy",
-              fixed_depth: int = 0, u_gate: float, u_token: float,
-              u_depth: float = 0.0, candidates=None) -> StepTrace:
+def led_trace(
+    depth_logits: np.ndarray,
+    *,
+    temperature: float,
+    k: int,
+    exploit: bool,
+    explore_allowed: bool = True,
+    depth_rule: str = "max_entropy",
+    fixed_depth: int = 0,
+    u_gate: float,
+    u_token: float,
+    u_depth: float = 0.0,
+    candidates=None,
+) -> StepTrace:
     """All intermediates of one step. ``candidates`` (tests only) replaces the port's own
     top-k with another order of near-equal candidates, so that the rest of the step can still
     be checked when two implementations' roundings order a near-tie differently."""
@@ -230,12 +240,27 @@ def led_trace(depth_logits: np.ndarray, *, temperature: float, k: int, exploit: 
     one_minus_q0 = float(F32(1) - q[0])
     gate_open = temperature > 0 and float(u_gate) < one_minus_q0
     explored = bool(explore_allowed and ((not exploit) or gate_open))
-    tr = StepTrace(temperature=float(temperature), k=int(k), exploit=bool(exploit),
-                   explore_allowed=bool(explore_allowed), depth_rule=depth_rule,
-                   fixed_depth=int(fixed_depth), u_gate=float(u_gate),
-                   u_token=float(u_token), u_depth=float(u_depth), p=p, logp0=logp0,
-                   C=C, q=q, P=P, H=H, explored=explored, depth=0, token=-1,
-                   gate_margin=one_minus_q0 - float(u_gate))
+    tr = StepTrace(
+        temperature=float(temperature),
+        k=int(k),
+        exploit=bool(exploit),
+        explore_allowed=bool(explore_allowed),
+        depth_rule=depth_rule,
+        fixed_depth=int(fixed_depth),
+        u_gate=float(u_gate),
+        u_token=float(u_token),
+        u_depth=float(u_depth),
+        p=p,
+        logp0=logp0,
+        C=C,
+        q=q,
+        P=P,
+        H=H,
+        explored=explored,
+        depth=0,
+        token=-1,
+        gate_margin=one_minus_q0 - float(u_gate),
+    )
     if explored:
         tr.depth = choose_depth(H, depth_rule, fixed_depth, u_depth)
         tr.token = tr.token_for_depth(tr.depth)
@@ -249,22 +274,35 @@ def led_step(depth_logits: np.ndarray, **kwargs) -> dict:
     return led_trace(depth_logits, **kwargs).as_dict()
 
 
-def token_for_depth(depth_logits: np.ndarray, j: int, *, temperature: float, k: int,
-                    u_token: float) -> int:
-    tr = led_trace(depth_logits, temperature=temperature, k=k, exploit=False,
-                   u_gate=0.0, u_token=u_token)
+def token_for_depth(depth_logits: np.ndarray, j: int, *, temperature: float, k: int, u_token: float) -> int:
+    tr = led_trace(depth_logits, temperature=temperature, k=k, exploit=False, u_gate=0.0, u_token=u_token)
     return tr.token_for_depth(j)
 
 
-def token_distribution(depth_logits: np.ndarray, *, temperature: float, k: int,
-                       exploit: bool, explore_allowed: bool = True,
-                       depth_rule: str = "max_entropy", fixed_depth: int = 0) -> np.ndarray:
+def token_distribution(
+    depth_logits: np.ndarray,
+    *,
+    temperature: float,
+    k: int,
+    exploit: bool,
+    explore_allowed: bool = True,
+    depth_rule: str = "max_entropy",
+    fixed_depth: int = 0,
+) -> np.ndarray:
     """Analytic P(token) over the vocabulary when u_gate, u_token, u_depth are
     independent U[0,1): P(no explore) * q_norm + P(explore) * P_{j*} (averaged over
     j* for the "random" rule), with greedy draws as point masses. float64."""
-    tr = led_trace(depth_logits, temperature=temperature, k=k, exploit=exploit,
-                   explore_allowed=explore_allowed, depth_rule=depth_rule,
-                   fixed_depth=fixed_depth, u_gate=0.0, u_token=0.0)
+    tr = led_trace(
+        depth_logits,
+        temperature=temperature,
+        k=k,
+        exploit=exploit,
+        explore_allowed=explore_allowed,
+        depth_rule=depth_rule,
+        fixed_depth=fixed_depth,
+        u_gate=0.0,
+        u_token=0.0,
+    )
     V = tr.p.shape[1]
     d = tr.P.shape[0]
     if not explore_allowed:

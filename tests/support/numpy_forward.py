@@ -1,4 +1,4 @@
-"""Independent NumPy forward pass for the tiny models of ``tests/tiny_models.py``.
+"""Independent NumPy forward pass for the tiny models of ``tests/support/tiny_models.py``.
 
 Semantics follow llama.cpp (src/models/llama.cpp, qwen3.cpp, gemma3.cpp,
 src/llama-graph.cpp, ggml-cpu rope):
@@ -54,13 +54,14 @@ tolerance) rather than demanding token-for-token equality with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # only for annotations; works whether tests/ is a package or not
-    from tiny_models import TinyModel
+    from tests.support.tiny_models import TinyModel
 
 __all__ = [
     "ForwardResult",
@@ -180,9 +181,7 @@ def _attention_mask(model: TinyModel, il: int, positions: np.ndarray) -> np.ndar
     return allowed
 
 
-def _layer(
-    model: TinyModel, il: int, x: np.ndarray, positions: np.ndarray, kv_f16: bool, gelu_f16: bool
-) -> np.ndarray:
+def _layer(model: TinyModel, il: int, x: np.ndarray, positions: np.ndarray, kv_f16: bool, gelu_f16: bool) -> np.ndarray:
     m = model
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     w = lambda name: f64(m.w(name, il))  # noqa: E731
@@ -382,9 +381,7 @@ def greedy(
 ) -> list[int]:
     """Argmax decoding of ``n_new`` tokens after ``prompt_tokens``; returns only
     the new tokens.  Ties break to the lowest id (as a stable argmax)."""
-    return greedy_with_margins(
-        model, prompt_tokens, n_new, stop_tokens=stop_tokens, **forward_kwargs
-    )[0]
+    return greedy_with_margins(model, prompt_tokens, n_new, stop_tokens=stop_tokens, **forward_kwargs)[0]
 
 
 def greedy_mismatches(

@@ -2,7 +2,7 @@
 # AddressSanitizer + LeakSanitizer build of led_cpp's extension (_core, with llama.cpp and
 # ggml compiled into it) and a pytest run against that build.  Not part of CI.
 #
-#   benchmarks/sanitize.sh [PYTEST ARGS...]
+#   tools/sanitize.sh [PYTEST ARGS...]
 #
 # Default PYTEST ARGS: tests/test_generation.py tests/test_tiny_greedy.py
 # tests/test_bad_input.py tests/test_led_math.py.  Paths are relative to the repository root;

@@ -3,7 +3,7 @@
 ``write_tiny_model`` writes a small F32 GGUF file that llama.cpp loads as the
 requested architecture and returns a :class:`TinyModel` holding the
 hyperparameters, the vocabulary and the exact weights (as float32 numpy arrays,
-keyed by GGUF tensor name).  ``tests/numpy_forward.py`` runs an independent
+keyed by GGUF tensor name).  ``tests/support/numpy_forward.py`` runs an independent
 NumPy forward pass over those weights, so tests can compare llama.cpp's output
 (through led_cpp) against it.
 
@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -83,11 +84,7 @@ CHATML_TEMPLATE = (
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> unicode character mapping (as in llama.cpp's unicode.cpp)."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = list(bs)
     n = 0
     for b in range(256):
@@ -234,11 +231,27 @@ class TinyModel:
         return {
             k: getattr(self, k)
             for k in (
-                "arch", "n_layer", "n_embd", "n_head", "n_head_kv", "n_ff", "head_dim",
-                "n_vocab", "context_length", "rms_eps", "rope_type", "rope_freq_base",
-                "rope_freq_scale", "rope_freq_base_swa", "rope_freq_scale_swa",
-                "sliding_window", "swa_layers", "tied_output", "final_logit_softcapping",
-                "attn_scale", "embd_scale",
+                "arch",
+                "n_layer",
+                "n_embd",
+                "n_head",
+                "n_head_kv",
+                "n_ff",
+                "head_dim",
+                "n_vocab",
+                "context_length",
+                "rms_eps",
+                "rope_type",
+                "rope_freq_base",
+                "rope_freq_scale",
+                "rope_freq_base_swa",
+                "rope_freq_scale_swa",
+                "sliding_window",
+                "swa_layers",
+                "tied_output",
+                "final_logit_softcapping",
+                "attn_scale",
+                "embd_scale",
             )
         }
 

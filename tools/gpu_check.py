@@ -1,6 +1,6 @@
-"""The GPU checks and measurements of benchmarks/gpu_check.sh, as one JSON report.
+"""The GPU checks and measurements of tools/gpu_check.sh, as one JSON report.
 
-    python benchmarks/gpu_check.py --out DIR [--shape qwen3-4b] [--tokens 128] [--sequences 16]
+    python tools/gpu_check.py --out DIR [--shape qwen3-4b] [--tokens 128] [--sequences 16]
 
 1. Parity on the tiny test models: GPU (all layers offloaded) against CPU (n_gpu_layers=0) in
    the same build: per-depth logits to 1e-2 relative, greedy LED tokens and chosen depths, on the
@@ -26,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def relative_error(a, b) -> float:
@@ -37,13 +36,15 @@ def relative_error(a, b) -> float:
 
 def parity(workdir: str) -> dict:
     import led_cpp
-    from tiny_models import write_tiny_model
+    from tests.support.tiny_models import write_tiny_model
 
     report = {}
     for arch in ("llama", "qwen3", "gemma3"):
         tiny = write_tiny_model(Path(workdir) / f"tiny-{arch}.gguf", arch, seed=1)
         gpu = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=-1, kv_type="f32")
-        gpu_on_explore = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=-1, kv_type="f32", led_projection="on_explore")
+        gpu_on_explore = led_cpp.Model(
+            tiny.path, n_ctx=256, n_gpu_layers=-1, kv_type="f32", led_projection="on_explore"
+        )
         cpu = led_cpp.Model(tiny.path, n_ctx=256, n_gpu_layers=0, kv_type="f32")
         prompt = tiny.encode("The quick brown fox jumps over the lazy dog.")
         errors = {}
@@ -53,8 +54,10 @@ def parity(workdir: str) -> dict:
                 b = cpu.depth_logits(prompt, d=tiny.n_layer, ln=ln, layer_counting=counting)
                 errors[f"ln={ln},{counting}"] = relative_error(a, b)
         config = led_cpp.LEDConfig(temperature=0, d=tiny.n_layer, k=8, exploit=False, think_only=False)
-        generations = [model.generate(prompt, config=config, max_tokens=32, seed=3, trace=True)
-                       for model in (gpu, gpu_on_explore, cpu)]
+        generations = [
+            model.generate(prompt, config=config, max_tokens=32, seed=3, trace=True)
+            for model in (gpu, gpu_on_explore, cpu)
+        ]
         runs = [generation.result for generation in generations]
         depths = [[step.depth for step in run.trace] for run in runs]
         gaps = [max(step.entropies) - sorted(step.entropies)[-2] for step in runs[2].trace]
@@ -80,8 +83,9 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
     import led_cpp
 
     projection = "on_explore" if config == "led-on-explore" else "auto"
-    model = led_cpp.Model(model_path, n_ctx=prompt_tokens + tokens + 16, n_gpu_layers=-1, n_batch=512,
-                          led_projection=projection)
+    model = led_cpp.Model(
+        model_path, n_ctx=prompt_tokens + tokens + 16, n_gpu_layers=-1, n_batch=512, led_projection=projection
+    )
     rng = random.Random(0)
     prompts = [[rng.randrange(0, model.n_vocab - 3) for _ in range(prompt_tokens)]]
     if config == "llama.cpp":
@@ -89,29 +93,38 @@ def measure(model_path: str, config: str, sequences: int, tokens: int, prompt_to
         timings = model._native.raw_decode(prompt_tokens, tokens, sequences)
         return {"tokens_per_second": timings["decode_tokens"] / timings["decode_seconds"], "explore_rate": 0.0}
     d = min(8, model.n_layer)
-    decoding = {"standard": led_cpp.SamplingConfig(),
-                "led": led_cpp.LEDConfig(d=d, think_only=False),
-                "led-on-explore": led_cpp.LEDConfig(d=d, think_only=False),
-                "led-no-exploit": led_cpp.LEDConfig(d=d, exploit=False, think_only=False)}[config]
+    decoding = {
+        "standard": led_cpp.SamplingConfig(),
+        "led": led_cpp.LEDConfig(d=d, think_only=False),
+        "led-on-explore": led_cpp.LEDConfig(d=d, think_only=False),
+        "led-no-exploit": led_cpp.LEDConfig(d=d, exploit=False, think_only=False),
+    }[config]
     model.generate_batch(prompts, n=sequences, config=decoding, max_tokens=8, seed=1)  # warm up
-    stream = model.stream_batch(prompts, n=sequences, config=decoding, max_tokens=tokens, seed=2,
-                                n_parallel=sequences)
+    stream = model.stream_batch(prompts, n=sequences, config=decoding, max_tokens=tokens, seed=2, n_parallel=sequences)
     for _ in stream:
         pass
     results = stream.results[0]
     generated = sum(len(result.tokens) for result in results)
     seconds = max(result.timings.decode_seconds for result in results)
     explored = sum(result.explored_steps for result in results)
-    return {"tokens_per_second": generated / seconds, "explore_rate": explored / max(generated, 1),
-            "generated": generated, "second_graphs": stream.stats["explore_graphs"],
-            "every_step": stream.stats["every_step"], "shared_head_product": stream.stats["shared_head_product"]}
+    return {
+        "tokens_per_second": generated / seconds,
+        "explore_rate": explored / max(generated, 1),
+        "generated": generated,
+        "second_graphs": stream.stats["explore_graphs"],
+        "every_step": stream.stats["every_step"],
+        "shared_head_product": stream.stats["shared_head_product"],
+    }
 
 
 def gpu_memory_used() -> int:
     """MiB in use on GPU 0, or -1 where nvidia-smi is missing (a CPU dry run)."""
     try:
-        output = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                                capture_output=True, text=True)
+        output = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
         return -1
     return int(output.stdout.strip().splitlines()[0]) if output.returncode == 0 else -1
@@ -119,9 +132,11 @@ def gpu_memory_used() -> int:
 
 def run_in_process(function: str, **kwargs) -> dict:
     """Runs one of this module's functions in its own process, so a crash is reported, not fatal."""
-    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r});"
-            f"from benchmarks.gpu_check import {function};"
-            f"print('RESULT ' + json.dumps({function}(**json.loads(sys.argv[1]))))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT)!r});"
+        f"from tools.gpu_check import {function};"
+        f"print('RESULT ' + json.dumps({function}(**json.loads(sys.argv[1]))))"
+    )
     output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True)
     lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
     if output.returncode != 0 or not lines:
@@ -172,8 +187,8 @@ def main() -> None:
         print("parity:", json.dumps(report["parity"], indent=1), flush=True)
         save()
 
-    from benchmarks.random_model import SHAPES, write
     from led_cpp import _core
+    from tools.random_model import SHAPES, write
 
     model_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"random-{args.shape}-q4_k_m.gguf"
     f16 = model_path.with_suffix(".f16.gguf")
@@ -185,16 +200,24 @@ def main() -> None:
     f16.unlink()
     report["quantize_seconds"] = time.perf_counter() - start
     report["model_gib"] = model_path.stat().st_size / 2**30
-    print(f"model: {report['model_gib']:.2f} GiB, written in {report['write_seconds']:.0f} s, "
-          f"quantized in {report['quantize_seconds']:.0f} s", flush=True)
+    print(
+        f"model: {report['model_gib']:.2f} GiB, written in {report['write_seconds']:.0f} s, "
+        f"quantized in {report['quantize_seconds']:.0f} s",
+        flush=True,
+    )
     save()
 
     rows = report.setdefault("decode", {})
     for sequences in (1, args.sequences):
         for config in ("llama.cpp", "standard", "led", "led-no-exploit", "led-on-explore"):
             key = f"{config}@{sequences}"
-            rows[key] = run_measurement(model_path=str(model_path), config=config, sequences=sequences,
-                                        tokens=args.tokens, prompt_tokens=args.prompt_tokens)
+            rows[key] = run_measurement(
+                model_path=str(model_path),
+                config=config,
+                sequences=sequences,
+                tokens=args.tokens,
+                prompt_tokens=args.prompt_tokens,
+            )
             print(key, json.dumps(rows[key]), flush=True)
             save()
     for sequences in (1, args.sequences):

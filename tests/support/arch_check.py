@@ -1,7 +1,7 @@
-"""What led_cpp does on each architecture of tests/arch_models.py, one process per architecture.
+"""What led_cpp does on each architecture of tests/support/arch_models.py, one process per architecture.
 
-    python tests/arch_check.py ARCH            # one architecture's checks, as JSON on stdout
-    python tests/arch_check.py --readme        # all of them (two at a time), rewriting README's table
+    python -m tests.support.arch_check ARCH            # one architecture's checks, as JSON on stdout
+    python -m tests.support.arch_check --readme        # all of them (two at a time), rewriting README's table
 
 Checks, in order (a failed check stops the rest and is reported with its error):
 - ``loads``: the tiny random model loads (F32, flash attention off, F32 KV cache);
@@ -12,7 +12,7 @@ Checks, in order (a failed check stops the rest and is reported with its error):
   every step with d entropies; both give the same tokens (``every_step`` also reports
   whether the depths went through the model's own head product, widened);
 - ``parity``: at the first step (ln off and on) the candidates, top-1 probability and
-  entropies equal the spec's arithmetic (tests/led_reference.py) on ``depth_logits``; every
+  entropies equal the spec's arithmetic (tests/support/led_reference.py) on ``depth_logits``; every
   deeper row differs from row 0; ``depth_logits`` of a prompt decoded in chunks (the last
   one holding several tokens, so the output row is not the first) equals the one-batch value.
 """
@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: the child process of run_isolated
+    sys.path.insert(0, str(ROOT))
 
-from arch_models import ARCHITECTURES, llama_source, write_arch_model  # noqa: E402
+from tests.support.arch_models import ARCHITECTURES, llama_source, write_arch_model  # noqa: E402
 
 CHECKS = ("loads", "samples", "on_explore", "every_step", "parity")
 PROMPT = "Once upon a time"
 K = 4
 TEMPERATURE = 0.6
-README = HERE.parent / "README.md"
+README = ROOT / "README.md"
 BEGIN, END = "<!-- architectures:begin -->", "<!-- architectures:end -->"
 
 
@@ -48,8 +48,8 @@ def check(arch: str, root: Path) -> dict:
     """Runs the checks in this process; returns {check: True} up to the first failure, which
     maps to its error text."""
     import led_cpp
-    import led_reference as reference
     from led_cpp import LEDConfig, SamplingConfig
+    from tests.support import led_reference as reference
 
     result: dict = {}
     current = "loads"
@@ -68,8 +68,9 @@ def check(arch: str, root: Path) -> dict:
         for i, token in enumerate(greedy.tokens):
             row0 = model.depth_logits(prompt + greedy.tokens[:i], d=1)[0]
             assert token == int(np.argmax(row0)), f"greedy token {token} is not the argmax of depth_logits row 0"
-        sampled = model.generate(prompt, config=SamplingConfig(temperature=1.0, top_k=0, top_p=1.0), max_tokens=1,
-                                 seed=3).result
+        sampled = model.generate(
+            prompt, config=SamplingConfig(temperature=1.0, top_k=0, top_p=1.0), max_tokens=1, seed=3
+        ).result
         row0 = model.depth_logits(prompt, d=1)[0].astype(np.float64)
         log_softmax = row0 - row0.max() - np.log(np.exp(row0 - row0.max()).sum())
         assert abs(sampled.logprobs[0] - log_softmax[sampled.tokens[0]]) < 1e-4, "log-probability differs from row 0"
@@ -117,9 +118,13 @@ def check(arch: str, root: Path) -> dict:
 def run_isolated(arch: str, timeout: float = 300.0) -> dict:
     """check(arch) in a child process, so that an abort is reported rather than fatal."""
     with tempfile.TemporaryDirectory() as root:
-        completed = subprocess.run([sys.executable, str(Path(__file__).resolve()), arch, root],
-                                   capture_output=True, text=True, timeout=timeout,
-                                   env={**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        completed = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), arch, root],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        )
     lines = completed.stdout.strip().splitlines()
     if completed.returncode == 0 and lines:
         return json.loads(lines[-1])
@@ -146,8 +151,8 @@ def llama_architectures() -> list[str]:
     if source is None:
         return []
     text = source.read_text()
-    table = text[text.index("LLM_ARCH_NAMES"):]
-    table = table[:table.index("};")]
+    table = text[text.index("LLM_ARCH_NAMES") :]
+    table = table[: table.index("};")]
     return [name for name in re.findall(r'\{\s*LLM_ARCH_\w+,\s*"([^"]+)"\s*\}', table) if not name.startswith("(")]
 
 
@@ -171,8 +176,10 @@ def unchecked_line(results: dict, everything: list[str]) -> str:
 
 
 def readme_table(results: dict, everything: list[str]) -> str:
-    header = ["| architecture | loads | samples | LED on_explore | LED every_step | parity | every_step head product |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    header = [
+        "| architecture | loads | samples | LED on_explore | LED every_step | parity | every_step head product |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     return "\n".join([BEGIN, *header, *table_rows(results), "", unchecked_line(results, everything), END])
 
 

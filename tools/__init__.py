@@ -1,0 +1,1 @@
+"""Development tools (fuzzer, sanitizer, GPU check, random models, README tables, lint)."""
