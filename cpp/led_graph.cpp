@@ -101,6 +101,17 @@ int depth_layer(int n_layer, int depth, LayerCounting counting) {
     return counting == LayerCounting::paper ? n_layer - 1 - depth : n_layer - 2 - depth;
 }
 
+std::vector<int> depth_layers(int n_layer, int d, LayerCounting counting) {
+    if (d < 1 || d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+    std::vector<int> layers;
+    for (int j = 1; j < d; ++j) {
+        const int il = depth_layer(n_layer, j, counting);
+        if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
+        layers.push_back(il);
+    }
+    return layers;
+}
+
 struct OutputHead::Walk {
     std::string error;
     ggml_tensor * weight = nullptr;
@@ -324,11 +335,15 @@ ggml_tensor * OutputHead::project_with_model(ggml_context * ctx, ggml_cgraph * g
     return post(ctx, columns);
 }
 
-Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
+Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature,
+                            ggml_tensor * row_scales) {
     const int64_t n_vocab = logits->ne[0];
     const int64_t rows = ggml_nelements(logits) / n_vocab;
     ggml_tensor * matrix = ggml_reshape_2d(ctx, logits, n_vocab, rows);
-    ggml_tensor * probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
+    ggml_tensor * probabilities =
+        row_scales != nullptr
+            ? ggml_soft_max_ext(ctx, ggml_mul(ctx, matrix, ggml_reshape_2d(ctx, row_scales, 1, rows)), nullptr, 1.0f, 0.0f)
+            : ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
     ggml_set_name(probabilities, "led_final_probs");
     ggml_tensor * column_probabilities = ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows);
     ggml_tensor * selected = ggml_top_k(ctx, probabilities, k);  // [k, rows], unordered
@@ -408,12 +423,18 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
 }
 
 ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
-                                        int64_t depths, float inverse_temperature) {
+                                        int64_t depths, float inverse_temperature, ggml_tensor * row_scales) {
     const int64_t n_vocab = depth_logits->ne[0];
     const int64_t rows = ids->ne[1];
     const int64_t k = ids->ne[0];
     const int64_t m = depths * rows;
-    ggml_tensor * full = ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
+    ggml_tensor * full =
+        row_scales != nullptr
+            ? ggml_soft_max_ext(ctx,
+                                ggml_reshape_2d(ctx, ggml_mul(ctx, ggml_reshape_3d(ctx, depth_logits, n_vocab, depths, rows), row_scales),
+                                                n_vocab, m),
+                                nullptr, 1.0f, 0.0f)
+            : ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
     // Every depth of a row gathers that row's candidates. Ids travel through F32 to be repeated
     // (exact below 2^24), since CUDA repeats only float types.
     ggml_tensor * repeated = ggml_cast(ctx, ggml_repeat_4d(ctx, ggml_cast(ctx, ggml_reshape_3d(ctx, ids, k, 1, rows), GGML_TYPE_F32),
@@ -540,7 +561,7 @@ std::vector<std::vector<float>> DepthProjector::explore(const OutputHead & head,
     for (int e = 0; e < n; ++e) {
         for (int j = 0; j < depths; ++j) {
             const int64_t row = static_cast<int64_t>(e) * depths + j;
-            ints[row] = queries[e].slot * n_captured_ + j;
+            ints[row] = queries[e].slot * n_captured_ + (queries[e].captured != nullptr ? queries[e].captured[j] : j);
             std::memcpy(ints.data() + m + row * k, queries[e].candidates, sizeof(int32_t) * k);
         }
     }
