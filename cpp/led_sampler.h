@@ -64,7 +64,8 @@ public:
     std::vector<float> captured_logits(int64_t n_vocab, int slot, bool ln, bool final_row_normalised);
     DepthProjector::LayerStatistics layer_statistics(int64_t n_vocab, int slot, int top_k);
     // True when the model graph returns every step's depths: per row, after the k final-layer
-    // probabilities, come the k logits and the candidates' probabilities at depths 1..d-1 [d-1][k].
+    // probabilities, come the k logits and the candidates' probabilities at each captured layer
+    // [layers][k] (a row reads the layers of its own depths).
     bool every_step() const { return every_step_; }
     // every_step: whether the last graph read the head weight once for the model and the depths.
     bool shared_head_product() const { return shared_head_product_; }
