@@ -15,7 +15,7 @@ SCRIPT = """
 import json, sys
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig
-model = led_cpp.Model(sys.argv[1], n_ctx=64, n_threads=2)
+model = led_cpp.Model(sys.argv[1], n_ctx=64, n_threads=1)
 out = {"n_vocab": model.n_vocab}
 for name, config in json.loads(sys.argv[2]).items():
     result = model.generate("The capital of France is", max_tokens=2, seed=5, config=eval(config), trace=True).result

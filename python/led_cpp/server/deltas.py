@@ -39,21 +39,25 @@ class ChatDeltas:
 
     def _reasoning_delta(self, final: bool) -> str:
         text = self.reasoning
-        lead = text.lstrip()
-        if self.start:
-            if not final and len(lead) < len(self.start) and self.start.startswith(lead):
-                return ""  # may still become the start marker the model writes
-            if lead.startswith(self.start):
-                text = lead[len(self.start):]
+        opened = bool(self.start) and self.start in text
+        if opened:
+            # The decode loop's reasoning begins after the first start marker the model writes;
+            # what the stream sent before it cannot be taken back, the marker itself is left out.
+            at = text.find(self.start)
+            text = text[:at] + text[at + len(self.start):]
         if final:
             if self.end and text.endswith(self.end):
                 text = text[:-len(self.end)]
-        elif self.end:
-            # Hold back what may be the end marker arriving (its pieces are still reasoning).
-            for length in range(min(len(self.end), len(text)), 0, -1):
-                if self.end.startswith(text[-length:]):
-                    text = text[:-length]
-                    break
+        else:
+            # Hold back what may be a marker arriving (its pieces are still reasoning).
+            markers = [self.end] + ([self.start] if self.start and not opened else [])
+            held = 0
+            for marker in filter(None, markers):
+                for length in range(min(len(marker), len(text)), held, -1):
+                    if marker.startswith(text[-length:]):
+                        held = length
+                        break
+            text = text[:len(text) - held]
         delta = text[self.sent:]
         self.sent = max(self.sent, len(text))
         return delta
