@@ -145,11 +145,11 @@ void register_generation(py::module_ & module) {
                  std::vector<led::Piece> pieces = run_interruptible([&] { return run.advance(); });
                  py::list out;
                  for (const auto & piece : pieces) {
-                     out.append(py::make_tuple(piece.request, piece.prompt, piece.sample, py::str(piece.text)));
+                     out.append(py::make_tuple(piece.request, piece.prompt, piece.sample, py::str(piece.text), piece.reasoning));
                  }
                  return out;
              },
-             "Runs one llama_decode; returns [(request, prompt_index, sample_index, text)] that became final.")
+             "Runs one llama_decode; returns [(request, prompt_index, sample_index, text, in_reasoning)] that became final.")
         .def("take_finished",
              [](led::BatchRun & run) {
                  py::list out;
@@ -198,6 +198,8 @@ void register_generation(py::module_ & module) {
             out["decided_steps"] = stats.decided_steps;
             out["n_parallel"] = stats.n_parallel;
             out["peak_active"] = stats.peak_active;
+            out["peak_requests_per_step"] = stats.peak_requests_per_step;
+            out["graph_switches"] = stats.graph_switches;
             return out;
         });
 }

@@ -1,5 +1,4 @@
 // Bindings of the LED math unit (led_math.h), so tests can check it against a NumPy port.
-#include "decode_loop.h"
 #include "led_math.h"
 
 #include <pybind11/numpy.h>
@@ -57,9 +56,6 @@ py::dict led_step(py::array_t<float, py::array::c_style | py::array::forcecast> 
 }  // namespace
 
 void register_math(py::module_ & module) {
-    module.def("stream_uniforms", &led::stream_uniforms, py::arg("seed"), py::arg("prompt"), py::arg("sample"),
-               py::arg("stream"), py::arg("count"),
-               "The uniforms a sample draws per step: stream 0 token, 1 gate, 2 depth (one of each per step).");
     module.def("led_step", &led_step, py::arg("depth_logits"), py::kw_only(), py::arg("temperature"), py::arg("k"),
                py::arg("exploit"), py::arg("explore_allowed") = true, py::arg("depth_rule") = "max_entropy",
                py::arg("fixed_depth") = 0, py::arg("u_gate"), py::arg("u_token"), py::arg("u_depth") = 0.0f,

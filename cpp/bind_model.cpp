@@ -1,5 +1,6 @@
 // Bindings of a loaded model (model.h): metadata, tokenizer, and the per-depth logits probe.
 #include "decode_loop.h"
+#include "depth_probe.h"
 #include "interrupts.h"
 #include "model.h"
 #include "raw_decode.h"

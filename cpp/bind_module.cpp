@@ -4,6 +4,7 @@
 namespace py = pybind11;
 
 void register_math(py::module_ & module);
+void register_random_streams(py::module_ & module);
 void register_model(py::module_ & module);
 void register_generation(py::module_ & module);
 void register_scoring(py::module_ & module);
@@ -11,6 +12,7 @@ void register_scoring(py::module_ & module);
 PYBIND11_MODULE(_core, module) {
     module.doc() = "led_cpp's C++ core: LED math, GGUF models through llama.cpp, and the decode loop.";
     register_math(module);
+    register_random_streams(module);
     register_model(module);
     register_generation(module);
     register_scoring(module);

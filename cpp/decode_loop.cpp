@@ -14,18 +14,6 @@ namespace {
 // Samples decoded together when the caller does not say (each has its own KV stream).
 constexpr int kDefaultParallel = 16;
 
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
-// A float in [0, 1) from the top 24 bits: exact, and the same on every platform.
-float uniform(std::mt19937_64 & stream) {
-    return static_cast<float>(stream() >> 40) * (1.0f / 16777216.0f);
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -63,8 +51,8 @@ float log_share(const float * weights, int n, int index) {
     return std::log(weights[index]) - std::log(total);
 }
 
-// Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
-// token asks for an output. Returns llama_decode's status.
+}  // namespace
+
 int32_t decode_prompt_chunk(llama_context * context, const std::vector<llama_token> & tokens, size_t from, size_t count,
                             llama_seq_id sequence) {
     llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
@@ -79,19 +67,6 @@ int32_t decode_prompt_chunk(llama_context * context, const std::vector<llama_tok
     const int32_t status = llama_decode(context, batch);
     llama_batch_free(batch);
     return status;
-}
-
-}  // namespace
-
-uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream) {
-    return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample) ^ stream);
-}
-
-std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count) {
-    std::mt19937_64 generator(derive_seed(seed, prompt, sample, stream));
-    std::vector<float> values(count);
-    for (float & value : values) value = uniform(generator);
-    return values;
 }
 
 BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples,
@@ -135,7 +110,7 @@ GraphSettings BatchRun::graph_settings(const SamplingSpec & spec, const RunOptio
     settings.n_embd = model_.n_embd();
     settings.capture.n_layer = n_layer;
     if (spec.led) {
-        if (spec.d < 1 || spec.d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+        settings.capture.layers = depth_layers(n_layer, spec.d, spec.layer_counting);
         if (spec.k < 1 || spec.k > n_vocab) throw std::invalid_argument("k must lie in [1, n_vocab]");
         settings.k = spec.k;
         settings.ln = spec.ln;
@@ -147,11 +122,6 @@ GraphSettings BatchRun::graph_settings(const SamplingSpec & spec, const RunOptio
             throw std::invalid_argument("led_projection='every_step' needs k*d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
         }
         settings.projection = fits && spec.d > 1 ? projection : Projection::on_explore;
-        for (int j = 1; j < spec.d; ++j) {
-            const int il = depth_layer(n_layer, j, spec.layer_counting);
-            if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
-            settings.capture.layers.push_back(il);
-        }
     } else {
         if (spec.top_k < 0 || spec.top_k > n_vocab) throw std::invalid_argument("top_k must lie in [0, n_vocab]");
         settings.k = greedy ? 1 : (spec.top_k == 0 ? n_vocab : spec.top_k);
@@ -291,43 +261,138 @@ void BatchRun::check_graph_state() const {
     }
 }
 
-void BatchRun::read_step(int batch_index, StepData & step, int capture_slot, int d) {
-    const int k = graph_state_->settings().k;
+void BatchRun::read_step(int batch_index, StepData & step, int capture_slot, const Request & request) {
+    // The graph returns the candidates of the row that needs the most; this row takes its own k,
+    // a prefix of them once they are in the documented order.
+    const int captured_k = graph_state_->settings().k;
+    const int k = std::min(request.graph.k, captured_k);
     const llama_token * candidates = llama_get_sampled_candidates_ith(context_, batch_index);
     const float * probabilities = llama_get_sampled_probs_ith(context_, batch_index);
     const float * logits = llama_get_sampled_logits_ith(context_, batch_index);
     const uint32_t n_candidates = llama_get_sampled_candidates_count_ith(context_, batch_index);
     if (candidates == nullptr || probabilities == nullptr || logits == nullptr ||
-        n_candidates != static_cast<uint32_t>(k)) {
+        n_candidates != static_cast<uint32_t>(captured_k)) {
         check_graph_state();
         throw std::runtime_error("llama.cpp returned no candidates from the LED sampler for output " +
                                  std::to_string(batch_index));
     }
-    step.candidates.assign(candidates, candidates + k);
-    step.probabilities.assign(probabilities, probabilities + k);
-    step.logits.assign(logits, logits + k);
-    const int depths = graph_state_->every_step() ? d - 1 : 0;
+    const int captured_depths = static_cast<int>(graph_state_->settings().capture.layers.size());
+    const int depths = graph_state_->every_step() && request.spec.led ? request.spec.d - 1 : 0;
     if (depths > 0) {
-        const size_t expected = static_cast<size_t>(k) * d;
+        const size_t expected = static_cast<size_t>(captured_k) * (1 + captured_depths);
         if (llama_get_sampled_logits_count_ith(context_, batch_index) != expected) {
             throw std::runtime_error("llama.cpp returned no depth probabilities from the LED sampler for output " +
                                      std::to_string(batch_index));
         }
-        step.depth_probabilities.assign(logits + k, logits + expected);
     }
     // Exact probability ties come back in no fixed order: put the lower id first (led_math).
-    if (candidate_order(candidates, probabilities, k, order_)) {
-        for (int c = 0; c < k; ++c) {
-            const int from = order_[c];
-            step.candidates[c] = candidates[from];
-            step.probabilities[c] = probabilities[from];
-            step.logits[c] = logits[from];
-            for (int j = 0; j < depths; ++j) {
-                step.depth_probabilities[static_cast<size_t>(j) * k + c] = logits[k + static_cast<size_t>(j) * k + from];
-            }
+    if (!candidate_order(candidates, probabilities, captured_k, order_)) {
+        order_.resize(captured_k);
+        for (int c = 0; c < captured_k; ++c) order_[c] = c;
+    }
+    if (k < captured_k && probabilities[order_[k - 1]] == probabilities[order_[k]]) {
+        // A tie across this row's cut: the lower ids make it, as the graph's own cut takes them
+        // (zero-probability runs included, which candidate_order leaves as they come).
+        const float tied = probabilities[order_[k - 1]];
+        int start = k - 1, end = k + 1;
+        while (start > 0 && probabilities[order_[start - 1]] == tied) --start;
+        while (end < captured_k && probabilities[order_[end]] == tied) ++end;
+        std::sort(order_.begin() + start, order_.begin() + end, [candidates](int a, int b) { return candidates[a] < candidates[b]; });
+    }
+    step.candidates.resize(k);
+    step.probabilities.resize(k);
+    step.logits.resize(k);
+    step.depth_probabilities.resize(static_cast<size_t>(depths) * k);
+    for (int c = 0; c < k; ++c) {
+        const int from = order_[c];
+        step.candidates[c] = candidates[from];
+        step.probabilities[c] = probabilities[from];
+        step.logits[c] = logits[from];
+        for (int j = 0; j < depths; ++j) {
+            const size_t column = static_cast<size_t>(request.captured[j]);
+            step.depth_probabilities[static_cast<size_t>(j) * k + c] = logits[captured_k + column * captured_k + from];
         }
     }
     step.capture_slot = capture_slot;
+}
+
+GraphSettings BatchRun::plan_for(const std::vector<Request *> & members) const {
+    // One request: its own settings, so a batch of one setting builds the graph it built alone.
+    GraphSettings plan = members.front()->graph;
+    if (members.size() == 1) return plan;
+    bool captures = false;
+    plan.capture.layers.clear();
+    for (const Request * request : members) {
+        const GraphSettings & own = request->graph;
+        plan.k = std::max(plan.k, own.k);
+        plan.per_row_temperature = plan.per_row_temperature || own.inverse_temperature != plan.inverse_temperature;
+        if (own.capture.layers.empty()) continue;
+        if (!captures) {
+            plan.projection = own.projection;
+            plan.ln = own.ln;
+            captures = true;
+        } else {
+            if (own.projection != plan.projection) plan.projection = Projection::on_explore;
+            plan.per_row_ln = plan.per_row_ln || own.ln != plan.ln;
+        }
+        for (int il : own.capture.layers) {
+            if (std::find(plan.capture.layers.begin(), plan.capture.layers.end(), il) == plan.capture.layers.end()) {
+                plan.capture.layers.push_back(il);
+            }
+        }
+    }
+    if (!captures) {
+        plan.projection = Projection::on_explore;
+        plan.ln = false;
+    }
+    // The every-step values (k logits, then k probabilities per captured depth) must fit a row of
+    // llama.cpp's sampled-logits buffer; else the depths go through the second graph.
+    const int64_t values = static_cast<int64_t>(plan.k) * (1 + static_cast<int64_t>(plan.capture.layers.size()));
+    if (values > model_.n_vocab()) plan.projection = Projection::on_explore;
+    return plan;
+}
+
+bool BatchRun::holder_step_pending() const {
+    return holder_request_ != nullptr && !waiting_.empty() && waiting_.front()->request == holder_request_ &&
+           waiting_.front()->prompt == holder_prompt_ && holder_done_ == holder_request_->prompts[holder_prompt_].size();
+}
+
+void BatchRun::serve(Request * joining) {
+    std::vector<Request *> members;
+    const auto add = [&members](Request * request) {
+        if (request != nullptr && std::find(members.begin(), members.end(), request) == members.end()) {
+            members.push_back(request);
+        }
+    };
+    for (const auto & sample : running_) {
+        if (sample->status == Status::active) add(sample->request);
+    }
+    add(holder_request_);
+    add(joining);
+    if (members.empty()) return;
+    GraphSettings plan = plan_for(members);
+    if (graph_state_ != nullptr) plan.n_slots = graph_state_->settings().n_slots;  // the model sizes it to the context
+    if (graph_state_ == nullptr || !(graph_state_->settings() == plan)) {
+        graph_state_ = &model_.attach_samplers(plan);
+        ++stats_.graph_switches;
+        check_graph_state();
+    }
+    const std::vector<int> & layers = graph_state_->settings().capture.layers;
+    for (Request * request : members) {
+        request->captured.clear();
+        if (!request->spec.led) continue;
+        for (int il : depth_layers(model_.n_layer(), request->spec.d, request->spec.layer_counting)) {
+            request->captured.push_back(static_cast<int>(std::find(layers.begin(), layers.end(), il) - layers.begin()));
+        }
+    }
+    for (const auto & sample : running_) {
+        if (sample->status == Status::active) bind_slot(sample->slot, *sample->request);
+    }
+    if (holder_request_ != nullptr) bind_slot(holder_slot_, *holder_request_);
+}
+
+void BatchRun::bind_slot(int slot, const Request & request) {
+    graph_state_->set_slot(slot, request.graph.inverse_temperature, request.graph.ln);
 }
 
 bool BatchRun::prefill_chunk() {
@@ -338,16 +403,11 @@ bool BatchRun::prefill_chunk() {
     const auto & prompt = request->prompts[wanted];
     if (holder_request_ == request && holder_prompt_ == wanted && holder_done_ == prompt.size()) return false;
     if (holder_request_ != request || holder_prompt_ != wanted) {
-        // Start the next prompt once a slot is free for one of its samples, and once the graph
-        // serves its settings: a request needing other settings waits for the running ones.
+        // Start the next prompt once a slot is free for one of its samples, with the graph set up
+        // for it beside the running requests (no step is pending here: advance decides first).
         if (free_slots_.empty()) return false;
-        GraphSettings needed = request->graph;
-        if (graph_state_ != nullptr) needed.n_slots = graph_state_->settings().n_slots;  // the model sizes it to the context
-        if (graph_state_ == nullptr || !(graph_state_->settings() == needed)) {
-            if (active_ > 0) return false;
-            graph_state_ = &model_.attach_samplers(request->graph);
-            check_graph_state();
-        }
+        serve(request);
+        bind_slot(holder_slot_, *request);
         llama_memory_seq_rm(llama_get_memory(context_), holder_slot_, -1, -1);
         holder_request_ = request;
         holder_prompt_ = wanted;
@@ -366,7 +426,7 @@ bool BatchRun::prefill_chunk() {
     holder_done_ += count;
     request->prompt_seconds[wanted] += seconds_since(start);
     if (holder_done_ == prompt.size()) {
-        read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_, request->spec.d);
+        read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_, *request);
     }
     return true;
 }
@@ -380,12 +440,9 @@ void BatchRun::admit() {
         }
         sample.slot = free_slots_.back();
         free_slots_.pop_back();
-        const uint64_t seed = sample.request->options.seed;
-        Streams & streams = streams_[sample.slot];
-        streams.token.seed(derive_seed(seed, sample.prompt, sample.index, 0));
-        streams.gate.seed(derive_seed(seed, sample.prompt, sample.index, 1));
-        streams.depth.seed(derive_seed(seed, sample.prompt, sample.index, 2));
+        streams_[sample.slot].seed(sample.request->options.seed, sample.prompt, sample.index);
         llama_memory_seq_cp(llama_get_memory(context_), holder_slot_, sample.slot, -1, -1);
+        bind_slot(sample.slot, *sample.request);
         sample.status = Status::active;
         sample.position = static_cast<llama_pos>(sample.request->prompts[sample.prompt].size());
         sample.step = holder_step_;
@@ -398,183 +455,192 @@ void BatchRun::admit() {
     }
 }
 
-void BatchRun::decide(std::vector<Piece> & pieces) {
-    struct Decision {
-        Sample * sample;
-        int index = 0;
-        bool explored = false;
-        bool needs_depths = false;   // explores, or the trace wants the entropies
-        int depth = 0;
-        float u_token = 0.0f;
-        float u_depth = 0.0f;
-        std::vector<float> depth_probabilities;  // on_explore: depths 1..d-1 from the second graph
-        std::vector<float> entropies;
-        float sampling_logprob = 0.0f;  // under the distribution the token was drawn from
-    };
-    std::vector<Decision> decisions;
-    std::vector<ExploreQuery> queries;
-    std::vector<size_t> query_owner;
-    for (auto & running : running_) {
-        Sample & sample = *running;
-        if (sample.status != Status::active || !sample.has_step) continue;
-        const SamplingSpec & spec = sample.request->spec;
-        const RunOptions & options = sample.request->options;
-        const bool greedy = spec.temperature == 0.0f;
-        const StepData & step = sample.step;
-        const auto & q = step.probabilities;
-        const int k = static_cast<int>(q.size());
-        Streams & streams = streams_[sample.slot];
-        const float u_gate = uniform(streams.gate);
-        const float u_token = uniform(streams.token);
-        const float u_depth = uniform(streams.depth);
-        Decision decision{&sample};
-        decision.u_token = u_token;
-        decision.u_depth = u_depth;
-        if (!spec.led) {
-            if (!greedy) {
-                const int keep = kept_standard(q, spec.top_p, spec.min_p);
-                decision.index = draw_index(q.data(), keep, u_token);
-                decision.sampling_logprob = log_share(q.data(), keep, decision.index);
-            }
-        } else {
-            const bool allowed = !spec.think_only || sample.reasoning.inside();
-            decision.explored = explores(q[0], spec.exploit, allowed, greedy, u_gate);
-            decision.needs_depths = decision.explored || (options.trace && spec.d > 1);
-            if (decision.needs_depths && spec.d > 1 && !graph_state_->every_step()) {
-                ExploreQuery query;
-                query.slot = step.capture_slot;
-                query.candidates = step.candidates.data();
-                queries.push_back(query);
-                query_owner.push_back(decisions.size());
-            }
-            if (!decision.explored && !greedy) {
-                decision.index = draw_index(q.data(), k, u_token);
-                decision.sampling_logprob = log_share(q.data(), k, decision.index);
-            }
+BatchRun::Decision BatchRun::choose(Sample & sample) {
+    const SamplingSpec & spec = sample.request->spec;
+    const RunOptions & options = sample.request->options;
+    const bool greedy = spec.temperature == 0.0f;
+    const auto & q = sample.step.probabilities;
+    const int k = static_cast<int>(q.size());
+    // One draw of each stream per step, whichever of them the step uses.
+    SampleStreams & streams = streams_[sample.slot];
+    const float u_gate = uniform(streams.gate);
+    Decision decision{&sample};
+    decision.u_token = uniform(streams.token);
+    decision.u_depth = uniform(streams.depth);
+    if (!spec.led) {
+        if (!greedy) {
+            const int keep = kept_standard(q, spec.top_p, spec.min_p);
+            decision.index = draw_index(q.data(), keep, decision.u_token);
+            decision.sampling_logprob = log_share(q.data(), keep, decision.index);
         }
-        decisions.push_back(std::move(decision));
+        return decision;
     }
-    // One explore graph per group of queries sharing d and ln (the graph's k, T and captured
-    // depths are shared by every running sample).
-    std::map<std::pair<int, bool>, std::vector<size_t>> groups;
-    for (size_t i = 0; i < queries.size(); ++i) {
-        const SamplingSpec & spec = decisions[query_owner[i]].sample->request->spec;
-        groups[{spec.d, spec.ln}].push_back(i);
+    const bool allowed = !spec.think_only || sample.reasoning.inside();
+    decision.explored = explores(q[0], spec.exploit, allowed, greedy, u_gate);
+    decision.needs_depths = decision.explored || (options.trace && spec.d > 1);
+    if (!decision.explored && !greedy) {
+        decision.index = draw_index(q.data(), k, decision.u_token);
+        decision.sampling_logprob = log_share(q.data(), k, decision.index);
+    }
+    return decision;
+}
+
+void BatchRun::project_depths(std::vector<Decision> & decisions) {
+    if (decisions.empty() || graph_state_->every_step()) return;  // every_step: they came with the candidates
+    // One explore graph per group of queries sharing d, k, T and ln (each query names its own
+    // captured depths).
+    std::map<std::tuple<int, int, float, bool>, std::vector<Decision *>> groups;
+    for (Decision & decision : decisions) {
+        const Request & request = *decision.sample->request;
+        if (!decision.needs_depths || request.spec.d < 2) continue;
+        groups[{request.spec.d, request.graph.k, request.graph.inverse_temperature, request.spec.ln}].push_back(&decision);
     }
     for (const auto & [key, members] : groups) {
         ExploreSettings settings;
-        settings.d = key.first;
-        settings.k = graph_state_->settings().k;
-        settings.inverse_temperature = graph_state_->settings().inverse_temperature;
-        settings.ln = key.second;
-        std::vector<ExploreQuery> group;
-        for (size_t i : members) group.push_back(queries[i]);
-        auto answers = graph_state_->projector()->explore(graph_state_->head(), model_.n_vocab(), settings, group);
-        ++stats_.explore_graphs;
-        for (size_t j = 0; j < answers.size(); ++j) {
-            decisions[query_owner[members[j]]].depth_probabilities = std::move(answers[j]);
+        settings.d = std::get<0>(key);
+        settings.k = std::get<1>(key);
+        settings.inverse_temperature = std::get<2>(key);
+        settings.ln = std::get<3>(key);
+        std::vector<ExploreQuery> queries;
+        for (const Decision * decision : members) {
+            ExploreQuery query;
+            query.slot = decision->sample->step.capture_slot;
+            query.candidates = decision->sample->step.candidates.data();
+            query.captured = decision->sample->request->captured.data();
+            queries.push_back(query);
         }
+        auto answers = graph_state_->explore(model_.n_vocab(), settings, queries);
+        ++stats_.explore_graphs;
+        for (size_t j = 0; j < answers.size(); ++j) members[j]->depth_probabilities = std::move(answers[j]);
     }
+}
+
+void BatchRun::explore_depths(Decision & decision) {
     // One decision path for both projections: the depth and the token from the candidates'
     // probabilities at every depth, on the host (led_math: first maximum, lower id on ties).
-    std::vector<float> depth_probabilities;
+    const SamplingSpec & spec = decision.sample->request->spec;
+    const bool greedy = spec.temperature == 0.0f;
+    const StepData & step = decision.sample->step;
+    const int k = static_cast<int>(step.probabilities.size());
+    const std::vector<float> & deeper = graph_state_->every_step() ? step.depth_probabilities : decision.depth_probabilities;
+    std::vector<float> depth_probabilities(step.probabilities.begin(), step.probabilities.end());
+    depth_probabilities.insert(depth_probabilities.end(), deeper.begin(), deeper.end());
+    if (depth_probabilities.size() != static_cast<size_t>(spec.d) * k) {
+        throw std::logic_error("LED's depth projection returned the wrong number of probabilities");
+    }
+    Exploration exploration = explore(depth_probabilities.data(), spec.d, k, spec.depth_rule, spec.fixed_depth, greedy,
+                                      decision.u_depth, decision.u_token);
+    if (decision.explored) {
+        decision.depth = exploration.depth;
+        decision.index = exploration.index;
+        if (!greedy) {
+            // The token was drawn from the chosen depth's posterior.
+            std::vector<float> posteriors(static_cast<size_t>(spec.d) * k), entropies(spec.d);
+            cumulative_posteriors(depth_probabilities.data(), spec.d, k, posteriors.data(), entropies.data());
+            decision.sampling_logprob =
+                log_share(posteriors.data() + static_cast<size_t>(decision.depth) * k, k, decision.index);
+        }
+    }
+    if (decision.sample->request->options.trace) decision.entropies = std::move(exploration.entropies);
+}
+
+llama_token BatchRun::record_step(Decision & decision) {
+    Sample & sample = *decision.sample;
+    const RunOptions & options = sample.request->options;
+    SampleResult & result = sample.request->results[sample.prompt][sample.index];
+    sample.has_step = false;
+    const StepData & step = sample.step;
+    const llama_token token = step.candidates[decision.index];
+    // The step that chooses the end of generation is a decided step like any other: it counts
+    // (explored or not) and has its trace entry, though its token is not part of the text.
+    ++stats_.decided_steps;
+    if (decision.explored) {
+        ++stats_.explored_steps;
+        ++result.explored_steps;
+    }
+    if (options.trace) {
+        TraceStep trace;
+        trace.token = token;
+        trace.explored = decision.explored;
+        trace.depth = decision.depth;
+        trace.entropies = std::move(decision.entropies);
+        trace.top1_probability = step.probabilities[0];
+        trace.candidates = step.candidates;
+        if (options.analysis_top_k > 0) {
+            auto statistics = graph_state_->layer_statistics(model_.n_vocab(), step.capture_slot, options.analysis_top_k);
+            trace.layer_entropies = std::move(statistics.entropies);
+            trace.layer_top_normalised = std::move(statistics.top_normalised);
+            trace.layer_top_raw = std::move(statistics.top_raw);
+        }
+        result.trace.push_back(std::move(trace));
+    }
+    return token;
+}
+
+size_t BatchRun::append_token(Sample & sample, const Decision & decision) {
+    const RunOptions & options = sample.request->options;
+    SampleResult & result = sample.request->results[sample.prompt][sample.index];
+    const StepData & step = sample.step;
+    const float inverse_temperature = sample.request->graph.inverse_temperature;
+    const llama_token token = step.candidates[decision.index];
+    result.tokens.push_back(token);
+    // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
+    const float top_logprob = std::log(step.probabilities[0]);
+    result.logprobs.push_back(top_logprob + (step.logits[decision.index] - step.logits[0]) * inverse_temperature);
+    if (options.top_logprobs > 0) {
+        const size_t count = std::min(static_cast<size_t>(options.top_logprobs), step.candidates.size());
+        std::vector<std::pair<int32_t, float>> top(count);
+        for (size_t i = 0; i < count; ++i) {
+            top[i] = {step.candidates[i], top_logprob + (step.logits[i] - step.logits[0]) * inverse_temperature};
+        }
+        result.top_logprobs.push_back(std::move(top));
+    }
+    result.sampling_logprobs.push_back(decision.sampling_logprob);
+    if (sample.reasoning.inside() && !sample.request->think_end.empty()) ++result.reasoning_tokens;
+    const size_t before = sample.bytes.size();
+    sample.bytes += model_.token_piece(token);
+    sample.reasoning.feed(token, sample.bytes, before);
+    return before;
+}
+
+const char * BatchRun::stop_reason(Sample & sample, size_t before) {
+    const RunOptions & options = sample.request->options;
+    if (!options.stop.empty()) {
+        // Only a stop string ending in the new token's bytes can be new; cut the text before it.
+        size_t cut = std::string::npos;
+        const size_t from = before >= sample.request->max_stop ? before - sample.request->max_stop + 1 : 0;
+        for (const auto & stop : options.stop) {
+            const size_t at = sample.bytes.find(stop, from);
+            if (at != std::string::npos && at >= sample.emitted) cut = std::min(cut, at);
+        }
+        if (cut != std::string::npos) {
+            sample.bytes.resize(cut);
+            return "stop";
+        }
+    }
+    const auto & tokens = sample.request->results[sample.prompt][sample.index].tokens;
+    return static_cast<int>(tokens.size()) >= options.max_tokens ? "length" : nullptr;
+}
+
+void BatchRun::decide(std::vector<Piece> & pieces) {
+    std::vector<Decision> decisions;
+    for (auto & running : running_) {
+        if (running->status == Status::active && running->has_step) decisions.push_back(choose(*running));
+    }
+    project_depths(decisions);
     for (Decision & decision : decisions) {
-        if (!decision.needs_depths) continue;
-        const SamplingSpec & spec = decision.sample->request->spec;
-        const RunOptions & options = decision.sample->request->options;
-        const bool greedy = spec.temperature == 0.0f;
-        const StepData & step = decision.sample->step;
-        const int k = static_cast<int>(step.probabilities.size());
-        const std::vector<float> & deeper = graph_state_->every_step() ? step.depth_probabilities : decision.depth_probabilities;
-        depth_probabilities.assign(step.probabilities.begin(), step.probabilities.end());
-        depth_probabilities.insert(depth_probabilities.end(), deeper.begin(), deeper.end());
-        if (depth_probabilities.size() != static_cast<size_t>(spec.d) * k) {
-            throw std::logic_error("LED's depth projection returned the wrong number of probabilities");
-        }
-        Exploration exploration = explore(depth_probabilities.data(), spec.d, k, spec.depth_rule, spec.fixed_depth,
-                                          greedy, decision.u_depth, decision.u_token);
-        if (decision.explored) {
-            decision.depth = exploration.depth;
-            decision.index = exploration.index;
-            if (!greedy) {
-                // The token was drawn from the chosen depth's posterior.
-                std::vector<float> posteriors(static_cast<size_t>(spec.d) * k), entropies(spec.d);
-                cumulative_posteriors(depth_probabilities.data(), spec.d, k, posteriors.data(), entropies.data());
-                decision.sampling_logprob = log_share(posteriors.data() + static_cast<size_t>(decision.depth) * k, k,
-                                                      decision.index);
-            }
-        }
-        if (options.trace) decision.entropies = std::move(exploration.entropies);
+        if (decision.needs_depths) explore_depths(decision);
     }
     for (Decision & decision : decisions) {
         Sample & sample = *decision.sample;
-        const SamplingSpec & spec = sample.request->spec;
-        const RunOptions & options = sample.request->options;
-        SampleResult & result = sample.request->results[sample.prompt][sample.index];
-        sample.has_step = false;
-        const StepData & step = sample.step;
-        const llama_token token = step.candidates[decision.index];
-        // The step that chooses the end of generation is a decided step like any other: it counts
-        // (explored or not) and has its trace entry, though its token is not part of the text.
-        ++stats_.decided_steps;
-        if (decision.explored) {
-            ++stats_.explored_steps;
-            ++result.explored_steps;
-        }
-        if (options.trace) {
-            TraceStep trace;
-            trace.token = token;
-            trace.explored = decision.explored;
-            trace.depth = decision.depth;
-            trace.entropies = std::move(decision.entropies);
-            trace.top1_probability = step.probabilities[0];
-            trace.candidates = step.candidates;
-            if (options.analysis_top_k > 0) {
-                auto statistics = graph_state_->projector()->layer_statistics(
-                    graph_state_->head(), model_.n_vocab(), step.capture_slot, options.analysis_top_k);
-                trace.layer_entropies = std::move(statistics.entropies);
-                trace.layer_top_normalised = std::move(statistics.top_normalised);
-                trace.layer_top_raw = std::move(statistics.top_raw);
-            }
-            result.trace.push_back(std::move(trace));
-        }
+        const llama_token token = record_step(decision);
         if (model_.is_end_of_generation(token)) {
             finish(sample, "eos", pieces);
             continue;
         }
-        result.tokens.push_back(token);
-        // log p_0[token] = log q0 + (z_token - z_top) / T: finite where the probability underflows.
-        result.logprobs.push_back(std::log(step.probabilities[0]) +
-                                  (step.logits[decision.index] - step.logits[0]) * graph_state_->settings().inverse_temperature);
-        if (options.top_logprobs > 0) {
-            const size_t count = std::min(static_cast<size_t>(options.top_logprobs), step.candidates.size());
-            std::vector<std::pair<int32_t, float>> top(count);
-            for (size_t i = 0; i < count; ++i) {
-                top[i] = {step.candidates[i], std::log(step.probabilities[0]) + (step.logits[i] - step.logits[0]) *
-                                                                                    graph_state_->settings().inverse_temperature};
-            }
-            result.top_logprobs.push_back(std::move(top));
-        }
-        result.sampling_logprobs.push_back(decision.sampling_logprob);
-        if (sample.reasoning.inside() && !sample.request->think_end.empty()) ++result.reasoning_tokens;
-        const size_t before = sample.bytes.size();
-        sample.bytes += model_.token_piece(token);
-        sample.reasoning.feed(token, sample.bytes, before);
-        if (!options.stop.empty()) {
-            size_t cut = std::string::npos;
-            const size_t from = before >= sample.request->max_stop ? before - sample.request->max_stop + 1 : 0;
-            for (const auto & stop : options.stop) {
-                const size_t at = sample.bytes.find(stop, from);
-                if (at != std::string::npos && at >= sample.emitted) cut = std::min(cut, at);
-            }
-            if (cut != std::string::npos) {
-                sample.bytes.resize(cut);
-                finish(sample, "stop", pieces);
-                continue;
-            }
-        }
-        if (static_cast<int>(result.tokens.size()) >= options.max_tokens) {
-            finish(sample, "length", pieces);
+        const size_t before = append_token(sample, decision);
+        if (const char * reason = stop_reason(sample, before)) {
+            finish(sample, reason, pieces);
             continue;
         }
         emit(sample, false, pieces);
@@ -646,6 +712,14 @@ void BatchRun::decode_active() {
         if (sample->status == Status::active && !sample->has_step) running.push_back(sample.get());
     }
     if (running.empty()) return;
+    // Every step is decided here; a finished request's settings may leave the graph, unless a
+    // prefilled prompt still waits for slots with its step captured.
+    if (!holder_step_pending()) serve(nullptr);
+    std::vector<const Request *> requests;
+    for (const Sample * sample : running) {
+        if (std::find(requests.begin(), requests.end(), sample->request) == requests.end()) requests.push_back(sample->request);
+    }
+    stats_.peak_requests_per_step = std::max(stats_.peak_requests_per_step, static_cast<int>(requests.size()));
     llama_batch batch = llama_batch_init(static_cast<int32_t>(running.size()), 0, 1);
     for (size_t i = 0; i < running.size(); ++i) {
         batch.token[i] = running[i]->next_token;
@@ -668,7 +742,7 @@ void BatchRun::decode_active() {
     stats_.every_step = graph_state_->every_step();
     stats_.shared_head_product = graph_state_->shared_head_product();
     for (size_t i = 0; i < running.size(); ++i) {
-        read_step(static_cast<int>(i), running[i]->step, running[i]->slot, running[i]->request->spec.d);
+        read_step(static_cast<int>(i), running[i]->step, running[i]->slot, *running[i]->request);
         running[i]->has_step = true;
         ++running[i]->position;
     }
@@ -679,64 +753,18 @@ std::vector<Piece> BatchRun::advance() {
     std::vector<Piece> pieces;
     if (finished()) return pieces;
     try {
-        if (prefill_chunk()) return pieces;
+        // Decide the steps of the last decode first: a prompt may then set the graph up anew.
         admit();
         decide(pieces);
-        if (!finished()) {
-            admit();
-            if (active_ > 0) decode_active();
-        }
+        if (finished() || prefill_chunk()) return pieces;
+        admit();
+        decide(pieces);  // the first token of samples admitted from a finished prefill
+        if (!finished() && active_ > 0) decode_active();
     } catch (const Interrupted &) {
         if (close_requested_) return pieces;  // closed from another thread: end quietly
         throw;
     }
     return pieces;
-}
-
-}  // namespace led
-
-namespace led {
-
-std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & tokens, int d, bool ln,
-                                LayerCounting counting) {
-    const int n_layer = model.n_layer();
-    if (d < 1 || d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
-    if (tokens.empty()) throw std::invalid_argument("depth_logits needs at least one token");
-    if (static_cast<int>(tokens.size()) > model.options().n_ctx) {
-        throw std::invalid_argument("the tokens do not fit in the context (n_ctx=" + std::to_string(model.options().n_ctx) + ")");
-    }
-    for (llama_token token : tokens) {
-        if (token < 0 || token >= model.n_vocab()) throw std::invalid_argument("token id outside the vocabulary");
-    }
-    GraphSettings settings;
-    settings.k = 1;
-    settings.n_slots = 1;
-    settings.n_threads = model.options().n_threads;
-    settings.n_embd = model.n_embd();
-    settings.capture.n_layer = n_layer;
-    settings.capture.layers.push_back(n_layer - 1);
-    for (int j = 1; j < d; ++j) {
-        const int il = depth_layer(n_layer, j, counting);
-        if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
-        settings.capture.layers.push_back(il);
-    }
-    Model::Lease lease(model);
-    llama_context * context = model.context(1, static_cast<int32_t>(tokens.size()) + 1);
-    GraphState & state = model.attach_samplers(settings);
-    struct Clear {
-        llama_context * context;
-        ~Clear() { llama_memory_clear(llama_get_memory(context), true); }
-    } clear{context};
-    const size_t n_batch = std::min<size_t>(model.options().n_batch, model.options().n_ctx);
-    for (size_t done = 0; done < tokens.size();) {
-        const size_t count = std::min(n_batch, tokens.size() - done);
-        const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
-        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
-        if (status == 2) throw Interrupted();
-        if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
-        done += count;
-    }
-    return state.projector()->logits(state.head(), model.n_vocab(), 0, ln, true);
 }
 
 }  // namespace led

@@ -7,6 +7,7 @@
 #include "led_math.h"
 #include "led_sampler.h"
 #include "model.h"
+#include "random_streams.h"
 #include "reasoning.h"
 
 #include <atomic>
@@ -128,20 +129,21 @@ struct RunStats {
     int64_t decided_steps = 0;
     int n_parallel = 0;
     int peak_active = 0;
+    int peak_requests_per_step = 0;        // most requests whose samples one decode step served together
+    int64_t graph_switches = 0;            // times the graph was set up for another mix of settings
 };
 
-// Seed of the stream of a sample: a function of (seed, prompt, sample, stream) only, so that a
-// sample's tokens do not depend on what else is in the batch.
-uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream);
-
-// The first `count` uniforms of a sample's stream (0 token, 1 gate, 2 depth), as decoding draws them.
-std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count);
+// Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
+// token asks for an output. Returns llama_decode's status.
+int32_t decode_prompt_chunk(llama_context * context, const std::vector<llama_token> & tokens, size_t from, size_t count,
+                            llama_seq_id sequence);
 
 // The engine. A fixed run (the first constructor: generate_batch) is one request that finishes
 // when its samples do; an open run (the second: the server) takes requests until closed. Samples
 // of every request share the batch: each keeps its request's config, seed stream, stop strings
-// and lengths. Requests whose in-graph settings (candidates, temperature, captured layers) differ
-// from the running ones wait until those finish, as the graph serves one setting at a time.
+// and lengths. Requests with different in-graph settings (temperature, candidates, LED's d, ln,
+// layer counting, standard or LED) share it too: the graph serves the union of what the running
+// rows need, with per-row inputs where they differ (GraphSettings), and each row reads its own.
 class BatchRun {
 public:
     BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
@@ -183,16 +185,13 @@ private:
         int capture_slot = 0;
     };
     enum class Status { waiting, active, done };
-    // A running sample's random streams, kept per slot so waiting samples cost no state.
-    struct Streams {
-        std::mt19937_64 token, gate, depth;
-    };
     struct Request {
         int64_t id = 0;
         std::vector<std::vector<llama_token>> prompts;
         SamplingSpec spec;
         RunOptions options;
         GraphSettings graph;  // what it needs from the model graph
+        std::vector<int> captured;  // LED: its depths 1..d-1 among the graph's captured layers
         std::vector<std::vector<SampleResult>> results;
         std::vector<double> prompt_seconds;
         size_t max_stop = 0;
@@ -221,11 +220,40 @@ private:
                                 const SamplingSpec & spec, const RunOptions & options) const;
     GraphSettings graph_settings(const SamplingSpec & spec, const RunOptions & options) const;
     void start(int n_parallel, int32_t n_ctx_seq);
+    // The graph settings serving every request of `members` at once.
+    GraphSettings plan_for(const std::vector<Request *> & members) const;
+    // Sets the graph up for the running requests, the prompt being prefilled and `joining`. Call
+    // when no step is pending: another graph drops the captured depths.
+    void serve(Request * joining);
+    // A prefilled prompt's step waits in the holder slot for samples not yet admitted.
+    bool holder_step_pending() const;
+    void bind_slot(int slot, const Request & request);
     bool prefill_chunk();
     void admit();
+    // One step of every sample with a step read: choose (draws, gate, exploit token), the
+    // depths of those that need them (project_depths, explore_depths), then record the step,
+    // append the token and check whether the sample stops.
+    struct Decision {
+        Sample * sample;
+        int index = 0;
+        bool explored = false;
+        bool needs_depths = false;   // explores, or the trace wants the entropies
+        int depth = 0;
+        float u_token = 0.0f;
+        float u_depth = 0.0f;
+        std::vector<float> depth_probabilities;  // on_explore: depths 1..d-1 from the second graph
+        std::vector<float> entropies;
+        float sampling_logprob = 0.0f;  // under the distribution the token was drawn from
+    };
     void decide(std::vector<Piece> & pieces);
+    Decision choose(Sample & sample);
+    void project_depths(std::vector<Decision> & decisions);
+    void explore_depths(Decision & decision);
+    llama_token record_step(Decision & decision);   // counts and traces the step; returns its token
+    size_t append_token(Sample & sample, const Decision & decision);  // returns where its bytes begin
+    const char * stop_reason(Sample & sample, size_t before);         // "stop", "length" or nullptr
     void decode_active();
-    void read_step(int batch_index, StepData & step, int capture_slot, int d);
+    void read_step(int batch_index, StepData & step, int capture_slot, const Request & request);
     void finish(Sample & sample, const char * reason, std::vector<Piece> & pieces);
     void emit(Sample & sample, bool final, std::vector<Piece> & pieces);
     void check_graph_state() const;
@@ -238,7 +266,7 @@ private:
     std::deque<std::unique_ptr<Sample>> waiting_;   // in request order, then prompt, then sample
     std::vector<std::unique_ptr<Sample>> running_;
     std::vector<FinishedSample> finished_;
-    std::vector<Streams> streams_;  // per slot
+    std::vector<SampleStreams> streams_;  // per slot, so waiting samples cost no state
     std::vector<int> free_slots_;
     bool open_ = false;
     int64_t next_request_ = 0;
@@ -256,15 +284,5 @@ private:
     std::mutex mutex_;  // advance() and close() may come from different threads
     RunStats stats_;
 };
-
-}  // namespace led
-
-namespace led {
-
-// Per-depth logits [d][n_vocab] at the last token of `tokens`, through the same capture and
-// projection LED decodes with (row 0 is the model's final layer through the same replayed head).
-// Copies full-vocabulary rows to the host: for tests and analyses, never used while decoding.
-std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & tokens, int d, bool ln,
-                                LayerCounting counting);
 
 }  // namespace led

@@ -101,6 +101,17 @@ int depth_layer(int n_layer, int depth, LayerCounting counting) {
     return counting == LayerCounting::paper ? n_layer - 1 - depth : n_layer - 2 - depth;
 }
 
+std::vector<int> depth_layers(int n_layer, int d, LayerCounting counting) {
+    if (d < 1 || d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
+    std::vector<int> layers;
+    for (int j = 1; j < d; ++j) {
+        const int il = depth_layer(n_layer, j, counting);
+        if (il < -1) throw std::invalid_argument("d is too large for layer_counting='reference' on this model");
+        layers.push_back(il);
+    }
+    return layers;
+}
+
 struct OutputHead::Walk {
     std::string error;
     ggml_tensor * weight = nullptr;
@@ -360,12 +371,24 @@ ggml_tensor * select_top_k(ggml_context * ctx, ggml_tensor * keys, int k, int64_
 
 }  // namespace
 
-Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature) {
+Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature,
+                            ggml_tensor * row_scales) {
     const int64_t n_vocab = logits->ne[0];
     const int64_t rows = ggml_nelements(logits) / n_vocab;
     const int64_t chunks = chunk_count(n_vocab, k);
+    const int64_t size = n_vocab / chunks;
     ggml_tensor * matrix = ggml_reshape_2d(ctx, logits, n_vocab, rows);
-    ggml_tensor * probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
+    ggml_tensor * probabilities;
+    if (row_scales != nullptr) {
+        // Each row's scale widened to a chunk's width first: ggml's CPU binary ops run a
+        // broadcast one element at a time unless the broadcast operand spans whole rows.
+        ggml_tensor * widened = ggml_repeat(ctx, ggml_reshape_3d(ctx, row_scales, 1, 1, rows),
+                                            ggml_new_tensor_3d(ctx, GGML_TYPE_F32, size, 1, rows));
+        ggml_tensor * scaled = ggml_mul(ctx, ggml_reshape_3d(ctx, matrix, size, chunks, rows), widened);
+        probabilities = ggml_soft_max_ext(ctx, ggml_reshape_2d(ctx, scaled, n_vocab, rows), nullptr, 1.0f, 0.0f);
+    } else {
+        probabilities = ggml_soft_max_ext(ctx, matrix, nullptr, inverse_temperature, 0.0f);
+    }
     ggml_set_name(probabilities, "led_final_probs");
     ggml_tensor * column_probabilities = ggml_reshape_3d(ctx, probabilities, 1, n_vocab, rows);
     ggml_tensor * selected = select_top_k(ctx, probabilities, k, chunks);  // [k, rows], unordered
@@ -380,7 +403,6 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
         ggml_tensor * lowest = ggml_argmax(ctx, ggml_neg(ctx, ggml_reshape_2d(ctx, values, k, rows)));
         ggml_tensor * kth = ggml_get_rows(ctx, values, ggml_reshape_2d(ctx, lowest, 1, rows));  // [1, 1, rows]
         const float unit = std::ldexp(1.0f, -bits);
-        const int64_t size = n_vocab / chunks;
         ggml_tensor * id_keys = ggml_scale_bias(ctx, ggml_arange(ctx, 0.0f, static_cast<float>(n_vocab), 1.0f), -unit,
                                                 static_cast<float>(n_vocab) * unit);
         ggml_tensor * parts = ggml_reshape_3d(ctx, probabilities, size, chunks, rows);
@@ -451,12 +473,18 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
 }
 
 ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
-                                        int64_t depths, float inverse_temperature) {
+                                        int64_t depths, float inverse_temperature, ggml_tensor * row_scales) {
     const int64_t n_vocab = depth_logits->ne[0];
     const int64_t rows = ids->ne[1];
     const int64_t k = ids->ne[0];
     const int64_t m = depths * rows;
-    ggml_tensor * full = ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
+    ggml_tensor * full =
+        row_scales != nullptr
+            ? ggml_soft_max_ext(ctx,
+                                ggml_reshape_2d(ctx, ggml_mul(ctx, ggml_reshape_3d(ctx, depth_logits, n_vocab, depths, rows), row_scales),
+                                                n_vocab, m),
+                                nullptr, 1.0f, 0.0f)
+            : ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
     // Every depth of a row gathers that row's candidates. Ids travel through F32 to be repeated
     // (exact below 2^24), since CUDA repeats only float types.
     ggml_tensor * repeated = ggml_cast(ctx, ggml_repeat_4d(ctx, ggml_cast(ctx, ggml_reshape_3d(ctx, ids, k, 1, rows), GGML_TYPE_F32),
@@ -583,7 +611,7 @@ std::vector<std::vector<float>> DepthProjector::explore(const OutputHead & head,
     for (int e = 0; e < n; ++e) {
         for (int j = 0; j < depths; ++j) {
             const int64_t row = static_cast<int64_t>(e) * depths + j;
-            ints[row] = queries[e].slot * n_captured_ + j;
+            ints[row] = queries[e].slot * n_captured_ + (queries[e].captured != nullptr ? queries[e].captured[j] : j);
             std::memcpy(ints.data() + m + row * k, queries[e].candidates, sizeof(int32_t) * k);
         }
     }

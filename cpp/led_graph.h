@@ -23,6 +23,9 @@ enum class LayerCounting { paper, reference };
 // embeddings entering layer 0.
 int depth_layer(int n_layer, int depth, LayerCounting counting);
 
+// The layers of depths 1..d-1 in order; throws std::invalid_argument when d does not fit the model.
+std::vector<int> depth_layers(int n_layer, int d, LayerCounting counting);
+
 // The model's output head as the graph applies it: the final norm, the head weight (the same
 // tensor the model uses: no copy), and any transform after the head (logit scale, soft-cap).
 class OutputHead {
@@ -74,11 +77,15 @@ private:
 // the k-th probability, the lower ids) sorted by probability, exact ties in no fixed order
 // (ids, I32 [k, rows]; led::candidate_order finishes the order on the host) and, per row, their probabilities normalised over the whole
 // vocabulary at the given inverse temperature followed by their logits (values, F32 [2k, rows]).
+// row_scales (F32 [1, rows], or nullptr): each row's own inverse temperature instead, multiplied
+// into the logits before the softmax (the same product the softmax's scale forms, so a row gets
+// the same probabilities either way).
 struct Candidates {
     ggml_tensor * ids;
     ggml_tensor * values;
 };
-Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature);
+Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature,
+                            ggml_tensor * row_scales = nullptr);
 
 // The output rows of every captured layer, stacked per row: [n_embd, layers, rows] (one
 // get_rows per layer for the whole batch). graph == nullptr builds stand-ins (llama.cpp's
@@ -98,8 +105,9 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
 // The depths' logits of every output row, [n_vocab, depths * rows] (row-major over depths), each
 // softmaxed over the whole vocabulary at the inverse temperature, and the probabilities of that
 // row's final-layer candidates (ids, I32 [k, rows]) taken at every depth: [k, depths, rows].
+// row_scales (F32 [1, 1, rows], or nullptr): each row's own inverse temperature instead.
 ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_logits, ggml_tensor * ids,
-                                        int64_t depths, float inverse_temperature);
+                                        int64_t depths, float inverse_temperature, ggml_tensor * row_scales = nullptr);
 
 struct ExploreSettings {
     int d = 8;
@@ -111,6 +119,7 @@ struct ExploreSettings {
 struct ExploreQuery {
     int slot = 0;
     const int32_t * candidates = nullptr;    // k ids
+    const int * captured = nullptr;          // d-1 indices of its depths among the slot's captured rows (nullptr: 0..d-2)
 };
 
 // Owns the capture tensor and runs the second, lazy graph: the captured depths through the

@@ -1,5 +1,8 @@
 #include "led_sampler.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace led {
 
 namespace {
@@ -26,6 +29,11 @@ void sampler_backend_apply(llama_sampler * sampler, ggml_context * ctx, ggml_cgr
     slot->state->apply(ctx, graph, data, slot->slot);
 }
 
+void sampler_backend_set_input(llama_sampler * sampler) {
+    auto * slot = static_cast<SlotSampler *>(sampler->ctx);
+    slot->state->set_input(slot->slot);
+}
+
 void sampler_backend_reset(llama_sampler * sampler) {
     static_cast<SlotSampler *>(sampler->ctx)->state->reset();
 }
@@ -40,7 +48,7 @@ llama_sampler_i sampler_interface = {
     /* .backend_init      = */ sampler_backend_init,
     /* .backend_accept    = */ nullptr,
     /* .backend_apply     = */ sampler_backend_apply,
-    /* .backend_set_input = */ nullptr,
+    /* .backend_set_input = */ sampler_backend_set_input,
     /* .backend_reset     = */ sampler_backend_reset,
     /* .copy_state        = */ nullptr,
 };
@@ -49,12 +57,13 @@ llama_sampler_i sampler_interface = {
 // depths 1..d-1 [(d-1)*k]; the host forms the posteriors and decides (led::explore), as it does
 // with the on_explore projection. depth_logits: [n_vocab, (d-1) * rows].
 ggml_tensor * append_depth_probabilities(ggml_context * ctx, const Candidates & candidates, ggml_tensor * depth_logits,
-                                         float inverse_temperature) {
+                                         float inverse_temperature, ggml_tensor * row_scales = nullptr) {
     ggml_tensor * values = candidates.values;
     const int64_t k = candidates.ids->ne[0];
     const int64_t rows = values->ne[1];
     const int64_t depths = depth_logits->ne[1] / rows;
-    ggml_tensor * depth_probabilities = build_depth_probabilities(ctx, depth_logits, candidates.ids, depths, inverse_temperature);
+    ggml_tensor * depth_probabilities =
+        build_depth_probabilities(ctx, depth_logits, candidates.ids, depths, inverse_temperature, row_scales);
     ggml_tensor * result = ggml_concat(ctx, values, ggml_reshape_2d(ctx, depth_probabilities, k * depths, rows), 0);
     ggml_set_name(result, "led_step_values");
     return result;
@@ -69,7 +78,8 @@ std::string unsupported_every_step_op(ggml_backend_dev_t device, const GraphSett
     ggml_context * ctx = ggml_init(params);
     ggml_cgraph * graph = ggml_new_graph_custom(ctx, 256, false);
     const Candidates candidates = build_candidates(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, rows),
-                                                   settings.k, settings.inverse_temperature);
+                                                   static_cast<int>(std::min<int64_t>(settings.k, n_vocab)),
+                                                   settings.inverse_temperature);
     const int64_t depths = static_cast<int64_t>(settings.capture.layers.size());
     ggml_tensor * depth_logits = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, depths * rows);
     ggml_build_forward_expand(graph, append_depth_probabilities(ctx, candidates, depth_logits, settings.inverse_temperature));
@@ -107,7 +117,14 @@ ggml_tensor * GraphState::project_depths(ggml_context * ctx, ggml_cgraph * graph
         return ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, m);  // the sizing probe's stand-in
     }
     ggml_tensor * hidden = ggml_reshape_2d(ctx, stacked, stacked->ne[0], m);
-    if (settings_.ln) {
+    if (settings_.per_row_ln) {
+        // Rows differ: each column takes its row's copy, raw or normalised (get_rows copies exactly).
+        batch_.ln_rows = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, m);
+        ggml_set_name(batch_.ln_rows, "led_ln_rows");
+        ggml_set_input(batch_.ln_rows);
+        ggml_tensor * both = ggml_concat(ctx, hidden, head_.normalise(ctx, hidden), 1);
+        hidden = ggml_get_rows(ctx, both, batch_.ln_rows);
+    } else if (settings_.ln) {
         hidden = head_.normalise(ctx, hidden);
     }
     bool shared = false;
@@ -156,12 +173,52 @@ bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
 
 void GraphState::reset() { batch_ = Batch{}; }
 
+void GraphState::set_slot(int slot, float inverse_temperature, bool ln) {
+    if (slot < 0 || slot >= settings_.n_slots) throw std::logic_error("LED's sampler has no slot " + std::to_string(slot));
+    slot_inverse_temperature_[slot] = inverse_temperature;
+    slot_ln_[slot] = ln;
+}
+
+void GraphState::set_input(int slot) {
+    const int64_t row = slot >= 0 && slot < settings_.n_slots ? slot_row_[slot] : -1;
+    if (row < 0 || !error_.empty()) return;
+    if (batch_.inverse_temperatures != nullptr && row < batch_.inverse_temperatures->ne[2]) {
+        ggml_backend_tensor_set(batch_.inverse_temperatures, &slot_inverse_temperature_[slot], row * sizeof(float),
+                                sizeof(float));
+    }
+    if (batch_.ln_rows != nullptr && batch_.stacked != nullptr) {
+        const int64_t depths = batch_.stacked->ne[1];
+        const int64_t m = batch_.ln_rows->ne[0];
+        if ((row + 1) * depths > m) return;
+        std::vector<int32_t> columns(depths);
+        for (int64_t j = 0; j < depths; ++j) {
+            columns[j] = static_cast<int32_t>(row * depths + j + (slot_ln_[slot] ? m : 0));
+        }
+        ggml_backend_tensor_set(batch_.ln_rows, columns.data(), row * depths * sizeof(int32_t), depths * sizeof(int32_t));
+    }
+}
+
+std::vector<std::vector<float>> GraphState::explore(int64_t n_vocab, const ExploreSettings & settings,
+                                                    const std::vector<ExploreQuery> & queries) {
+    if (projector_ == nullptr) throw std::logic_error("LED's depth projector was not set up");
+    return projector_->explore(head_, n_vocab, settings, queries);
+}
+
+std::vector<float> GraphState::captured_logits(int64_t n_vocab, int slot, bool ln, bool final_row_normalised) {
+    if (projector_ == nullptr) throw std::logic_error("LED's depth projector was not set up");
+    return projector_->logits(head_, n_vocab, slot, ln, final_row_normalised);
+}
+
+DepthProjector::LayerStatistics GraphState::layer_statistics(int64_t n_vocab, int slot, int top_k) {
+    if (projector_ == nullptr) throw std::logic_error("LED's depth projector was not set up");
+    return projector_->layer_statistics(head_, n_vocab, slot, top_k);
+}
+
 void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data, int slot) {
     if (!error_.empty()) {
         return;
     }
     ggml_tensor * logits = data->logits;
-    const int k = settings_.k;
     const bool capturing = !settings_.capture.layers.empty();
     if (capturing && !every_step_ && projector_ == nullptr) {
         error_ = "LED's sampler was not initialised by llama.cpp's backend sampling";
@@ -172,12 +229,21 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     ggml_tensor * matrix = logits->view_src != nullptr ? logits->view_src : logits;
     int64_t row = logits->view_src != nullptr ? static_cast<int64_t>(logits->view_offs / matrix->nb[1]) : 0;
     const int64_t n_rows = ggml_nelements(matrix) / matrix->ne[0];
+    // The probe's row may be narrower than the vocabulary (llama.cpp's op-support probe takes
+    // 128k values); it gets as many candidates as fit.
+    const int k = static_cast<int>(std::min<int64_t>(settings_.k, matrix->ne[0]));
     if (batch_.logits != matrix) {
         batch_ = Batch{};
         batch_.logits = matrix;
         // Skip the padding row llama.cpp adds (it is only there to keep one-output graphs static).
         const int64_t n_real = logits->view_src != nullptr && n_rows > 1 ? n_rows - 1 : n_rows;
-        batch_.candidates = build_candidates(ctx, model_logits(ctx, matrix, n_real), k, settings_.inverse_temperature);
+        if (settings_.per_row_temperature) {
+            batch_.inverse_temperatures = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 1, 1, n_real);
+            ggml_set_name(batch_.inverse_temperatures, "led_inverse_temperatures");
+            ggml_set_input(batch_.inverse_temperatures);
+        }
+        batch_.candidates = build_candidates(ctx, model_logits(ctx, matrix, n_real), k, settings_.inverse_temperature,
+                                             batch_.inverse_temperatures);
         batch_.values = batch_.candidates.values;
         if (capturing) {
             const bool probe = logits->view_src == nullptr;
@@ -192,10 +258,11 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             if (!error_.empty()) return;
             if (every_step_ && n_outputs > 0) {
                 batch_.values = append_depth_probabilities(ctx, batch_.candidates, project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
-                                                  settings_.inverse_temperature);
+                                                  settings_.inverse_temperature, batch_.inverse_temperatures);
             }
         }
     }
+    if (slot >= 0 && slot < settings_.n_slots) slot_row_[slot] = logits->view_src != nullptr ? row : -1;
     const Candidates & candidates = batch_.candidates;
     if (row >= candidates.ids->ne[1]) {
         row = 0;  // an inactive sampler on a graph with no outputs: never computed

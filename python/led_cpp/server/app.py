@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import LEDConfig, SamplingConfig
 from ..model import Model
+from ..reasoning import marker_pair
+from .deltas import ChatDeltas
 from .engine import EngineBridge, EngineClosed, GenerationJob, QueueFull, result_of
 from .protocol import ChatRequest, CompletionRequest, DetokenizeRequest, LEDOptions, TokenizeRequest
-from .reasoning import END, ReasoningSplitter, prompt_opens_reasoning, split_reasoning
 
 
 @dataclass
@@ -87,8 +88,6 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
     if settings.max_tokens_limit <= 0:
         settings.max_tokens_limit = model.n_ctx
     state: Dict[str, Any] = {}
-    template = model.chat_template or ""
-    reasoning_model = END in template or len(model.tokenize(END, add_special=False)) == 1
 
     async def lifespan(app: FastAPI):
         state["bridge"] = EngineBridge(model, n_parallel=settings.n_parallel, max_queued=settings.max_queued)
@@ -426,7 +425,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         check_length(ids, max_tokens)
         config, led = decoding_config(body)
         top = body.top_logprobs or 0
-        starts_inside = prompt_opens_reasoning(rendered)
+        markers = marker_pair(model.reasoning_markers, getattr(config, "think_end", None))
         created, identifier = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
         seed = seed_of(body)
         if max_tokens == 0:
@@ -450,10 +449,11 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             choices = []
             for s in range(body.n):
                 native = results[(0, s)]
-                reasoning, content = split_reasoning(native["text"], starts_inside, reasoning_model)
-                message: Dict[str, Any] = {"role": "assistant", "content": content}
-                if reasoning is not None:
-                    message["reasoning_content"] = reasoning
+                # The decode loop split reasoning from answer (LED_SPEC "Reasoning segment").
+                result = result_of(native)
+                message: Dict[str, Any] = {"role": "assistant", "content": result.answer}
+                if result.starts_in_reasoning:
+                    message["reasoning_content"] = result.reasoning
                 item = {"index": s, "message": message, "logprobs": logprobs_block(native),
                         "finish_reason": finish_reason(native)}
                 if led:
@@ -470,7 +470,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 payload.update(extra or {})
                 return {"data": json.dumps(payload)}
 
-            splitters = [ReasoningSplitter(starts_inside, reasoning_model) for _ in range(body.n)]
+            deltas = [ChatDeltas(*markers) for _ in range(body.n)]
             completion_count = 0
             try:
                 for s in range(body.n):
@@ -485,9 +485,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                         break
                     s = event[2]
                     if event[0] == "piece":
-                        reasoning, content = splitters[s].feed(event[3])
+                        reasoning, content = deltas[s].feed(event[3], event[4])
                     else:
-                        reasoning, content = splitters[s].finish()
+                        reasoning, content = deltas[s].finish(), ""
                     delta: Dict[str, str] = {}
                     if reasoning:
                         delta["reasoning_content"] = reasoning

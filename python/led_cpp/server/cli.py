@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from ..cli_decoding import add_decoding_arguments, led_options
 from ..cli_model import add_model_arguments, load_model
@@ -54,7 +54,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(model, settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=1, lifespan="on")
-    server = _Server(config)
+    server = _Server(config, on_exit=lambda: _stop_engine(app))
     mode = "LED by default" if default_led else "standard sampling by default, LED on request"
     print(f"led-cpp serve: {model.path.name} ({model.architecture}, n_ctx {model.n_ctx}, {args.n_parallel} parallel, "
           f"{mode}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
@@ -63,10 +63,18 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Server:
-    """uvicorn's server, made to stop on SIGINT/SIGTERM without re-raising the signal (exit 0)."""
+def _stop_engine(app: Any) -> None:
+    bridge = app.state.server_state.get("bridge")
+    if bridge is not None:
+        bridge.stop()
 
-    def __new__(cls, config: Any) -> Any:
+
+class _Server:
+    """uvicorn's server, made to stop on SIGINT/SIGTERM without re-raising the signal (exit 0).
+    The signal also cancels the engine's jobs, so streams in flight end at the next step instead
+    of holding the shutdown for uvicorn's graceful timeout."""
+
+    def __new__(cls, config: Any, on_exit: Callable[[], None]) -> Any:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -74,5 +82,6 @@ class _Server:
                 if self.should_exit and sig == signal.SIGINT:
                     self.force_exit = True
                 self.should_exit = True
+                on_exit()
 
         return Server(config)

@@ -33,7 +33,7 @@ class GenerationJob:
     seed: int
     stop: List[str]
     top_logprobs: int = 0
-    # Filled by the bridge: ("piece", prompt, sample, text), ("done", prompt, sample, result),
+    # Filled by the bridge: ("piece", prompt, sample, text, in_reasoning), ("done", prompt, sample, result),
     # ("error", exception) in the order they happened.
     events: "asyncio.Queue[Tuple[Any, ...]]" = field(default_factory=asyncio.Queue)
     loop: Optional[asyncio.AbstractEventLoop] = None
@@ -90,11 +90,16 @@ class EngineBridge:
                 "peak_active": self._native.stats["peak_active"],
                 "outstanding": self._outstanding, "n_parallel": self.n_parallel}
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Cancels every job and stops the thread."""
+    def stop(self) -> None:
+        """Cancels every job at the next step without waiting: their streams end (finish_reason
+        "cancelled"), so a shutdown need not wait for them. Safe from a signal handler."""
         with self._lock:
             self._closing = True
         self._send("close", None)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Cancels every job and stops the thread."""
+        self.stop()
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._native.close()
@@ -161,12 +166,12 @@ class EngineBridge:
             return False
         return True
 
-    def _deliver(self, pieces: List[Tuple[int, int, int, str]] = ()) -> None:
+    def _deliver(self, pieces: List[Tuple[int, int, int, str, bool]] = ()) -> None:
         """Posts the step's text pieces and finished samples to their jobs."""
         events: Dict[int, List[Tuple[Any, ...]]] = {}
-        for request_id, prompt, sample, text in pieces:
+        for request_id, prompt, sample, text, in_reasoning in pieces:
             if text:
-                events.setdefault(request_id, []).append(("piece", prompt, sample, text))
+                events.setdefault(request_id, []).append(("piece", prompt, sample, text, in_reasoning))
         jobs = dict(self._jobs)
         for request_id, prompt, sample, native in self._native.take_finished():
             job = jobs.get(request_id)
