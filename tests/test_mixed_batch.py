@@ -10,7 +10,7 @@ import led_cpp
 from led_cpp import LEDConfig, SamplingConfig, _core
 from led_cpp.server.engine import result_of
 
-from tiny_models import write_tiny_model
+from tests.support.tiny_models import write_tiny_model
 
 N_CTX = 256
 MAX_TOKENS = 24
