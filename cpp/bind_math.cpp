@@ -1,4 +1,5 @@
 // Bindings of the LED math unit (led_math.h), so tests can check it against a NumPy port.
+#include "bind_choices.h"
 #include "led_math.h"
 
 #include <pybind11/numpy.h>
@@ -11,13 +12,6 @@
 namespace py = pybind11;
 
 namespace {
-
-led::DepthRule parse_depth_rule(const std::string & name) {
-    if (name == "max_entropy") return led::DepthRule::max_entropy;
-    if (name == "random") return led::DepthRule::random;
-    if (name == "fixed") return led::DepthRule::fixed;
-    throw std::invalid_argument("depth_rule must be 'max_entropy', 'random' or 'fixed', not '" + name + "'");
-}
 
 py::dict led_step(py::array_t<float, py::array::c_style | py::array::forcecast> depth_logits, float temperature, int k,
                   bool exploit, bool explore_allowed, const std::string & depth_rule, int fixed_depth, float u_gate,
@@ -33,7 +27,7 @@ py::dict led_step(py::array_t<float, py::array::c_style | py::array::forcecast> 
     options.k = k;
     options.exploit = exploit;
     options.explore_allowed = explore_allowed;
-    options.depth_rule = parse_depth_rule(depth_rule);
+    options.depth_rule = led_bind::parse_choice<led::DepthRule>(depth_rule);
     options.fixed_depth = fixed_depth;
     led::Draws draws{u_gate, u_token, u_depth};
     led::StepResult result;

@@ -55,16 +55,17 @@ def run_together(model, requests, n_parallel):
     """Submits every request to one open engine before its first step; returns the results per
     request ([prompt][sample] tokens) and the engine's stats."""
     engine = _core.BatchRun(model._native, n_parallel)
-    ids = [engine.submit([model.prompt_tokens(prompt)], n, model.native_config(config), MAX_TOKENS, seed, [], 0)
+    ids = [engine.submit([model.prompt_tokens(prompt)], n, model.native_config(config),
+                         _core.RunOptions(max_tokens=MAX_TOKENS, seed=seed))
            for prompt, n, config, seed in requests]
     finished = []
     while not engine.idle:
-        engine.step()
+        engine.advance()
         finished += engine.take_finished()
     finished += engine.take_finished()
     tokens = {request_id: {} for request_id in ids}
-    for request_id, prompt, sample, native in finished:
-        tokens[request_id][sample] = result_of(native).tokens
+    for item in finished:
+        tokens[item.request][item.sample] = result_of(item.result).tokens
     stats = engine.stats
     engine.close()
     return [[tokens[request_id][s] for s in range(n)] for request_id, (_, n, _, _) in zip(ids, requests)], stats
@@ -74,19 +75,19 @@ def test_mixed_settings_share_steps_and_equal_each_run_alone(model):
     requests = requests_for(model)
     together, stats = run_together(model, requests, n_parallel=16)
     # Every request decoded beside all the others in one step: nobody waited for other settings.
-    assert stats["peak_requests_per_step"] == len(requests)
-    assert stats["peak_active"] == sum(n for _, n, _, _ in requests)
-    assert stats["graph_switches"] > 1  # the graph followed the mix as requests joined and left
+    assert stats.peak_requests_per_step == len(requests)
+    assert stats.peak_active == sum(n for _, n, _, _ in requests)
+    assert stats.graph_switches > 1  # the graph followed the mix as requests joined and left
     for (prompt, n, config, seed), got in zip(requests, together):
         alone = model.generate_batch([prompt], n=n, config=config, max_tokens=MAX_TOKENS, seed=seed, n_parallel=1)[0]
         assert got == [result.tokens for result in alone], (prompt, config)
-    assert stats["explored_steps"] > 0
+    assert stats.explored_steps > 0
     if model.led_projection == "every_step":
-        assert stats["explore_graphs"] == 0  # every explored step's depths came from the model graph
+        assert stats.explore_graphs == 0  # every explored step's depths came from the model graph
 
 
 def test_one_setting_keeps_one_graph(model):
     same = [(prompt, n, REQUESTS[4][2], seed) for prompt, n, _, seed in REQUESTS[:4]]
     _, stats = run_together(model, same, n_parallel=16)
-    assert stats["graph_switches"] <= 1  # set up once (or not at all: the model kept the last one)
-    assert stats["peak_requests_per_step"] == len(same)
+    assert stats.graph_switches <= 1  # set up once (or not at all: the model kept the last one)
+    assert stats.peak_requests_per_step == len(same)

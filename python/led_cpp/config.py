@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Union
 
-DEPTH_RULES = ("max_entropy", "random", "fixed")
-LAYER_COUNTINGS = ("paper", "reference")
+from . import _core
+
+# The names each option takes, from the native enums (their one table: cpp/bind_choices.h).
+DEPTH_RULES: tuple[str, ...] = tuple(_core.DepthRule.__members__)
+LAYER_COUNTINGS: tuple[str, ...] = tuple(_core.LayerCounting.__members__)
 # Model(led_projection=...): where LED projects the earlier depths through the output head.
-LED_PROJECTIONS = ("auto", "every_step", "on_explore")
+LED_PROJECTIONS: tuple[str, ...] = tuple(_core.Projection.__members__)
 LED_PROJECTION_HELP = ("where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), "
                        "every_step, on_explore")
+
+
+def choice(option: str, value: Any, kind: type) -> Any:
+    """The member of the native enum ``kind`` that ``value`` names. The enum's own constructor is
+    the one parser of the name; an unknown name or a value that is not a str raises ValueError
+    naming ``option`` and the allowed names (never a silent default)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{option} must be one of {tuple(kind.__members__)}, not {value!r}")
+    return kind(value)
 
 
 def _number(name: str, value: Any) -> float:
@@ -49,8 +61,14 @@ def _boolean(name: str, value: Any) -> bool:
 class SamplingConfig:
     """Standard sampling: temperature, then top-k, top-p and min-p over the top-k candidates.
 
-    temperature 0 means greedy decoding. top_k 0 keeps the whole vocabulary. The defaults are
-    the LED authors' chain-of-thought baseline (T 0.6, top-p 0.95, top-k 20, min-p 0).
+    The defaults are the LED authors' chain-of-thought baseline (T 0.6, top-p 0.95, top-k 20,
+    min-p 0). Every field is validated on construction (TypeError/ValueError naming the field).
+
+    Attributes:
+        temperature: >= 0; 0 is greedy decoding.
+        top_k: candidates kept after the temperature; 0 keeps the whole vocabulary.
+        top_p: nucleus mass kept, in (0, 1].
+        min_p: candidates below min_p times the top probability are dropped, in [0, 1].
     """
 
     temperature: float = 0.6
@@ -69,26 +87,41 @@ class SamplingConfig:
 
     @property
     def greedy(self) -> bool:
+        """Whether decoding is greedy (temperature 0)."""
         return self.temperature == 0
 
     def check_model(self, n_layer: int, n_vocab: int) -> None:
+        """Raises ValueError when the config does not fit a model of this shape."""
         if self.top_k > n_vocab:
             raise ValueError(f"top_k={self.top_k} exceeds the model's vocabulary of {n_vocab} tokens")
 
-    def to_native(self) -> dict:
-        return {"led": False, **asdict(self)}
+    def to_native(self, think_start: str = "", think_end: str = "") -> _core.SamplingSpec:
+        """The native spec the decode loop takes, with the reasoning markers given (resolved for a
+        model by ``Model.native_config``)."""
+        return _core.SamplingSpec(led=False, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                                  min_p=self.min_p, think_start=think_start, think_end=think_end)
 
 
 @dataclass(frozen=True)
 class LEDConfig:
     """Latent Exploration Decoding (LED_SPEC.md) with the authors' defaults.
 
-    d depths are read (the final layer included), k candidates come from the final layer;
-    ln applies the final norm to intermediate states; exploit gates exploration with
-    probability 1 - p_top1; think_only explores only inside the reasoning segment, which ends
-    at ``think_end`` (None: the model's own end marker, ``Model.reasoning_markers``). depth_rule
-    "random" and "fixed" (with fixed_depth) answer the referee's ablation; layer_counting
-    "reference" reproduces the authors' code's layer set.
+    Every field is validated on construction (TypeError/ValueError naming the field); ``d`` and
+    ``k`` are also checked against the model when a generation starts.
+
+    Attributes:
+        temperature: >= 0; 0 is deterministic (greedy everywhere; see the README).
+        d: depths read, the final layer included (1..n_layer).
+        k: candidates taken from the final layer (1..n_vocab).
+        ln: apply the final norm to the earlier depths' states.
+        exploit: gate exploration with probability 1 - p_top1 (False: explore every step).
+        think_only: explore only inside the reasoning segment.
+        think_end: the segment's end marker; None follows the model's own
+            (``Model.reasoning_markers``).
+        depth_rule: how an explored step picks its depth: "max_entropy" (the paper's rule),
+            "random" or "fixed" (with ``fixed_depth``), the referee's ablations.
+        fixed_depth: the depth of depth_rule "fixed", in [0, d); None otherwise.
+        layer_counting: "paper" (LED_SPEC) or "reference" (the layer set of the authors' code).
     """
 
     temperature: float = 0.6
@@ -97,9 +130,9 @@ class LEDConfig:
     ln: bool = False
     exploit: bool = True
     think_only: bool = True
-    think_end: Optional[str] = None
+    think_end: str | None = None
     depth_rule: str = "max_entropy"
-    fixed_depth: Optional[int] = None
+    fixed_depth: int | None = None
     layer_counting: str = "paper"
 
     def __post_init__(self) -> None:
@@ -116,10 +149,8 @@ class LEDConfig:
                 raise TypeError(f"think_end must be a str or None, not {type(self.think_end).__name__}")
             if not self.think_end:
                 raise ValueError("think_end must not be empty; give the end-of-think marker, or None for the model's own")
-        if self.depth_rule not in DEPTH_RULES:
-            raise ValueError(f"depth_rule must be one of {DEPTH_RULES}, not {self.depth_rule!r}")
-        if self.layer_counting not in LAYER_COUNTINGS:
-            raise ValueError(f"layer_counting must be one of {LAYER_COUNTINGS}, not {self.layer_counting!r}")
+        choice("depth_rule", self.depth_rule, _core.DepthRule)
+        choice("layer_counting", self.layer_counting, _core.LayerCounting)
         if self.depth_rule == "fixed":
             if self.fixed_depth is None:
                 raise ValueError("fixed_depth is required when depth_rule is 'fixed'")
@@ -130,18 +161,26 @@ class LEDConfig:
 
     @property
     def greedy(self) -> bool:
+        """Whether decoding is deterministic (temperature 0)."""
         return self.temperature == 0
 
     def check_model(self, n_layer: int, n_vocab: int) -> None:
+        """Raises ValueError when the config does not fit a model of this shape."""
         if self.d > n_layer:
             raise ValueError(f"d={self.d} exceeds the model's {n_layer} layers")
         if self.k > n_vocab:
             raise ValueError(f"k={self.k} exceeds the model's vocabulary of {n_vocab} tokens")
 
-    def to_native(self) -> dict:
-        values = asdict(self)
-        values["fixed_depth"] = self.fixed_depth or 0
-        return {"led": True, **values}
+    def to_native(self, think_start: str = "", think_end: str = "") -> _core.SamplingSpec:
+        """The native spec the decode loop takes, with the reasoning markers given (resolved for a
+        model, ``think_end`` included, by ``Model.native_config``)."""
+        return _core.SamplingSpec(
+            led=True, temperature=self.temperature, d=self.d, k=self.k, ln=self.ln, exploit=self.exploit,
+            think_only=self.think_only, depth_rule=choice("depth_rule", self.depth_rule, _core.DepthRule),
+            fixed_depth=self.fixed_depth or 0,
+            layer_counting=choice("layer_counting", self.layer_counting, _core.LayerCounting),
+            think_start=think_start, think_end=think_end)
 
 
 DecodingConfig = Union[SamplingConfig, LEDConfig]
+"""Either decoding config; ``Model.generate*`` take one (None: ``SamplingConfig()``)."""

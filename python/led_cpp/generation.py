@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Deque, Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 from . import _core
-from .results import GenerationResult
+from .results import GenerationResult, run_stats
 
 
 class _Run:
     """Drives one native BatchRun; closes it on any exception, Ctrl-C included."""
 
-    def __init__(self, native: "_core.BatchRun", trace: bool, progress: Optional[object] = None,
-                 markers: Optional[Tuple[str, str]] = None) -> None:
-        self._native: Optional[_core.BatchRun] = native
+    def __init__(self, native: _core.BatchRun, trace: bool, progress: Any | None = None,
+                 markers: tuple[str, str] | None = None) -> None:
+        self._native: _core.BatchRun | None = native
         self._trace = trace
         self._markers = markers
         self._progress = progress
-        self._results: Optional[List[List[GenerationResult]]] = None
-        self.stats: dict = {}
+        self._results: list[list[GenerationResult]] | None = None
+        self.stats: dict[str, Any] = {}
 
-    def pieces(self) -> Iterator[Tuple[int, int, str, bool]]:
+    def pieces(self) -> Iterator[_core.Piece]:
         native = self._native  # close() may clear the attribute from another thread
         try:
             while native is not None and not native.finished:
                 pieces = native.advance()
                 progress = self._progress
                 if progress is not None:
-                    progress.update(native.stats["decided_steps"] - progress.n)
+                    progress.update(native.stats.decided_steps - progress.n)
                 yield from pieces
             self._collect()
         except BaseException:
@@ -38,20 +38,19 @@ class _Run:
     def _collect(self) -> None:
         if self._native is None:
             return
-        self.stats = dict(self._native.stats)
-        self._results = [
-            [GenerationResult.from_native(item, self._trace, self._markers) for item in prompt] for prompt in self._native.results()
-        ]
+        self.stats = run_stats(self._native.stats)
+        self._results = [[GenerationResult.from_native(item, self._trace, self._markers) for item in prompt]
+                         for prompt in self._native.results()]
         self.close()
 
     @property
-    def results(self) -> Optional[List[List[GenerationResult]]]:
+    def results(self) -> list[list[GenerationResult]] | None:
         return self._results
 
     def close(self) -> None:
         native, self._native = self._native, None
         if native is not None:
-            self.stats = dict(native.stats)
+            self.stats = run_stats(native.stats)
             native.close()
         if self._progress is not None:
             self._progress.close()
@@ -77,7 +76,7 @@ class _Stream:
     def __del__(self) -> None:
         self.close()
 
-    def _finished_results(self) -> List[List[GenerationResult]]:
+    def _finished_results(self) -> list[list[GenerationResult]]:
         if self._run.results is None:
             for _ in self:
                 pass
@@ -86,8 +85,10 @@ class _Stream:
         return self._run.results
 
     @property
-    def stats(self) -> dict:
-        """Counts of the run: prompt_tokens_evaluated, decode_tokens_evaluated, explored_steps, ..."""
+    def stats(self) -> dict[str, Any]:
+        """Counts of the run (the fields of ``_core.RunStats``): prompt_tokens_evaluated,
+        decode_tokens_evaluated, decode_calls, explore_graphs, every_step, shared_head_product,
+        explored_steps, decided_steps, n_parallel, peak_active. Filled when the run ends or closes."""
         return self._run.stats
 
     def close(self) -> None:
@@ -106,16 +107,16 @@ class Generation(_Stream):
 
     def __next__(self) -> str:
         while True:
-            _, _, text, _ = next(self._pieces)
-            if text:
-                return text
+            piece = next(self._pieces)
+            if piece.text:
+                return piece.text
 
-    def parts(self) -> Iterator[Tuple[str, bool]]:
+    def parts(self) -> Iterator[tuple[str, bool]]:
         """Like iterating, but yields ``(text, in_reasoning)``: whether the piece lies in the
         reasoning segment (markers included). A piece never straddles the segment's end."""
-        for _, _, text, reasoning in self._pieces:
-            if text:
-                yield text, reasoning
+        for piece in self._pieces:
+            if piece.text:
+                yield piece.text, piece.reasoning
 
     @property
     def result(self) -> GenerationResult:
@@ -127,10 +128,12 @@ class BatchStream(_Stream):
     """Yields ``(prompt_index, sample_index, text_piece)`` as pieces are decoded; afterwards
     ``results[prompt_index][sample_index]`` holds each sample's GenerationResult."""
 
-    def __next__(self) -> Tuple[int, int, str]:
-        prompt, sample, text, _ = next(self._pieces)
-        return prompt, sample, text
+    def __next__(self) -> tuple[int, int, str]:
+        piece = next(self._pieces)
+        return piece.prompt, piece.sample, piece.text
 
     @property
-    def results(self) -> List[List[GenerationResult]]:
+    def results(self) -> list[list[GenerationResult]]:
+        """Per prompt, per sample, the GenerationResult; decodes to the end first if iteration
+        has not."""
         return self._finished_results()

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import _core
 from ..config import LEDConfig, SamplingConfig
 from ..model import Model
 from ..reasoning import marker_pair
@@ -228,8 +229,8 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         gathering.result()
         return results
 
-    def finish_reason(native: dict) -> str:
-        return {"eos": "stop", "stop": "stop", "length": "length"}.get(native["finish_reason"], native["finish_reason"])
+    def finish_reason(native: _core.SampleResult) -> str:
+        return {"eos": "stop", "stop": "stop", "length": "length"}.get(native.finish_reason, native.finish_reason)
 
     def piece(token: int) -> str:
         return model._native.token_piece(token).decode("utf-8", errors="replace")
@@ -305,7 +306,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             job = await start(GenerationJob(tokens, body.n, model.native_config(config), max_tokens, seed, body.stops(),
                                             top_logprobs=max(logprobs or 0, 1) if logprobs is not None else 0))
 
-        def logprobs_block(prompt_index: int, native: Optional[dict]) -> Optional[dict]:
+        def logprobs_block(prompt_index: int, native: Optional[_core.SampleResult]) -> Optional[dict]:
             if logprobs is None:
                 return None
             ids: List[int] = []
@@ -318,9 +319,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 tops += [None if top is None else {piece(t): v for t, v in top[:max(logprobs, 1)]}
                          for top in score["top_logprobs"]]
             if native is not None:
-                ids += native["tokens"]
-                values += native["logprobs"][:len(native["tokens"])]
-                tops += [{piece(t): v for t, v in step[:max(logprobs, 1)]} for step in native["top_logprobs"]]
+                ids += native.tokens
+                values += native.logprobs[:len(native.tokens)]
+                tops += [{piece(t): v for t, v in step[:max(logprobs, 1)]} for step in native.top_logprobs]
             texts = [piece(token) for token in ids]
             offsets, position = [], 0
             for text in texts:
@@ -329,20 +330,20 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             return {"tokens": texts, "token_logprobs": values, "top_logprobs": tops if logprobs > 0 else None,
                     "text_offset": offsets}
 
-        def choice(prompt_index: int, sample: int, native: Optional[dict]) -> dict:
+        def choice(prompt_index: int, sample: int, native: Optional[_core.SampleResult]) -> dict:
             prefix = model.detokenize(tokens[prompt_index]) if body.echo else ""
-            item = {"index": prompt_index * body.n + sample, "text": prefix + (native["text"] if native else ""),
+            item = {"index": prompt_index * body.n + sample, "text": prefix + (native.text if native else ""),
                     "logprobs": logprobs_block(prompt_index, native),
                     "finish_reason": finish_reason(native) if native else "length"}
             if led and native is not None:
-                item["explored_steps"] = native["explored_steps"]
+                item["explored_steps"] = native.explored_steps
             return item
 
         prompt_count = sum(len(ids) for ids in tokens)
         if not body.stream:
             results = await collect(job, request) if job is not None else {}
             choices = [choice(p, s, results.get((p, s))) for p in range(len(tokens)) for s in range(body.n)]
-            completion_count = sum(len(native["tokens"]) for native in results.values())
+            completion_count = sum(len(native.tokens) for native in results.values())
             return {"id": identifier, "object": "text_completion", "created": created, "model": settings.model_name,
                     "choices": choices, "usage": usage(prompt_count, completion_count), "system_fingerprint": f"seed-{seed}"}
 
@@ -373,14 +374,14 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                     else:
                         finished += 1
                         native = event[3]
-                        completion_count += len(native["tokens"])
+                        completion_count += len(native.tokens)
                         item = {"index": event[1] * body.n + event[2], "text": "",
                                 "logprobs": None, "finish_reason": finish_reason(native)}
                         if logprobs is not None:
                             block = logprobs_block(event[1], native)
                             item["logprobs"] = block
                         if led:
-                            item["explored_steps"] = native["explored_steps"]
+                            item["explored_steps"] = native.explored_steps
                         yield chunk([item])
                 if job is None:
                     for p in range(len(tokens)):
@@ -433,11 +434,11 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         job = await start(GenerationJob([ids], body.n, model.native_config(config), max_tokens, seed, body.stops(),
                                         top_logprobs=max(top, 1) if body.logprobs else 0))
 
-        def logprobs_block(native: dict) -> Optional[dict]:
+        def logprobs_block(native: _core.SampleResult) -> Optional[dict]:
             if not body.logprobs:
                 return None
             content = []
-            for token, value, step in zip(native["tokens"], native["logprobs"], native["top_logprobs"]):
+            for token, value, step in zip(native.tokens, native.logprobs, native.top_logprobs):
                 text = piece(token)
                 content.append({"token": text, "logprob": value, "bytes": list(text.encode()),
                                 "top_logprobs": [{"token": piece(t), "logprob": v, "bytes": list(piece(t).encode())}
@@ -457,9 +458,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 item = {"index": s, "message": message, "logprobs": logprobs_block(native),
                         "finish_reason": finish_reason(native)}
                 if led:
-                    item["explored_steps"] = native["explored_steps"]
+                    item["explored_steps"] = native.explored_steps
                 choices.append(item)
-            completion_count = sum(len(native["tokens"]) for native in results.values())
+            completion_count = sum(len(native.tokens) for native in results.values())
             return {"id": identifier, "object": "chat.completion", "created": created, "model": settings.model_name,
                     "choices": choices, "usage": usage(len(ids), completion_count), "system_fingerprint": f"seed-{seed}"}
 
@@ -498,11 +499,11 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                     if event[0] == "done":
                         finished += 1
                         native = event[3]
-                        completion_count += len(native["tokens"])
+                        completion_count += len(native.tokens)
                         item = {"index": s, "delta": {}, "logprobs": logprobs_block(native),
                                 "finish_reason": finish_reason(native)}
                         if led:
-                            item["explored_steps"] = native["explored_steps"]
+                            item["explored_steps"] = native.explored_steps
                         yield chunk([item])
                 if body.stream_options is not None and body.stream_options.include_usage:
                     yield chunk([], {"usage": usage(len(ids), completion_count)})

@@ -28,7 +28,7 @@ class GenerationJob:
 
     prompts: List[List[int]]
     n: int
-    config: dict
+    config: _core.SamplingSpec
     max_tokens: int
     seed: int
     stop: List[str]
@@ -87,7 +87,7 @@ class EngineBridge:
 
     def stats(self) -> dict:
         return {"active": self._native.active, "waiting": self._native.waiting,
-                "peak_active": self._native.stats["peak_active"],
+                "peak_active": self._native.stats.peak_active,
                 "outstanding": self._outstanding, "n_parallel": self.n_parallel}
 
     def stop(self) -> None:
@@ -128,8 +128,9 @@ class EngineBridge:
         if kind == "submit":
             job: GenerationJob = payload
             try:
-                job.request_id = self._native.submit(job.prompts, job.n, job.config, job.max_tokens, job.seed,
-                                                     job.stop, job.top_logprobs)
+                options = _core.RunOptions(max_tokens=job.max_tokens, seed=job.seed, stop=job.stop,
+                                           top_logprobs=job.top_logprobs)
+                job.request_id = self._native.submit(job.prompts, job.n, job.config, options)
             except (ValueError, RuntimeError, TypeError) as error:
                 self._finish_sequences(job.size)
                 self._post(job, [("error", error)])
@@ -166,22 +167,23 @@ class EngineBridge:
             return False
         return True
 
-    def _deliver(self, pieces: List[Tuple[int, int, int, str, bool]] = ()) -> None:
+    def _deliver(self, pieces: List[_core.Piece] = ()) -> None:
         """Posts the step's text pieces and finished samples to their jobs."""
         events: Dict[int, List[Tuple[Any, ...]]] = {}
-        for request_id, prompt, sample, text, in_reasoning in pieces:
-            if text:
-                events.setdefault(request_id, []).append(("piece", prompt, sample, text, in_reasoning))
+        for piece in pieces:
+            if piece.text:
+                events.setdefault(piece.request, []).append(
+                    ("piece", piece.prompt, piece.sample, piece.text, piece.reasoning))
         jobs = dict(self._jobs)
-        for request_id, prompt, sample, native in self._native.take_finished():
-            job = jobs.get(request_id)
+        for finished in self._native.take_finished():
+            job = jobs.get(finished.request)
             if job is None:
                 continue
-            events.setdefault(request_id, []).append(("done", prompt, sample, native))
+            events.setdefault(finished.request, []).append(("done", finished.prompt, finished.sample, finished.result))
             job.remaining -= 1
             self._finish_sequences(1)
             if job.remaining == 0:
-                self._jobs.pop(request_id, None)
+                self._jobs.pop(finished.request, None)
         for request_id, items in events.items():
             job = jobs.get(request_id)
             if job is not None:
@@ -203,7 +205,7 @@ class EngineBridge:
                 self._wake.clear()
                 continue
             try:
-                pieces = self._native.step()
+                pieces = self._native.advance()
             except Exception as error:  # an engine failure fails every job, not the server
                 for job in list(self._jobs.values()):
                     self._native.cancel(job.request_id)
@@ -213,5 +215,5 @@ class EngineBridge:
             self._deliver(pieces)
 
 
-def result_of(native: dict) -> GenerationResult:
+def result_of(native: _core.SampleResult) -> GenerationResult:
     return GenerationResult.from_native(native, False)
