@@ -311,7 +311,7 @@ def test_a_fixed_run_returns_typed_pieces_results_and_stats(model):
     counts = run_stats(stats)
     assert list(counts) == ["prompt_tokens_evaluated", "decode_tokens_evaluated", "decode_calls", "explore_graphs",
                             "every_step", "shared_head_product", "explored_steps", "decided_steps", "n_parallel",
-                            "peak_active"]
+                            "peak_active", "peak_requests_per_step", "graph_switches"]
     assert counts["decided_steps"] == stats.decided_steps and counts["n_parallel"] == stats.n_parallel == 2
 
     # the Python results are a thin wrapper: the same run through Model gives the same results

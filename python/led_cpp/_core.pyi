@@ -616,6 +616,11 @@ class RunStats:
         Decided steps on which LED explored.
         """
     @property
+    def graph_switches(self) -> int:
+        """
+        Times the graph was set up for another mix of in-graph settings.
+        """
+    @property
     def n_parallel(self) -> int:
         """
         Sequences the run decodes together at most.
@@ -624,6 +629,11 @@ class RunStats:
     def peak_active(self) -> int:
         """
         Most sequences decoding at once.
+        """
+    @property
+    def peak_requests_per_step(self) -> int:
+        """
+        Most requests whose samples one decode step served together.
         """
     @property
     def prompt_tokens_evaluated(self) -> int:
