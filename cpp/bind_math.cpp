@@ -17,7 +17,8 @@ py::dict led_step(py::array_t<float, py::array::c_style | py::array::forcecast> 
                   bool exploit, bool explore_allowed, const std::string & depth_rule, int fixed_depth, float u_gate,
                   float u_token, float u_depth) {
     if (depth_logits.ndim() != 2) throw std::invalid_argument("depth_logits must be a 2-D array [d, n_vocab]");
-    if (!(temperature >= 0.0f) || std::isinf(temperature)) throw std::invalid_argument("temperature must be finite and >= 0");
+    if (!(temperature >= 0.0f) || std::isinf(temperature))
+        throw std::invalid_argument("temperature must be finite and >= 0");
     const int d = static_cast<int>(depth_logits.shape(0));
     const int64_t n_vocab = depth_logits.shape(1);
     if (d < 1 || n_vocab < 1) throw std::invalid_argument("depth_logits must have at least one depth and one token");

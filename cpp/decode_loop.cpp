@@ -119,7 +119,8 @@ GraphSettings BatchRun::graph_settings(const SamplingSpec & spec, const RunOptio
         const bool fits = static_cast<int64_t>(spec.k) * spec.d <= n_vocab;
         const Projection projection = model_.options().led_projection;
         if (projection == Projection::every_step && !fits) {
-            throw std::invalid_argument("led_projection='every_step' needs k*d <= n_vocab; lower k or d, or load the model with led_projection='on_explore'");
+            throw std::invalid_argument("led_projection='every_step' needs k*d <= n_vocab; lower k or d, or load the "
+                                        "model with led_projection='on_explore'");
         }
         settings.projection = fits && spec.d > 1 ? projection : Projection::on_explore;
     } else {
@@ -188,7 +189,8 @@ int64_t BatchRun::submit(std::vector<std::vector<llama_token>> prompts, int n_sa
     request->think_start = resolve_marker(model_, spec.think_start);
     request->think_end = resolve_marker(model_, spec.think_end);
     for (const auto & prompt : request->prompts) {
-        request->prompt_open.push_back(prompt_leaves_reasoning_open(model_, request->think_start, request->think_end, prompt));
+        request->prompt_open.push_back(
+            prompt_leaves_reasoning_open(model_, request->think_start, request->think_end, prompt));
     }
     for (int p = 0; p < n_prompts; ++p) {
         for (int s = 0; s < n_samples; ++s) {
@@ -257,7 +259,8 @@ void BatchRun::close() {
 
 void BatchRun::check_graph_state() const {
     if (!graph_state_->error().empty()) {
-        throw std::runtime_error("LED cannot run on this " + model_.architecture() + " model: " + graph_state_->error());
+        throw std::runtime_error("LED cannot run on this " + model_.architecture() +
+                                 " model: " + graph_state_->error());
     }
 }
 
@@ -297,7 +300,8 @@ void BatchRun::read_step(int batch_index, StepData & step, int capture_slot, con
         int start = k - 1, end = k + 1;
         while (start > 0 && probabilities[order_[start - 1]] == tied) --start;
         while (end < captured_k && probabilities[order_[end]] == tied) ++end;
-        std::sort(order_.begin() + start, order_.begin() + end, [candidates](int a, int b) { return candidates[a] < candidates[b]; });
+        std::sort(order_.begin() + start, order_.begin() + end,
+                  [candidates](int a, int b) { return candidates[a] < candidates[b]; });
     }
     step.candidates.resize(k);
     step.probabilities.resize(k);
@@ -354,7 +358,8 @@ GraphSettings BatchRun::plan_for(const std::vector<Request *> & members) const {
 
 bool BatchRun::holder_step_pending() const {
     return holder_request_ != nullptr && !waiting_.empty() && waiting_.front()->request == holder_request_ &&
-           waiting_.front()->prompt == holder_prompt_ && holder_done_ == holder_request_->prompts[holder_prompt_].size();
+           waiting_.front()->prompt == holder_prompt_ &&
+           holder_done_ == holder_request_->prompts[holder_prompt_].size();
 }
 
 void BatchRun::serve(Request * joining) {
@@ -493,7 +498,8 @@ void BatchRun::project_depths(std::vector<Decision> & decisions) {
     for (Decision & decision : decisions) {
         const Request & request = *decision.sample->request;
         if (!decision.needs_depths || request.spec.d < 2) continue;
-        groups[{request.spec.d, request.graph.k, request.graph.inverse_temperature, request.spec.ln}].push_back(&decision);
+        groups[{request.spec.d, request.graph.k, request.graph.inverse_temperature, request.spec.ln}].push_back(
+            &decision);
     }
     for (const auto & [key, members] : groups) {
         ExploreSettings settings;
@@ -522,7 +528,8 @@ void BatchRun::explore_depths(Decision & decision) {
     const bool greedy = spec.temperature == 0.0f;
     const StepData & step = decision.sample->step;
     const int k = static_cast<int>(step.probabilities.size());
-    const std::vector<float> & deeper = graph_state_->every_step() ? step.depth_probabilities : decision.depth_probabilities;
+    const std::vector<float> & deeper =
+        graph_state_->every_step() ? step.depth_probabilities : decision.depth_probabilities;
     std::vector<float> depth_probabilities(step.probabilities.begin(), step.probabilities.end());
     depth_probabilities.insert(depth_probabilities.end(), deeper.begin(), deeper.end());
     if (depth_probabilities.size() != static_cast<size_t>(spec.d) * k) {
@@ -567,7 +574,8 @@ llama_token BatchRun::record_step(Decision & decision) {
         trace.top1_probability = step.probabilities[0];
         trace.candidates = step.candidates;
         if (options.analysis_top_k > 0) {
-            auto statistics = graph_state_->layer_statistics(model_.n_vocab(), step.capture_slot, options.analysis_top_k);
+            auto statistics =
+                graph_state_->layer_statistics(model_.n_vocab(), step.capture_slot, options.analysis_top_k);
             trace.layer_entropies = std::move(statistics.entropies);
             trace.layer_top_normalised = std::move(statistics.top_normalised);
             trace.layer_top_raw = std::move(statistics.top_raw);
@@ -646,9 +654,10 @@ void BatchRun::decide(std::vector<Piece> & pieces) {
         emit(sample, false, pieces);
         sample.next_token = token;
     }
-    running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                  [](const std::unique_ptr<Sample> & sample) { return sample->status == Status::done; }),
-                   running_.end());
+    running_.erase(
+        std::remove_if(running_.begin(), running_.end(),
+                       [](const std::unique_ptr<Sample> & sample) { return sample->status == Status::done; }),
+        running_.end());
 }
 
 void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
@@ -658,17 +667,21 @@ void BatchRun::emit(Sample & sample, bool final, std::vector<Piece> & pieces) {
         const size_t max_stop = sample.request->max_stop;
         end = max_stop > 1 ? (end >= max_stop - 1 ? end - (max_stop - 1) : 0) : end;
         end = std::max(end, sample.emitted);
-        end = sample.emitted + complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
+        end = sample.emitted +
+              complete_utf8_prefix(std::string_view(sample.bytes).substr(sample.emitted, end - sample.emitted));
     }
     if (end > sample.emitted) {
         // A piece never straddles the end of the reasoning segment.
         const size_t boundary = std::clamp(sample.reasoning.answer_begin(), sample.emitted, end);
         const std::string_view bytes(sample.bytes);
         if (boundary > sample.emitted) {
-            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(sample.emitted, boundary - sample.emitted)), true, sample.request->id});
+            pieces.push_back({sample.prompt, sample.index,
+                              sanitize_utf8(bytes.substr(sample.emitted, boundary - sample.emitted)), true,
+                              sample.request->id});
         }
         if (end > boundary) {
-            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(boundary, end - boundary)), false, sample.request->id});
+            pieces.push_back({sample.prompt, sample.index, sanitize_utf8(bytes.substr(boundary, end - boundary)), false,
+                              sample.request->id});
         }
         sample.emitted = end;
     }
@@ -717,7 +730,8 @@ void BatchRun::decode_active() {
     if (!holder_step_pending()) serve(nullptr);
     std::vector<const Request *> requests;
     for (const Sample * sample : running) {
-        if (std::find(requests.begin(), requests.end(), sample->request) == requests.end()) requests.push_back(sample->request);
+        if (std::find(requests.begin(), requests.end(), sample->request) == requests.end())
+            requests.push_back(sample->request);
     }
     stats_.peak_requests_per_step = std::max(stats_.peak_requests_per_step, static_cast<int>(requests.size()));
     llama_batch batch = llama_batch_init(static_cast<int32_t>(running.size()), 0, 1);

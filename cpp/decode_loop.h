@@ -12,11 +12,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
-#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -33,7 +33,7 @@ struct SamplingSpec {
     bool led = false;
     float temperature = 0.6f;  // 0 = greedy
     // standard sampling
-    int top_k = 20;            // 0 = whole vocabulary
+    int top_k = 20;  // 0 = whole vocabulary
     float top_p = 0.95f;
     float min_p = 0.0f;
     // LED
@@ -56,7 +56,7 @@ struct RunOptions {
     uint64_t seed = 0;
     std::vector<std::string> stop;
     bool trace = false;
-    int n_parallel = 0;  // 0 = min(samples, 16); each decoding sample has its own KV stream
+    int n_parallel = 0;      // 0 = min(samples, 16); each decoding sample has its own KV stream
     int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
     int top_logprobs = 0;    // > 0: per token, the first top_logprobs candidates and their log-probabilities
 };
@@ -66,8 +66,8 @@ struct RunOptions {
 struct TraceStep {
     int32_t token = -1;
     bool explored = false;
-    int depth = 0;                      // the depth whose posterior chose the token (0 = final layer)
-    std::vector<float> entropies;       // d values; empty when the depths were not evaluated
+    int depth = 0;                 // the depth whose posterior chose the token (0 = final layer)
+    std::vector<float> entropies;  // d values; empty when the depths were not evaluated
     float top1_probability = 0.0f;
     std::vector<int32_t> candidates;
     // analysis_top_k > 0 only: per layer, final first (n_layer values, n_layer x top_k ids)
@@ -119,18 +119,18 @@ struct FinishedSample {
 };
 
 struct RunStats {
-    int64_t prompt_tokens_evaluated = 0;   // tokens submitted to llama_decode for prompts
-    int64_t decode_tokens_evaluated = 0;   // tokens submitted for generated tokens
+    int64_t prompt_tokens_evaluated = 0;  // tokens submitted to llama_decode for prompts
+    int64_t decode_tokens_evaluated = 0;  // tokens submitted for generated tokens
     int64_t decode_calls = 0;
-    int64_t explore_graphs = 0;            // depth projection graphs run
-    bool every_step = false;               // the depths projected in the model graph every step
-    bool shared_head_product = false;      // ... through the model's own head product, widened
+    int64_t explore_graphs = 0;        // depth projection graphs run
+    bool every_step = false;           // the depths projected in the model graph every step
+    bool shared_head_product = false;  // ... through the model's own head product, widened
     int64_t explored_steps = 0;
     int64_t decided_steps = 0;
     int n_parallel = 0;
     int peak_active = 0;
-    int peak_requests_per_step = 0;        // most requests whose samples one decode step served together
-    int64_t graph_switches = 0;            // times the graph was set up for another mix of settings
+    int peak_requests_per_step = 0;  // most requests whose samples one decode step served together
+    int64_t graph_switches = 0;      // times the graph was set up for another mix of settings
 };
 
 // Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
@@ -190,13 +190,13 @@ private:
         std::vector<std::vector<llama_token>> prompts;
         SamplingSpec spec;
         RunOptions options;
-        GraphSettings graph;  // what it needs from the model graph
+        GraphSettings graph;        // what it needs from the model graph
         std::vector<int> captured;  // LED: its depths 1..d-1 among the graph's captured layers
         std::vector<std::vector<SampleResult>> results;
         std::vector<double> prompt_seconds;
         size_t max_stop = 0;
         int remaining = 0;
-        Marker think_start;            // the reasoning markers this request's config resolves to
+        Marker think_start;  // the reasoning markers this request's config resolves to
         Marker think_end;
         std::vector<bool> prompt_open;  // per prompt: the first generated token is inside the segment
     };
@@ -237,7 +237,7 @@ private:
         Sample * sample;
         int index = 0;
         bool explored = false;
-        bool needs_depths = false;   // explores, or the trace wants the entropies
+        bool needs_depths = false;  // explores, or the trace wants the entropies
         int depth = 0;
         float u_token = 0.0f;
         float u_depth = 0.0f;
@@ -249,7 +249,7 @@ private:
     Decision choose(Sample & sample);
     void project_depths(std::vector<Decision> & decisions);
     void explore_depths(Decision & decision);
-    llama_token record_step(Decision & decision);   // counts and traces the step; returns its token
+    llama_token record_step(Decision & decision);                     // counts and traces the step; returns its token
     size_t append_token(Sample & sample, const Decision & decision);  // returns where its bytes begin
     const char * stop_reason(Sample & sample, size_t before);         // "stop", "length" or nullptr
     void decode_active();
@@ -263,7 +263,7 @@ private:
     std::unique_ptr<Model::Lease> lease_;
     GraphState * graph_state_ = nullptr;  // owned by the model, shared by its generations
     std::map<int64_t, std::unique_ptr<Request>> requests_;
-    std::deque<std::unique_ptr<Sample>> waiting_;   // in request order, then prompt, then sample
+    std::deque<std::unique_ptr<Sample>> waiting_;  // in request order, then prompt, then sample
     std::vector<std::unique_ptr<Sample>> running_;
     std::vector<FinishedSample> finished_;
     std::vector<SampleStreams> streams_;  // per slot, so waiting samples cost no state

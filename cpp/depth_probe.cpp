@@ -14,7 +14,8 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     if (d < 1 || d > n_layer) throw std::invalid_argument("d must lie in [1, n_layer]");
     if (tokens.empty()) throw std::invalid_argument("depth_logits needs at least one token");
     if (static_cast<int>(tokens.size()) > model.options().n_ctx) {
-        throw std::invalid_argument("the tokens do not fit in the context (n_ctx=" + std::to_string(model.options().n_ctx) + ")");
+        throw std::invalid_argument(
+            "the tokens do not fit in the context (n_ctx=" + std::to_string(model.options().n_ctx) + ")");
     }
     for (llama_token token : tokens) {
         if (token < 0 || token >= model.n_vocab()) throw std::invalid_argument("token id outside the vocabulary");
@@ -39,7 +40,8 @@ std::vector<float> depth_logits(Model & model, const std::vector<llama_token> & 
     for (size_t done = 0; done < tokens.size();) {
         const size_t count = std::min(n_batch, tokens.size() - done);
         const int32_t status = decode_prompt_chunk(context, tokens, done, count, 0);
-        if (!state.error().empty()) throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
+        if (!state.error().empty())
+            throw std::runtime_error("LED cannot run on this " + model.architecture() + " model: " + state.error());
         if (status == 2) throw Interrupted();
         if (status != 0) throw std::runtime_error("llama_decode failed (status " + std::to_string(status) + ")");
         done += count;

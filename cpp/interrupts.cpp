@@ -18,7 +18,8 @@ struct PendingError {
 PendingError pending;
 
 unsigned long main_thread_ident() {
-    static const unsigned long ident = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+    static const unsigned long ident =
+        py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
     return ident;
 }
 

@@ -13,13 +13,11 @@ void install_interrupt_check(led::Model & model);
 
 // Runs a decoding call with the GIL released, re-raising a pending Python exception from an
 // interrupted decode.
-template <typename Function>
-auto run_interruptible(Function && function) -> decltype(function());
+template <typename Function> auto run_interruptible(Function && function) -> decltype(function());
 
 void raise_pending_interrupt();
 
-template <typename Function>
-auto run_interruptible(Function && function) -> decltype(function()) {
+template <typename Function> auto run_interruptible(Function && function) -> decltype(function()) {
     try {
         pybind11::gil_scoped_release release;
         return function();

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <tuple>
 #include <stdexcept>
+#include <tuple>
 #include <unordered_set>
 
 namespace led {
@@ -18,13 +18,9 @@ namespace {
 
 constexpr int kMaxChain = 16;
 
-bool is_computed(const ggml_tensor * tensor) {
-    return tensor->op != GGML_OP_NONE;
-}
+bool is_computed(const ggml_tensor * tensor) { return tensor->op != GGML_OP_NONE; }
 
-std::string layer_name(int il) {
-    return "l_out-" + std::to_string(il);
-}
+std::string layer_name(int il) { return "l_out-" + std::to_string(il); }
 
 ggml_tensor * find_embeddings(ggml_cgraph * graph) {
     // The residual stream entering layer 0: the scaled embeddings where the architecture scales,
@@ -50,12 +46,9 @@ bool keeps_values(const ggml_tensor * node) {
     }
     switch (node->op) {
         case GGML_OP_RESHAPE:
-        case GGML_OP_CONT:
-            return true;
-        case GGML_OP_VIEW:
-            return node->view_offs == 0 && node->nb[1] == source->nb[1];
-        default:
-            return false;
+        case GGML_OP_CONT:    return true;
+        case GGML_OP_VIEW:    return node->view_offs == 0 && node->nb[1] == source->nb[1];
+        default:              return false;
     }
 }
 
@@ -87,9 +80,9 @@ using ContextPtr = std::unique_ptr<ggml_context, ContextDeleter>;
 
 ContextPtr scratch_context(size_t n_tensors) {
     ggml_init_params params = {
-        /*.mem_size   =*/ n_tensors * ggml_tensor_overhead() + ggml_graph_overhead_custom(n_tensors, false),
-        /*.mem_buffer =*/ nullptr,
-        /*.no_alloc   =*/ true,
+        /*.mem_size   =*/n_tensors * ggml_tensor_overhead() + ggml_graph_overhead_custom(n_tensors, false),
+        /*.mem_buffer =*/nullptr,
+        /*.no_alloc   =*/true,
     };
     return ContextPtr(ggml_init(params));
 }
@@ -172,9 +165,7 @@ OutputHead::Walk OutputHead::walk(ggml_cgraph * graph, int n_layer) {
                 activation = node->src[0];
                 break;
             case GGML_OP_SCALE:
-            case GGML_OP_UNARY:
-                activation = node->src[0];
-                break;
+            case GGML_OP_UNARY: activation = node->src[0]; break;
             case GGML_OP_MUL:
             case GGML_OP_ADD:
                 activation = is_computed(node->src[0]) ? node->src[0] : node->src[1];
@@ -185,14 +176,15 @@ OutputHead::Walk OutputHead::walk(ggml_cgraph * graph, int n_layer) {
                 }
                 break;
             default:
-                found.error = std::string("the output head uses the op ") + ggml_op_desc(node) + " (node " + node->name +
-                              "), which LED cannot replay on earlier layers";
+                found.error = std::string("the output head uses the op ") + ggml_op_desc(node) + " (node " +
+                              node->name + "), which LED cannot replay on earlier layers";
                 return found;
         }
         if (node->op == GGML_OP_UNARY) {
             const auto unary = static_cast<ggml_unary_op>(op.params[0]);
             if (unary != GGML_UNARY_OP_TANH) {
-                found.error = std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
+                found.error =
+                    std::string("the output head applies ") + ggml_unary_op_name(unary) + ", which LED does not replay";
                 return found;
             }
         }
@@ -287,8 +279,8 @@ ggml_tensor * OutputHead::find_product(ggml_cgraph * graph) const {
         const bool binary = node->op == GGML_OP_MUL || node->op == GGML_OP_ADD;
         node = binary && !is_computed(node->src[0]) ? node->src[1] : node->src[0];
     }
-    if (node == nullptr || node->op != GGML_OP_MUL_MAT || node->src[0] != weight_ || node->src[1]->type != GGML_TYPE_F32 ||
-        !ggml_is_contiguous(node) || !ggml_is_contiguous(node->src[1])) {
+    if (node == nullptr || node->op != GGML_OP_MUL_MAT || node->src[0] != weight_ ||
+        node->src[1]->type != GGML_TYPE_F32 || !ggml_is_contiguous(node) || !ggml_is_contiguous(node->src[1])) {
         return nullptr;
     }
     return node;
@@ -415,8 +407,10 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     }
     // Sorted by probability here; the host puts exact ties in id order (led::candidate_order).
     ggml_tensor * unordered_probabilities = ggml_get_rows(ctx, column_probabilities, selected);  // [1, k, rows]
-    ggml_tensor * order = ggml_argsort(ctx, ggml_reshape_2d(ctx, unordered_probabilities, k, rows), GGML_SORT_ORDER_DESC);
-    ggml_tensor * ids = ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, selected, 1, k, rows), order), k, rows);
+    ggml_tensor * order =
+        ggml_argsort(ctx, ggml_reshape_2d(ctx, unordered_probabilities, k, rows), GGML_SORT_ORDER_DESC);
+    ggml_tensor * ids =
+        ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, selected, 1, k, rows), order), k, rows);
     ggml_tensor * sorted = ggml_reshape_2d(ctx, ggml_get_rows(ctx, unordered_probabilities, order), k, rows);
     ggml_tensor * sorted_logits =
         ggml_reshape_2d(ctx, ggml_get_rows(ctx, ggml_reshape_3d(ctx, matrix, 1, n_vocab, rows), ids), k, rows);
@@ -431,9 +425,11 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
 std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
                              int64_t n_embd, int64_t n_rows, ggml_tensor ** stacked) {
     *stacked = nullptr;
-    ggml_tensor * out_ids = graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_rows);
+    ggml_tensor * out_ids =
+        graph != nullptr ? ggml_graph_get_tensor(graph, "out_ids") : ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_rows);
     for (int il : spec.layers) {
-        ggml_tensor * layer = graph != nullptr ? head.layer_output(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
+        ggml_tensor * layer =
+            graph != nullptr ? head.layer_output(graph, il) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n_rows);
         if (layer == nullptr) {
             return "the model graph has no node " + (il >= 0 ? layer_name(il) : std::string("embd")) +
                    " and no attention norm input for layer " + std::to_string(il + 1) +
@@ -451,7 +447,8 @@ std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const Outp
             if (out_ids == nullptr) {
                 return "the model graph has no out_ids input to map output rows to token positions";
             }
-            ggml_tensor * rows = ggml_is_contiguous(layer) ? ggml_reshape_2d(ctx, layer, n_embd, ggml_nelements(layer) / n_embd) : layer;
+            ggml_tensor * rows =
+                ggml_is_contiguous(layer) ? ggml_reshape_2d(ctx, layer, n_embd, ggml_nelements(layer) / n_embd) : layer;
             hidden = ggml_get_rows(ctx, rows, out_ids);
         }
         if (hidden->ne[1] != n_rows) {
@@ -467,8 +464,8 @@ ggml_tensor * capture_row(ggml_context * ctx, ggml_tensor * stacked, int64_t row
     const int64_t n_embd = stacked->ne[0];
     const int64_t layers = stacked->ne[1];
     ggml_tensor * source = ggml_view_2d(ctx, stacked, n_embd, layers, stacked->nb[1], row * stacked->nb[2]);
-    ggml_tensor * target = ggml_view_2d(ctx, capture, n_embd, layers, capture->nb[1],
-                                        static_cast<size_t>(slot) * layers * capture->nb[1]);
+    ggml_tensor * target =
+        ggml_view_2d(ctx, capture, n_embd, layers, capture->nb[1], static_cast<size_t>(slot) * layers * capture->nb[1]);
     return ggml_view_1d(ctx, ggml_cpy(ctx, source, target), 1, 0);
 }
 
@@ -480,17 +477,21 @@ ggml_tensor * build_depth_probabilities(ggml_context * ctx, ggml_tensor * depth_
     const int64_t m = depths * rows;
     ggml_tensor * full =
         row_scales != nullptr
-            ? ggml_soft_max_ext(ctx,
-                                ggml_reshape_2d(ctx, ggml_mul(ctx, ggml_reshape_3d(ctx, depth_logits, n_vocab, depths, rows), row_scales),
-                                                n_vocab, m),
-                                nullptr, 1.0f, 0.0f)
+            ? ggml_soft_max_ext(
+                  ctx,
+                  ggml_reshape_2d(ctx,
+                                  ggml_mul(ctx, ggml_reshape_3d(ctx, depth_logits, n_vocab, depths, rows), row_scales),
+                                  n_vocab, m),
+                  nullptr, 1.0f, 0.0f)
             : ggml_soft_max_ext(ctx, depth_logits, nullptr, inverse_temperature, 0.0f);
     // Every depth of a row gathers that row's candidates. Ids travel through F32 to be repeated
     // (exact below 2^24), since CUDA repeats only float types.
-    ggml_tensor * repeated = ggml_cast(ctx, ggml_repeat_4d(ctx, ggml_cast(ctx, ggml_reshape_3d(ctx, ids, k, 1, rows), GGML_TYPE_F32),
-                                                           k, depths, rows, 1),
-                                       GGML_TYPE_I32);
-    ggml_tensor * picked = ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), ggml_reshape_2d(ctx, repeated, k, m));
+    ggml_tensor * repeated = ggml_cast(
+        ctx,
+        ggml_repeat_4d(ctx, ggml_cast(ctx, ggml_reshape_3d(ctx, ids, k, 1, rows), GGML_TYPE_F32), k, depths, rows, 1),
+        GGML_TYPE_I32);
+    ggml_tensor * picked =
+        ggml_get_rows(ctx, ggml_reshape_3d(ctx, full, 1, n_vocab, m), ggml_reshape_2d(ctx, repeated, k, m));
     return ggml_reshape_3d(ctx, picked, k, depths, rows);
 }
 
@@ -536,8 +537,9 @@ void DepthProjector::check_support(ggml_cgraph * graph) {
     for (int i = 0; i < ggml_graph_n_nodes(graph); ++i) {
         ggml_tensor * node = ggml_graph_node(graph, i);
         if (!ggml_backend_supports_op(backend_, node)) {
-            throw std::runtime_error(std::string("the ") + device_name_ + " backend cannot run " + ggml_op_desc(node) +
-                                     " for LED's depth projection; load the model with n_gpu_layers=0 to run LED on the CPU");
+            throw std::runtime_error(
+                std::string("the ") + device_name_ + " backend cannot run " + ggml_op_desc(node) +
+                " for LED's depth projection; load the model with n_gpu_layers=0 to run LED on the CPU");
         }
     }
 }
@@ -554,7 +556,8 @@ void DepthProjector::compute(ggml_cgraph * graph, const char * what) {
 
 DepthProjector::ExploreGraph & DepthProjector::explore_graph(const OutputHead & head, int64_t n_vocab,
                                                              const ExploreSettings & settings, int n) {
-    const auto key = std::make_tuple(n, settings.d, settings.k, settings.inverse_temperature, settings.ln, head.weight());
+    const auto key =
+        std::make_tuple(n, settings.d, settings.k, settings.inverse_temperature, settings.ln, head.weight());
     auto found = explore_graphs_.find(key);
     if (found != explore_graphs_.end()) {
         return found->second;
@@ -649,7 +652,8 @@ std::vector<float> DepthProjector::logits(const OutputHead & head, int64_t n_voc
     compute(graph, "LED's depth projection");
     std::vector<float> result(static_cast<size_t>(n_captured_) * n_vocab);
     for (int i = 0; i < n_captured_; ++i) {
-        ggml_backend_tensor_get(outputs[i], result.data() + static_cast<size_t>(i) * n_vocab, 0, sizeof(float) * n_vocab);
+        ggml_backend_tensor_get(outputs[i], result.data() + static_cast<size_t>(i) * n_vocab, 0,
+                                sizeof(float) * n_vocab);
     }
     return result;
 }
@@ -665,13 +669,15 @@ DepthProjector::LayerStatistics DepthProjector::layer_statistics(const OutputHea
     ggml_tensor * raw = head.project(ctx.get(), ggml_cont(ctx.get(), hidden));
     ggml_tensor * probabilities = ggml_soft_max(ctx.get(), normalised);
     ggml_tensor * log_probabilities = ggml_log(ctx.get(), ggml_clamp(ctx.get(), probabilities, 1e-30f, FLT_MAX));
-    ggml_tensor * entropies = ggml_scale(ctx.get(), ggml_sum_rows(ctx.get(), ggml_mul(ctx.get(), probabilities, log_probabilities)),
-                                         -1.0f / std::log(static_cast<float>(n_vocab)));
+    ggml_tensor * entropies =
+        ggml_scale(ctx.get(), ggml_sum_rows(ctx.get(), ggml_mul(ctx.get(), probabilities, log_probabilities)),
+                   -1.0f / std::log(static_cast<float>(n_vocab)));
     // top_k leaves its ids unordered; order them by logit so every smaller top-k is a prefix.
     const auto ordered_top = [&](ggml_tensor * logits) {
         ggml_tensor * ids = ggml_top_k(ctx.get(), logits, top_k);
         ggml_tensor * values = ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), logits, 1, n_vocab, n), ids);
-        ggml_tensor * order = ggml_argsort(ctx.get(), ggml_reshape_2d(ctx.get(), values, top_k, n), GGML_SORT_ORDER_DESC);
+        ggml_tensor * order =
+            ggml_argsort(ctx.get(), ggml_reshape_2d(ctx.get(), values, top_k, n), GGML_SORT_ORDER_DESC);
         return ggml_reshape_2d(ctx.get(), ggml_get_rows(ctx.get(), ggml_reshape_3d(ctx.get(), ids, 1, top_k, n), order),
                                top_k, n);
     };

@@ -4,9 +4,9 @@
 // runs on the model's backend only for steps that explore (on_explore).
 #pragma once
 
-#include <ggml.h>
 #include <ggml-alloc.h>
 #include <ggml-backend.h>
+#include <ggml.h>
 
 #include <cstdint>
 #include <map>
@@ -52,7 +52,8 @@ public:
     // it). The model's product becomes a view of the first columns of the wide one. Returns the
     // m columns' logits (*shared tells whether the model's product became the view), or nullptr
     // when the graph's head is not the one discovered.
-    ggml_tensor * project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden, bool * shared) const;
+    ggml_tensor * project_with_model(ggml_context * ctx, ggml_cgraph * graph, ggml_tensor * hidden,
+                                     bool * shared) const;
 
 private:
     struct Op {
@@ -75,11 +76,11 @@ private:
 
 // For every row of a logits matrix [n_vocab, rows]: the k most probable tokens (on exact ties at
 // the k-th probability, the lower ids) sorted by probability, exact ties in no fixed order
-// (ids, I32 [k, rows]; led::candidate_order finishes the order on the host) and, per row, their probabilities normalised over the whole
-// vocabulary at the given inverse temperature followed by their logits (values, F32 [2k, rows]).
-// row_scales (F32 [1, rows], or nullptr): each row's own inverse temperature instead, multiplied
-// into the logits before the softmax (the same product the softmax's scale forms, so a row gets
-// the same probabilities either way).
+// (ids, I32 [k, rows]; led::candidate_order finishes the order on the host) and, per row, their probabilities
+// normalised over the whole vocabulary at the given inverse temperature followed by their logits (values, F32 [2k,
+// rows]). row_scales (F32 [1, rows], or nullptr): each row's own inverse temperature instead, multiplied into the
+// logits before the softmax (the same product the softmax's scale forms, so a row gets the same probabilities either
+// way).
 struct Candidates {
     ggml_tensor * ids;
     ggml_tensor * values;
@@ -91,7 +92,7 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
 // get_rows per layer for the whole batch). graph == nullptr builds stand-ins (llama.cpp's
 // sizing probe).
 struct CaptureSpec {
-    std::vector<int> layers;   // l_out index per captured row; n_layer-1 = the final layer
+    std::vector<int> layers;  // l_out index per captured row; n_layer-1 = the final layer
     int n_layer = 0;
 };
 std::string stack_layer_rows(ggml_context * ctx, ggml_cgraph * graph, const OutputHead & head, const CaptureSpec & spec,
@@ -118,8 +119,8 @@ struct ExploreSettings {
 
 struct ExploreQuery {
     int slot = 0;
-    const int32_t * candidates = nullptr;    // k ids
-    const int * captured = nullptr;          // d-1 indices of its depths among the slot's captured rows (nullptr: 0..d-2)
+    const int32_t * candidates = nullptr;  // k ids
+    const int * captured = nullptr;        // d-1 indices of its depths among the slot's captured rows (nullptr: 0..d-2)
 };
 
 // Owns the capture tensor and runs the second, lazy graph: the captured depths through the
@@ -127,8 +128,7 @@ struct ExploreQuery {
 // host decides from those (led::explore), as it does with the every-step projection.
 class DepthProjector {
 public:
-    DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots,
-                   int n_threads);
+    DepthProjector(ggml_backend_buffer_type_t buffer_type, int64_t n_embd, int n_captured, int n_slots, int n_threads);
     ~DepthProjector();
     DepthProjector(const DepthProjector &) = delete;
     DepthProjector & operator=(const DepthProjector &) = delete;
@@ -163,8 +163,8 @@ private:
     struct ExploreGraph {
         std::unique_ptr<ggml_context, ContextDeleter> context;
         ggml_cgraph * graph = nullptr;
-        ggml_tensor * ints = nullptr;          // inputs: capture rows, candidates
-        ggml_tensor * probabilities = nullptr; // [k, d-1, n]
+        ggml_tensor * ints = nullptr;           // inputs: capture rows, candidates
+        ggml_tensor * probabilities = nullptr;  // [k, d-1, n]
     };
     using ExploreKey = std::tuple<int, int, int, float, bool, const ggml_tensor *>;
 

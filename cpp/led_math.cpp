@@ -94,8 +94,7 @@ bool candidate_order(const int32_t * ids, const float * probabilities, int k, st
     return changed;
 }
 
-void cumulative_posteriors(const float * depth_probabilities, int d, int k,
-                           float * posteriors, float * entropies) {
+void cumulative_posteriors(const float * depth_probabilities, int d, int k, float * posteriors, float * entropies) {
     std::vector<float> accumulated(k, 0.0f);
     for (int j = 0; j < d; ++j) {
         float total = 0.0f;
@@ -117,10 +116,8 @@ void cumulative_posteriors(const float * depth_probabilities, int d, int k,
 
 int choose_depth(const float * entropies, int d, DepthRule rule, int fixed_depth, float uniform_depth) {
     switch (rule) {
-        case DepthRule::max_entropy:
-            return argmax_first(entropies, d);
-        case DepthRule::random:
-            return std::min(static_cast<int>(uniform_depth * static_cast<float>(d)), d - 1);
+        case DepthRule::max_entropy: return argmax_first(entropies, d);
+        case DepthRule::random:      return std::min(static_cast<int>(uniform_depth * static_cast<float>(d)), d - 1);
         case DepthRule::fixed:
             if (fixed_depth < 0 || fixed_depth >= d) {
                 throw std::invalid_argument("fixed_depth must lie in [0, d)");
@@ -142,8 +139,7 @@ Exploration explore(const float * depth_probabilities, int d, int k, DepthRule r
     return result;
 }
 
-StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOptions & options,
-                const Draws & draws) {
+StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOptions & options, const Draws & draws) {
     if (d < 1 || options.k < 1 || options.k > n_vocab) {
         throw std::invalid_argument("led::step needs 1 <= d and 1 <= k <= n_vocab");
     }
@@ -183,7 +179,8 @@ StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOp
     }
     result.token = result.candidates[index];
     // log p_0[token] from the logits, finite even where the probability underflows to 0.
-    result.logprob = std::log(q[0]) + (depth_logits[result.token] - depth_logits[result.candidates[0]]) * inverse_temperature;
+    result.logprob =
+        std::log(q[0]) + (depth_logits[result.token] - depth_logits[result.candidates[0]]) * inverse_temperature;
     return result;
 }
 

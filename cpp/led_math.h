@@ -40,8 +40,7 @@ bool candidate_order(const int32_t * ids, const float * probabilities, int k, st
 // Step 5. depth_probabilities is [d][k] row-major: p_j[c] of the final layer's candidates,
 // each depth normalised over the whole vocabulary. Writes the cumulative posteriors P_j
 // ([d][k]) and the entropies H_j ([d]).
-void cumulative_posteriors(const float * depth_probabilities, int d, int k,
-                           float * posteriors, float * entropies);
+void cumulative_posteriors(const float * depth_probabilities, int d, int k, float * posteriors, float * entropies);
 
 // The depth whose posterior picks the token (max_entropy: the first maximum).
 int choose_depth(const float * entropies, int d, DepthRule rule, int fixed_depth, float uniform_depth);
@@ -58,10 +57,10 @@ Exploration explore(const float * depth_probabilities, int d, int k, DepthRule r
                     float uniform_depth, float uniform_token);
 
 struct StepOptions {
-    float temperature = 0.6f;   // 0 = greedy
+    float temperature = 0.6f;  // 0 = greedy
     int k = 8;
     bool exploit = true;
-    bool explore_allowed = true; // false once a think_only sequence has left the reasoning segment
+    bool explore_allowed = true;  // false once a think_only sequence has left the reasoning segment
     DepthRule depth_rule = DepthRule::max_entropy;
     int fixed_depth = 0;
 };
@@ -76,14 +75,13 @@ struct StepResult {
     int32_t token = -1;
     bool explored = false;
     int depth = 0;
-    std::vector<float> entropies;        // d values when the step explored, else empty
-    std::vector<int32_t> candidates;     // k vocabulary ids, descending probability
+    std::vector<float> entropies;     // d values when the step explored, else empty
+    std::vector<int32_t> candidates;  // k vocabulary ids, descending probability
     std::vector<float> candidate_probabilities;
-    float logprob = 0.0f;                // log p_0[token] at the sampling temperature
+    float logprob = 0.0f;  // log p_0[token] at the sampling temperature
 };
 
 // A whole step from per-depth logits [d][n_vocab] (depth 0 = the model's own logits).
-StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOptions & options,
-                const Draws & draws);
+StepResult step(const float * depth_logits, int d, int64_t n_vocab, const StepOptions & options, const Draws & draws);
 
 }  // namespace led

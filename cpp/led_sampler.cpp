@@ -24,7 +24,8 @@ bool sampler_backend_init(llama_sampler * sampler, ggml_backend_buffer_type_t bu
     return static_cast<SlotSampler *>(sampler->ctx)->state->initialise(buffer_type);
 }
 
-void sampler_backend_apply(llama_sampler * sampler, ggml_context * ctx, ggml_cgraph * graph, llama_sampler_data * data) {
+void sampler_backend_apply(llama_sampler * sampler, ggml_context * ctx, ggml_cgraph * graph,
+                           llama_sampler_data * data) {
     auto * slot = static_cast<SlotSampler *>(sampler->ctx);
     slot->state->apply(ctx, graph, data, slot->slot);
 }
@@ -34,9 +35,7 @@ void sampler_backend_set_input(llama_sampler * sampler) {
     slot->state->set_input(slot->slot);
 }
 
-void sampler_backend_reset(llama_sampler * sampler) {
-    static_cast<SlotSampler *>(sampler->ctx)->state->reset();
-}
+void sampler_backend_reset(llama_sampler * sampler) { static_cast<SlotSampler *>(sampler->ctx)->state->reset(); }
 
 llama_sampler_i sampler_interface = {
     /* .name              = */ sampler_name,
@@ -77,12 +76,13 @@ std::string unsupported_every_step_op(ggml_backend_dev_t device, const GraphSett
     ggml_init_params params = {256 * ggml_tensor_overhead() + ggml_graph_overhead_custom(256, false), nullptr, true};
     ggml_context * ctx = ggml_init(params);
     ggml_cgraph * graph = ggml_new_graph_custom(ctx, 256, false);
-    const Candidates candidates = build_candidates(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, rows),
-                                                   static_cast<int>(std::min<int64_t>(settings.k, n_vocab)),
-                                                   settings.inverse_temperature);
+    const Candidates candidates =
+        build_candidates(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, rows),
+                         static_cast<int>(std::min<int64_t>(settings.k, n_vocab)), settings.inverse_temperature);
     const int64_t depths = static_cast<int64_t>(settings.capture.layers.size());
     ggml_tensor * depth_logits = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, depths * rows);
-    ggml_build_forward_expand(graph, append_depth_probabilities(ctx, candidates, depth_logits, settings.inverse_temperature));
+    ggml_build_forward_expand(graph,
+                              append_depth_probabilities(ctx, candidates, depth_logits, settings.inverse_temperature));
     std::string unsupported;
     for (int i = 0; i < ggml_graph_n_nodes(graph) && unsupported.empty(); ++i) {
         ggml_tensor * node = ggml_graph_node(graph, i);
@@ -142,9 +142,8 @@ bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
     // passes of arithmetic, so there only exploring steps pay.
     ggml_backend_dev_t device = ggml_backend_buft_get_device(buffer_type);
     const bool on_gpu = device != nullptr && ggml_backend_dev_type(device) != GGML_BACKEND_DEVICE_TYPE_CPU;
-    every_step_ = !settings_.capture.layers.empty() &&
-                  (settings_.projection == Projection::every_step ||
-                   (settings_.projection == Projection::automatic && on_gpu));
+    every_step_ = !settings_.capture.layers.empty() && (settings_.projection == Projection::every_step ||
+                                                        (settings_.projection == Projection::automatic && on_gpu));
     if (every_step_ && on_gpu && !support_checked_) {
         support_checked_ = true;
         const std::string op = unsupported_every_step_op(device, settings_);
@@ -174,7 +173,8 @@ bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
 void GraphState::reset() { batch_ = Batch{}; }
 
 void GraphState::set_slot(int slot, float inverse_temperature, bool ln) {
-    if (slot < 0 || slot >= settings_.n_slots) throw std::logic_error("LED's sampler has no slot " + std::to_string(slot));
+    if (slot < 0 || slot >= settings_.n_slots)
+        throw std::logic_error("LED's sampler has no slot " + std::to_string(slot));
     slot_inverse_temperature_[slot] = inverse_temperature;
     slot_ln_[slot] = ln;
 }
@@ -194,7 +194,8 @@ void GraphState::set_input(int slot) {
         for (int64_t j = 0; j < depths; ++j) {
             columns[j] = static_cast<int32_t>(row * depths + j + (slot_ln_[slot] ? m : 0));
         }
-        ggml_backend_tensor_set(batch_.ln_rows, columns.data(), row * depths * sizeof(int32_t), depths * sizeof(int32_t));
+        ggml_backend_tensor_set(batch_.ln_rows, columns.data(), row * depths * sizeof(int32_t),
+                                depths * sizeof(int32_t));
     }
 }
 
@@ -253,12 +254,13 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             }
             // The padded matrix has one row more than the model's outputs.
             const int64_t n_outputs = probe ? n_rows : n_rows - 1;
-            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, head_, settings_.capture, settings_.n_embd, n_outputs,
-                                      &batch_.stacked);
+            error_ = stack_layer_rows(ctx, probe ? nullptr : graph, head_, settings_.capture, settings_.n_embd,
+                                      n_outputs, &batch_.stacked);
             if (!error_.empty()) return;
             if (every_step_ && n_outputs > 0) {
-                batch_.values = append_depth_probabilities(ctx, batch_.candidates, project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
-                                                  settings_.inverse_temperature, batch_.inverse_temperatures);
+                batch_.values = append_depth_probabilities(ctx, batch_.candidates,
+                                                           project_depths(ctx, probe ? nullptr : graph, matrix->ne[0]),
+                                                           settings_.inverse_temperature, batch_.inverse_temperatures);
             }
         }
     }
@@ -275,9 +277,10 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
     data->logits = ggml_view_1d(ctx, values, values->ne[0] - k, row * values->nb[1] + k * sizeof(float));
     // The capture rides along as a one-value output (the host never reads it), so only active
     // rows are copied: llama.cpp applies inactive samplers to row 0 without computing them.
-    data->sampled = capturing && !every_step_ && row < batch_.stacked->ne[2]
-                        ? ggml_cast(ctx, capture_row(ctx, batch_.stacked, row, projector_->capture(), slot), GGML_TYPE_I32)
-                        : nullptr;
+    data->sampled =
+        capturing && !every_step_ && row < batch_.stacked->ne[2]
+            ? ggml_cast(ctx, capture_row(ctx, batch_.stacked, row, projector_->capture(), slot), GGML_TYPE_I32)
+            : nullptr;
 }
 
 llama_sampler * make_graph_sampler(GraphState * state, int slot) {

@@ -27,12 +27,12 @@ enum class Projection {
 // layer any row reads), and what differs per row is set per slot (set_slot) and read as graph
 // inputs each step, so a batch of one setting runs exactly the ops it ran alone.
 struct GraphSettings {
-    int k = 8;                       // candidates taken from the final layer (the most any row needs)
+    int k = 8;                         // candidates taken from the final layer (the most any row needs)
     float inverse_temperature = 1.0f;  // every row's, unless per_row_temperature
     bool per_row_temperature = false;  // rows differ: each row's logits are scaled by its slot's value
-    CaptureSpec capture;             // empty layers: standard sampling, nothing captured
+    CaptureSpec capture;               // empty layers: standard sampling, nothing captured
     Projection projection = Projection::on_explore;
-    bool ln = false;                 // the final norm on earlier depths (every_step only), unless per_row_ln
+    bool ln = false;  // the final norm on earlier depths (every_step only), unless per_row_ln
     bool per_row_ln = false;
     int64_t n_embd = 0;
     int n_slots = 1;
@@ -51,8 +51,10 @@ struct GraphSettings {
 class GraphState {
 public:
     explicit GraphState(const GraphSettings & settings)
-        : settings_(settings), slot_inverse_temperature_(settings.n_slots, settings.inverse_temperature),
-          slot_ln_(settings.n_slots, settings.ln), slot_row_(settings.n_slots, -1) {}
+        : settings_(settings),
+          slot_inverse_temperature_(settings.n_slots, settings.inverse_temperature),
+          slot_ln_(settings.n_slots, settings.ln),
+          slot_row_(settings.n_slots, -1) {}
     const GraphSettings & settings() const { return settings_; }
     // What the row of a slot's sequence needs where rows differ (per_row_temperature, per_row_ln).
     void set_slot(int slot, float inverse_temperature, bool ln);
@@ -87,12 +89,12 @@ private:
     ggml_tensor * project_depths(ggml_context * ctx, ggml_cgraph * graph, int64_t n_vocab);
 
     struct Batch {
-        ggml_tensor * logits = nullptr;        // the padded logits matrix the ops were built on
+        ggml_tensor * logits = nullptr;  // the padded logits matrix the ops were built on
         Candidates candidates{};
-        ggml_tensor * stacked = nullptr;       // captured layers of every output row
-        ggml_tensor * values = nullptr;        // per row: what the sampler returns after the ids
+        ggml_tensor * stacked = nullptr;               // captured layers of every output row
+        ggml_tensor * values = nullptr;                // per row: what the sampler returns after the ids
         ggml_tensor * inverse_temperatures = nullptr;  // per_row_temperature: F32 [1, 1, rows]
-        ggml_tensor * ln_rows = nullptr;       // per_row_ln: I32 [depths * rows], which projection each column takes
+        ggml_tensor * ln_rows = nullptr;  // per_row_ln: I32 [depths * rows], which projection each column takes
     };
 
     GraphSettings settings_;
@@ -101,12 +103,12 @@ private:
     std::string error_;
     bool every_step_ = false;
     bool support_checked_ = false;
-    bool fallback_ = false;           // automatic: the device lacks an op, so on_explore
+    bool fallback_ = false;  // automatic: the device lacks an op, so on_explore
     bool shared_head_product_ = false;
     Batch batch_;
     std::vector<float> slot_inverse_temperature_;
     std::vector<char> slot_ln_;
-    std::vector<int64_t> slot_row_;   // the output row of each slot in the last graph built
+    std::vector<int64_t> slot_row_;  // the output row of each slot in the last graph built
 };
 
 // A sampler chain holding one LED sampler for one sequence slot; free with llama_sampler_free.

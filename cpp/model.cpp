@@ -19,7 +19,7 @@ llama_context_params base_context_params(const ModelOptions & options) {
         params.type_k = GGML_TYPE_F32;
         params.type_v = GGML_TYPE_F32;
     }
-    params.flash_attn_type = options.flash_attention < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
+    params.flash_attn_type = options.flash_attention < 0    ? LLAMA_FLASH_ATTN_TYPE_AUTO
                              : options.flash_attention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                                             : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     return params;
@@ -49,7 +49,8 @@ namespace {
 
 bool abort_callback(void * data) {
     auto * model = static_cast<Model *>(data);
-    return model->abort_requested.load(std::memory_order_relaxed) || (model->interrupt_check && model->interrupt_check());
+    return model->abort_requested.load(std::memory_order_relaxed) ||
+           (model->interrupt_check && model->interrupt_check());
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <llama.h>
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +20,7 @@ void initialise_llama();
 struct ModelOptions {
     int32_t n_ctx = 4096;
     int32_t n_gpu_layers = -1;
-    int32_t n_threads = 0;      // 0 = all hardware threads
+    int32_t n_threads = 0;  // 0 = all hardware threads
     int32_t n_batch = 512;
     bool verbose = false;
     std::string kv_type = "f16";  // "f16" or "f32" (exact comparisons in tests)
@@ -31,7 +31,6 @@ struct ModelOptions {
 // llama.cpp context settings every context of a model shares (threads, KV type, flash attention,
 // batch size); callers set the sequence counts and outputs.
 llama_context_params base_context_params(const ModelOptions & options);
-
 
 class Model {
 public:
@@ -70,6 +69,7 @@ public:
         ~Lease();
         Lease(const Lease &) = delete;
         Lease & operator=(const Lease &) = delete;
+
     private:
         Model & model_;
     };

@@ -59,7 +59,9 @@ PromptScores PromptScorer::score(const std::vector<llama_token> & tokens, int to
         const int32_t status = llama_decode(context_, batch);
         llama_batch_free(batch);
         if (status == 2) throw Interrupted();
-        if (status != 0) throw std::runtime_error("llama_decode failed while scoring the prompt (status " + std::to_string(status) + ")");
+        if (status != 0)
+            throw std::runtime_error("llama_decode failed while scoring the prompt (status " + std::to_string(status) +
+                                     ")");
         for (size_t i = 0; i < count; ++i) {
             const float * logits = llama_get_logits_ith(context_, static_cast<int32_t>(i));
             const float top = *std::max_element(logits, logits + n_vocab);
@@ -69,8 +71,9 @@ PromptScores PromptScorer::score(const std::vector<llama_token> & tokens, int to
             scores.logprobs.push_back(static_cast<float>(logits[tokens[done + i + 1]] - normaliser));
             if (top_n > 0) {
                 std::iota(order.begin(), order.end(), 0);
-                std::partial_sort(order.begin(), order.begin() + top_n, order.end(),
-                                  [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+                std::partial_sort(order.begin(), order.begin() + top_n, order.end(), [&](int32_t a, int32_t b) {
+                    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+                });
                 std::vector<std::pair<int32_t, float>> best(top_n);
                 for (int j = 0; j < top_n; ++j) best[j] = {order[j], static_cast<float>(logits[order[j]] - normaliser)};
                 scores.top.push_back(std::move(best));

@@ -17,9 +17,7 @@ uint64_t derive_seed(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t s
     return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample) ^ stream);
 }
 
-float uniform(std::mt19937_64 & stream) {
-    return static_cast<float>(stream() >> 40) * (1.0f / 16777216.0f);
-}
+float uniform(std::mt19937_64 & stream) { return static_cast<float>(stream() >> 40) * (1.0f / 16777216.0f); }
 
 std::vector<float> stream_uniforms(uint64_t seed, uint64_t prompt, uint64_t sample, uint64_t stream, size_t count) {
     std::mt19937_64 generator(derive_seed(seed, prompt, sample, stream));

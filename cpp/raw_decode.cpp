@@ -15,9 +15,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-double seconds_since(clock::time_point start) {
-    return std::chrono::duration<double>(clock::now() - start).count();
-}
+double seconds_since(clock::time_point start) { return std::chrono::duration<double>(clock::now() - start).count(); }
 
 void decode(llama_context * context, const std::vector<llama_token> & tokens, const std::vector<llama_pos> & positions,
             const std::vector<llama_seq_id> & sequences, const std::vector<int8_t> & outputs) {
@@ -101,8 +99,8 @@ RawDecodeTimings raw_decode(Model & model, int n_prompt, int n_generate, int n_s
     return timings;
 }
 
-ChainDecodeResult chain_decode(Model & model, const std::vector<llama_token> & prompt, int n_generate,
-                               int n_sequences, const ChainSettings & settings) {
+ChainDecodeResult chain_decode(Model & model, const std::vector<llama_token> & prompt, int n_generate, int n_sequences,
+                               const ChainSettings & settings) {
     if (prompt.empty() || n_generate < 1 || n_sequences < 1) {
         throw std::invalid_argument("the prompt must not be empty; n_generate and n_sequences must be >= 1");
     }

@@ -26,8 +26,8 @@ struct ChainSettings {
     int top_k = 20;
     float top_p = 0.95f;
     float temperature = 0.6f;
-    uint32_t seed = 0;       // sequence s draws with seed + s
-    bool backend = false;    // the chain as backend samplers in the model graph, else on the host
+    uint32_t seed = 0;     // sequence s draws with seed + s
+    bool backend = false;  // the chain as backend samplers in the model graph, else on the host
 };
 
 struct ChainDecodeResult {
@@ -38,7 +38,7 @@ struct ChainDecodeResult {
 // n_sequences copies of `prompt`, each prefilled, then n_generate steps decoding one token per
 // sequence together, each sequence sampled by its own llama.cpp chain top-k -> top-p ->
 // temperature -> dist. End-of-generation tokens do not stop it (a fixed token count).
-ChainDecodeResult chain_decode(Model & model, const std::vector<llama_token> & prompt, int n_generate,
-                               int n_sequences, const ChainSettings & settings);
+ChainDecodeResult chain_decode(Model & model, const std::vector<llama_token> & prompt, int n_generate, int n_sequences,
+                               const ChainSettings & settings);
 
 }  // namespace led

@@ -11,8 +11,8 @@
 namespace led {
 
 struct Marker {
-    std::string text;                  // empty: no marker
-    llama_token token = -1;            // the one token spelling it, or -1: matched by text
+    std::string text;        // empty: no marker
+    llama_token token = -1;  // the one token spelling it, or -1: matched by text
 
     bool empty() const { return text.empty(); }
 };
@@ -55,9 +55,9 @@ private:
     bool started_inside_ = false;
     bool inside_ = false;
     bool start_seen_ = false;
-    size_t reasoning_begin_ = 0;       // after a start marker the model wrote itself
-    size_t reasoning_end_ = 0;         // where the end marker begins
-    size_t answer_begin_ = 0;          // where the end marker ends
+    size_t reasoning_begin_ = 0;  // after a start marker the model wrote itself
+    size_t reasoning_end_ = 0;    // where the end marker begins
+    size_t answer_begin_ = 0;     // where the end marker ends
 };
 
 }  // namespace led

@@ -151,8 +151,11 @@ def run_records():
 
     def read(out: Path) -> dict:
         n = json.loads((out / ev.META_FILE).read_text())["identity"]["n"]
-        return {(r["problem_index"], r["sample"]): {k: v for k, v in r.items() if k != "wall_seconds"}
-                for records in ev.load_records(out / ev.SAMPLES_FILE, n).values() for r in records}
+        return {
+            (r["problem_index"], r["sample"]): {k: v for k, v in r.items() if k != "wall_seconds"}
+            for records in ev.load_records(out / ev.SAMPLES_FILE, n).values()
+            for r in records
+        }
 
     return read
 

@@ -10,6 +10,7 @@
   they write the JSON and say what to install;
 * the temperature analysis (pass@n against T and its slope) on hand numbers and end to end.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,10 @@ if str(HERE) not in sys.path:
 
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
-from tests.support import numpy_forward as nf  # noqa: E402
 from led_cpp import analysis as an  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
+from tests.support import numpy_forward as nf  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("Name a prime.", "7"), ("Half of 10?", "5")]
@@ -36,8 +37,9 @@ QUESTIONS = [("What is 2 + 3?", "5"), ("Name a prime.", "7"), ("Half of 10?", "5
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama.gguf", "llama",
-                            n_layer=4, seed=11, chat_template=True)
+    return write_tiny_model(
+        tmp_path_factory.mktemp("tiny") / "tiny-llama.gguf", "llama", n_layer=4, seed=11, chat_template=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,7 @@ def _normalised_entropy(logits):
 
 
 def test_entropy_curve_matches_the_numpy_forward_pass(tiny, model, dataset, tmp_path):
-    data = an.analyze_entropy(model, dataset, out_dir=tmp_path, limit=3, max_tokens=10, seed=5,
-                              temperature=1.0)
+    data = an.analyze_entropy(model, dataset, out_dir=tmp_path, limit=3, max_tokens=10, seed=5, temperature=1.0)
     assert (tmp_path / "entropy.json").is_file() and (tmp_path / "entropy.png").is_file()
     assert data["png"] == str(tmp_path / "entropy.png")
     saved = json.loads((tmp_path / "entropy.json").read_text())
@@ -99,8 +100,7 @@ def test_entropy_curve_matches_the_numpy_forward_pass(tiny, model, dataset, tmp_
 
 def test_trace_top_lists_are_ordered_and_coverage_follows_from_them(tiny, model, dataset):
     problems = ev.load_dataset(dataset)[:2]
-    results = an.generate_layer_traces(model, problems, max_tokens=6, seed=9, k=16,
-                                       temperature=1.0)
+    results = an.generate_layer_traces(model, problems, max_tokens=6, seed=9, k=16, temperature=1.0)
     tol = 1e-4
     counted = 0
     expected = {k: np.zeros((2, tiny.n_layer)) for k in an.COVERAGE_KS}
@@ -115,16 +115,15 @@ def test_trace_top_lists_are_ordered_and_coverage_follows_from_them(tiny, model,
                     values = z[il][ids]
                     kth = np.sort(z[il])[::-1][15]
                     assert len(set(ids)) == 16
-                    assert np.all(values >= kth - tol), (kind, il)       # the top 16
-                    assert np.all(np.diff(values) <= tol), (kind, il)    # in descending order
+                    assert np.all(values >= kth - tol), (kind, il)  # the top 16
+                    assert np.all(np.diff(values) <= tol), (kind, il)  # in descending order
             final = an.steps_by_layer(step.layer_top_normalised)[-1]
             for k in an.COVERAGE_KS:
                 for il in range(tiny.n_layer):
                     layer_n = an.steps_by_layer(step.layer_top_normalised)[il]
                     layer_r = an.steps_by_layer(step.layer_top_raw)[il]
                     expected[k][0, il] += len(set(final[:k]) & set(layer_n[:k])) / k
-                    expected[k][1, il] += (1.0 if il == tiny.n_layer - 1 else
-                                           len(set(final[:k]) & set(layer_r[:k])) / k)
+                    expected[k][1, il] += 1.0 if il == tiny.n_layer - 1 else len(set(final[:k]) & set(layer_r[:k])) / k
             counted += 1
     cov = an.coverage_curves(results)
     assert cov["num_tokens"] == counted > 0
@@ -156,8 +155,7 @@ def test_coverage_writes_files_and_lies_in_unit_interval(tiny, model, dataset, t
     assert saved["with_norm"]["16"][0] < 1.0
 
 
-def test_entropy_without_matplotlib_writes_json_and_says_what_to_install(model, dataset, tmp_path,
-                                                                         monkeypatch, capsys):
+def test_entropy_without_matplotlib_writes_json_and_says_what_to_install(model, dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     data = an.analyze_entropy(model, dataset, out_dir=tmp_path, limit=1, max_tokens=3, seed=1)
     assert data["png"] is None
@@ -168,9 +166,29 @@ def test_entropy_without_matplotlib_writes_json_and_says_what_to_install(model, 
 def test_cli_analyze_entropy_and_coverage(tiny, dataset, tmp_path, capsys):
     for name in ("entropy", "coverage"):
         out = tmp_path / name
-        rc = cli_main(["analyze", name, "-m", str(tiny.path), "--dataset", str(dataset),
-                       "--limit", "2", "--max-tokens", "4", "--out", str(out), "--threads", "1",
-                       "--n-ctx", "512", "--seed", "3", "--no-progress"])
+        rc = cli_main(
+            [
+                "analyze",
+                name,
+                "-m",
+                str(tiny.path),
+                "--dataset",
+                str(dataset),
+                "--limit",
+                "2",
+                "--max-tokens",
+                "4",
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+                "--n-ctx",
+                "512",
+                "--seed",
+                "3",
+                "--no-progress",
+            ]
+        )
         assert rc == 0
         assert (out / f"{name}.json").is_file() and (out / f"{name}.png").is_file()
         saved = json.loads((out / f"{name}.json").read_text())
@@ -179,8 +197,18 @@ def test_cli_analyze_entropy_and_coverage(tiny, dataset, tmp_path, capsys):
 
 
 def test_cli_analyze_refuses_bad_input_before_loading(tmp_path, capsys):
-    rc = cli_main(["analyze", "entropy", "-m", str(tmp_path / "none.gguf"), "--dataset",
-                   str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")])
+    rc = cli_main(
+        [
+            "analyze",
+            "entropy",
+            "-m",
+            str(tmp_path / "none.gguf"),
+            "--dataset",
+            str(tmp_path / "missing.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 2 and "no dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["analyze", "nonsense", "--dataset", "gsm8k", "--out", str(tmp_path)])
@@ -196,12 +224,10 @@ def test_slope_and_pass_at_n_by_hand():
     assert an.least_squares_slope([0.1, 0.3, 0.6], [0.3, 0.2, 0.1]) == pytest.approx(-0.05 / (114 / 900))
     with pytest.raises(ValueError):
         an.least_squares_slope([0.3, 0.3], [0.1, 0.2])
-    slopes = an.temperature_slopes([0.1, 0.3, 0.6], {"1": [0.2, 0.4, 0.7], "4": [0.5, 0.5, 0.5],
-                                                      "16": [0.9, 0.8, 0.8]})
+    slopes = an.temperature_slopes([0.1, 0.3, 0.6], {"1": [0.2, 0.4, 0.7], "4": [0.5, 0.5, 0.5], "16": [0.9, 0.8, 0.8]})
     assert [slopes[n]["collapse"] for n in ("1", "4", "16")] == [False, True, True]
     assert not any(slopes[n]["saturated"] for n in slopes)
-    assert an.temperature_slopes([0.1, 0.6], {"1": [0, 0]})["1"] == {
-        "slope": 0.0, "collapse": True, "saturated": True}
+    assert an.temperature_slopes([0.1, 0.6], {"1": [0, 0]})["1"] == {"slope": 0.0, "collapse": True, "saturated": True}
     table = an.pass_at_n_table([0, 2, 4], 4, ns=(1, 2, 4, 8))
     assert set(table) == {"1", "2", "4"}
     assert table["1"] == pytest.approx((0 + 0.5 + 1) / 3)
@@ -210,8 +236,7 @@ def test_slope_and_pass_at_n_by_hand():
 
 
 def test_temperature_analysis_end_to_end(tiny, model, dataset, tmp_path, capsys):
-    data = an.analyze_temperature(model, dataset, out_dir=tmp_path, limit=2, n=2, max_tokens=4,
-                                  seed=1, ns=an.PASS_NS)
+    data = an.analyze_temperature(model, dataset, out_dir=tmp_path, limit=2, n=2, max_tokens=4, seed=1, ns=an.PASS_NS)
     saved = json.loads((tmp_path / "temperature.json").read_text())
     assert (tmp_path / "temperature.png").is_file()
     assert saved["temperatures"] == [0.1, 0.3, 0.6] and saved["ns"] == [1, 2]
@@ -231,9 +256,29 @@ def test_temperature_analysis_end_to_end(tiny, model, dataset, tmp_path, capsys)
 
     # The CLI resumes the finished runs (nothing to generate) and refuses another n.
     def argv(n):
-        return ["analyze", "temperature", "-m", str(tiny.path), "--dataset", str(dataset),
-                "--limit", "2", "--n", str(n), "--max-tokens", "4", "--seed", "1", "--out",
-                str(tmp_path), "--threads", "1", "--n-ctx", "512", "--no-progress"]
+        return [
+            "analyze",
+            "temperature",
+            "-m",
+            str(tiny.path),
+            "--dataset",
+            str(dataset),
+            "--limit",
+            "2",
+            "--n",
+            str(n),
+            "--max-tokens",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--threads",
+            "1",
+            "--n-ctx",
+            "512",
+            "--no-progress",
+        ]
 
     assert cli_main(argv(2)) == 0
     assert json.loads((tmp_path / "temperature.json").read_text())["pass_at"] == saved["pass_at"]

@@ -19,8 +19,18 @@ from tests.support.arch_models import ARCHITECTURES, check_names  # noqa: E402
 # The graphs LED could not read before: output rows selected after the layer loop, the last
 # layer's output renamed (step35) or never named l_out (deepseek4), l_out-<il> naming a tensor
 # inside the layer (nemotron_h).
-NEWLY_COVERED = ("gpt-oss", "qwen35", "qwen35moe", "qwen3next", "gemma4", "nemotron_h", "bailingmoe3", "cohere2moe",
-                 "step35", "deepseek4")
+NEWLY_COVERED = (
+    "gpt-oss",
+    "qwen35",
+    "qwen35moe",
+    "qwen3next",
+    "gemma4",
+    "nemotron_h",
+    "bailingmoe3",
+    "cohere2moe",
+    "step35",
+    "deepseek4",
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +64,9 @@ def test_readme_table_is_the_checks(reports):
     start, end = text.index(arch_check.BEGIN), text.index(arch_check.END)
     block = text[start:end].splitlines()
     rows = [line for line in block if line.startswith("| ") and not line.startswith(("| architecture", "| ---"))]
-    assert rows == arch_check.table_rows(reports), "README's table is not the checks' result; run python -m tests.support.arch_check --readme"
+    assert rows == arch_check.table_rows(reports), (
+        "README's table is not the checks' result; run python -m tests.support.arch_check --readme"
+    )
     unchecked = [line for line in block if line.startswith("Not checked")]
     assert len(unchecked) == 1
     listed = set(unchecked[0].split("`")[1::2])

@@ -26,7 +26,6 @@ gguf = pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, ModelFileError, SamplingConfig  # noqa: E402
 from led_cpp.gguf_check import ModelFileNotFoundError, check_gguf_file  # noqa: E402
-
 from tests.support.tiny_models import MERGES, build_vocab, write_tiny_model  # noqa: E402
 
 N_CTX = 64
@@ -53,8 +52,18 @@ def raises(kind, *needles, call):
     return info.value
 
 
-def write_gguf(path: Path, arch: str, *, weights: bool = True, n_vocab: int | None = None,
-               qk_norm: bool = False, n_layer: int = 2, n_embd: int = 32, n_head: int = 2, n_ff: int = 64) -> Path:
+def write_gguf(
+    path: Path,
+    arch: str,
+    *,
+    weights: bool = True,
+    n_vocab: int | None = None,
+    qk_norm: bool = False,
+    n_layer: int = 2,
+    n_embd: int = 32,
+    n_head: int = 2,
+    n_ff: int = 64,
+) -> Path:
     """A llama-shaped GGUF under any ``general.architecture`` (the keys are prefixed with it):
     with ``weights=False`` only the vocabulary; ``n_vocab`` pads the vocabulary with filler
     tokens; ``qk_norm`` adds per-head Q/K norm weights (chameleon needs them)."""
@@ -164,8 +173,9 @@ def test_valid_tiny_model_generates(model):
 
 
 def test_missing_file(root):
-    error = raises(ModelFileNotFoundError, "does not exist", str(root / "nope.gguf"),
-                   call=lambda: load(root / "nope.gguf"))
+    error = raises(
+        ModelFileNotFoundError, "does not exist", str(root / "nope.gguf"), call=lambda: load(root / "nope.gguf")
+    )
     assert isinstance(error, FileNotFoundError)
 
 
@@ -179,8 +189,10 @@ def test_empty_file(root):
     raises(ModelFileError, "empty", call=lambda: load(path))
 
 
-@pytest.mark.parametrize("data", [b"hello world, this is not a model\n" * 8, b"\x00" * 64, b"GGML" + b"\x00" * 60,
-                                  b"PK\x03\x04" + b"\x00" * 60])
+@pytest.mark.parametrize(
+    "data",
+    [b"hello world, this is not a model\n" * 8, b"\x00" * 64, b"GGML" + b"\x00" * 60, b"PK\x03\x04" + b"\x00" * 60],
+)
 def test_not_gguf(root, data):
     path = root / "not_gguf.gguf"
     path.write_bytes(data)
@@ -202,8 +214,10 @@ def _cut_points(layout, size):
     }
 
 
-@pytest.mark.parametrize("where", ["header", "header_end", "metadata", "tensor_info", "before_data", "data_start",
-                                   "data_middle", "last_byte"])
+@pytest.mark.parametrize(
+    "where",
+    ["header", "header_end", "metadata", "tensor_info", "before_data", "data_start", "data_middle", "last_byte"],
+)
 def test_truncated(root, tiny_bytes, tiny_layout, where):
     cut = _cut_points(tiny_layout, len(tiny_bytes))[where]
     path = root / f"cut_{where}.gguf"
@@ -288,10 +302,17 @@ def test_led_refuses_a_graph_it_cannot_replay(chameleon):
     before = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
     assert len(before.tokens) == 3
     assert all(not 4 <= token < 8196 for token in before.tokens)  # chameleon's mask is in force
-    raises(RuntimeError, "LED cannot run on this chameleon model", "SET",
-           call=lambda: chameleon.generate("hi", max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)).result)
-    raises(RuntimeError, "LED cannot run on this chameleon model",
-           call=lambda: chameleon.generate_batch(["hi", "yo"], n=2, max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)))
+    raises(
+        RuntimeError,
+        "LED cannot run on this chameleon model",
+        "SET",
+        call=lambda: chameleon.generate("hi", max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)).result,
+    )
+    raises(
+        RuntimeError,
+        "LED cannot run on this chameleon model",
+        call=lambda: chameleon.generate_batch(["hi", "yo"], n=2, max_tokens=3, seed=1, config=LEDConfig(d=2, k=4)),
+    )
     raises(RuntimeError, "LED cannot run on this chameleon model", call=lambda: chameleon.depth_logits("hi", d=2))
     # standard sampling still works afterwards, with the same result
     after = chameleon.generate("hi", max_tokens=3, seed=1, config=SamplingConfig(temperature=1.0)).result
@@ -305,22 +326,40 @@ NAN, INF = math.nan, math.inf
 
 
 def _config_cases(cls, field, bad_values):
-    return [pytest.param(cls, field, value, kind, needle, id=f"{cls.__name__}-{field}-{value!r}")
-            for value, kind, needle in bad_values]
+    return [
+        pytest.param(cls, field, value, kind, needle, id=f"{cls.__name__}-{field}-{value!r}")
+        for value, kind, needle in bad_values
+    ]
 
 
-_NUMBER = [(NAN, ValueError, "finite"), (INF, ValueError, "finite"), (-INF, ValueError, "finite"),
-           ("0.5", TypeError, "number"), (None, TypeError, "number"), (True, TypeError, "number"),
-           ([0.5], TypeError, "number")]
-_INT = [(1.5, TypeError, "int"), (2.0, TypeError, "int"), ("8", TypeError, "int"), (None, TypeError, "int"),
-        (True, TypeError, "int"), (NAN, TypeError, "int"), (INF, TypeError, "int")]
+_NUMBER = [
+    (NAN, ValueError, "finite"),
+    (INF, ValueError, "finite"),
+    (-INF, ValueError, "finite"),
+    ("0.5", TypeError, "number"),
+    (None, TypeError, "number"),
+    (True, TypeError, "number"),
+    ([0.5], TypeError, "number"),
+]
+_INT = [
+    (1.5, TypeError, "int"),
+    (2.0, TypeError, "int"),
+    ("8", TypeError, "int"),
+    (None, TypeError, "int"),
+    (True, TypeError, "int"),
+    (NAN, TypeError, "int"),
+    (INF, TypeError, "int"),
+]
 _BOOL = [(1, TypeError, "bool"), ("yes", TypeError, "bool"), (None, TypeError, "bool"), (0.0, TypeError, "bool")]
 
 CONFIG_CASES = (
     _config_cases(SamplingConfig, "temperature", [(-0.1, ValueError, ">= 0"), *_NUMBER])
     + _config_cases(SamplingConfig, "top_k", [(-1, ValueError, ">= 0"), *_INT])
-    + _config_cases(SamplingConfig, "top_p", [(0, ValueError, "(0, 1]"), (-0.1, ValueError, "(0, 1]"),
-                                              (1.01, ValueError, "(0, 1]"), *_NUMBER])
+    + _config_cases(
+        SamplingConfig,
+        "top_p",
+        [(0, ValueError, "(0, 1]"), (-0.1, ValueError, "(0, 1]"), (1.01, ValueError, "(0, 1]"), *_NUMBER],
+    )
     + _config_cases(SamplingConfig, "min_p", [(-0.01, ValueError, "[0, 1]"), (1.01, ValueError, "[0, 1]"), *_NUMBER])
     + _config_cases(LEDConfig, "temperature", [(-1.0, ValueError, ">= 0"), *_NUMBER])
     + _config_cases(LEDConfig, "d", [(0, ValueError, ">= 1"), (-3, ValueError, ">= 1"), *_INT])
@@ -328,12 +367,24 @@ CONFIG_CASES = (
     + _config_cases(LEDConfig, "ln", _BOOL)
     + _config_cases(LEDConfig, "exploit", _BOOL)
     + _config_cases(LEDConfig, "think_only", _BOOL)
-    + _config_cases(LEDConfig, "think_end", [(3, TypeError, "str"), (b"</think>", TypeError, "str"),
-                                             ("", ValueError, "empty")])
-    + _config_cases(LEDConfig, "depth_rule", [("best", ValueError, "max_entropy"), (3, ValueError, "max_entropy"),
-                                              (None, ValueError, "max_entropy"), ("", ValueError, "max_entropy")])
-    + _config_cases(LEDConfig, "layer_counting", [("papers", ValueError, "reference"), (0, ValueError, "reference"),
-                                                  (None, ValueError, "reference")])
+    + _config_cases(
+        LEDConfig, "think_end", [(3, TypeError, "str"), (b"</think>", TypeError, "str"), ("", ValueError, "empty")]
+    )
+    + _config_cases(
+        LEDConfig,
+        "depth_rule",
+        [
+            ("best", ValueError, "max_entropy"),
+            (3, ValueError, "max_entropy"),
+            (None, ValueError, "max_entropy"),
+            ("", ValueError, "max_entropy"),
+        ],
+    )
+    + _config_cases(
+        LEDConfig,
+        "layer_counting",
+        [("papers", ValueError, "reference"), (0, ValueError, "reference"), (None, ValueError, "reference")],
+    )
 )
 
 
@@ -343,17 +394,21 @@ def test_config_field(cls, field, value, kind, needle):
     assert field in str(error)
 
 
-@pytest.mark.parametrize("kwargs, kind, needles", [
-    (dict(depth_rule="fixed"), ValueError, ("fixed_depth", "required")),
-    (dict(depth_rule="fixed", fixed_depth=-1), ValueError, ("fixed_depth", "[0, d=8)")),
-    (dict(depth_rule="fixed", fixed_depth=8), ValueError, ("fixed_depth", "[0, d=8)")),
-    (dict(depth_rule="fixed", d=3, fixed_depth=3), ValueError, ("fixed_depth", "[0, d=3)")),
-    (dict(depth_rule="fixed", fixed_depth=1.0), TypeError, ("fixed_depth", "int")),
-    (dict(depth_rule="fixed", fixed_depth=True), TypeError, ("fixed_depth", "int")),
-    (dict(depth_rule="fixed", fixed_depth="2"), TypeError, ("fixed_depth", "int")),
-    (dict(fixed_depth=2), ValueError, ("fixed_depth", "only used")),
-    (dict(depth_rule="random", fixed_depth=0), ValueError, ("fixed_depth", "only used")),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, kind, needles",
+    [
+        (dict(depth_rule="fixed"), ValueError, ("fixed_depth", "required")),
+        (dict(depth_rule="fixed", fixed_depth=-1), ValueError, ("fixed_depth", "[0, d=8)")),
+        (dict(depth_rule="fixed", fixed_depth=8), ValueError, ("fixed_depth", "[0, d=8)")),
+        (dict(depth_rule="fixed", d=3, fixed_depth=3), ValueError, ("fixed_depth", "[0, d=3)")),
+        (dict(depth_rule="fixed", fixed_depth=1.0), TypeError, ("fixed_depth", "int")),
+        (dict(depth_rule="fixed", fixed_depth=True), TypeError, ("fixed_depth", "int")),
+        (dict(depth_rule="fixed", fixed_depth="2"), TypeError, ("fixed_depth", "int")),
+        (dict(fixed_depth=2), ValueError, ("fixed_depth", "only used")),
+        (dict(depth_rule="random", fixed_depth=0), ValueError, ("fixed_depth", "only used")),
+    ],
+    ids=str,
+)
 def test_led_fixed_depth(kwargs, kind, needles):
     raises(kind, *needles, call=lambda: LEDConfig(**kwargs))
 
@@ -365,31 +420,35 @@ def test_valid_configs_pass():
     LEDConfig(depth_rule="fixed", d=4, fixed_depth=3, layer_counting="reference")
 
 
-@pytest.mark.parametrize("kwargs, kind, needle", [
-    (dict(n_ctx=0), ValueError, "n_ctx"),
-    (dict(n_ctx=-1), ValueError, "n_ctx"),
-    (dict(n_ctx="x"), TypeError, "n_ctx"),
-    (dict(n_ctx=1.5), TypeError, "n_ctx"),
-    (dict(n_ctx=64.0), TypeError, "n_ctx"),
-    (dict(n_ctx=True), TypeError, "n_ctx"),
-    (dict(n_ctx=None), TypeError, "n_ctx"),
-    (dict(n_threads=0), ValueError, "n_threads"),
-    (dict(n_threads=-2), ValueError, "n_threads"),
-    (dict(n_threads=1.0), TypeError, "n_threads"),
-    (dict(n_threads="2"), TypeError, "n_threads"),
-    (dict(n_gpu_layers="x"), TypeError, "n_gpu_layers"),
-    (dict(n_gpu_layers=1.5), TypeError, "n_gpu_layers"),
-    (dict(n_gpu_layers=None), TypeError, "n_gpu_layers"),
-    (dict(n_gpu_layers=True), TypeError, "n_gpu_layers"),
-    (dict(kv_type="q9"), ValueError, "kv_type"),
-    (dict(kv_type="F16"), ValueError, "kv_type"),
-    (dict(kv_type=None), ValueError, "kv_type"),
-    (dict(n_batch=0), ValueError, "n_batch"),
-    (dict(n_batch=-8), ValueError, "n_batch"),
-    (dict(n_batch=8.0), TypeError, "n_batch"),
-    (dict(led_projection="gpu"), ValueError, "led_projection"),
-    (dict(led_projection=None), ValueError, "led_projection"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, kind, needle",
+    [
+        (dict(n_ctx=0), ValueError, "n_ctx"),
+        (dict(n_ctx=-1), ValueError, "n_ctx"),
+        (dict(n_ctx="x"), TypeError, "n_ctx"),
+        (dict(n_ctx=1.5), TypeError, "n_ctx"),
+        (dict(n_ctx=64.0), TypeError, "n_ctx"),
+        (dict(n_ctx=True), TypeError, "n_ctx"),
+        (dict(n_ctx=None), TypeError, "n_ctx"),
+        (dict(n_threads=0), ValueError, "n_threads"),
+        (dict(n_threads=-2), ValueError, "n_threads"),
+        (dict(n_threads=1.0), TypeError, "n_threads"),
+        (dict(n_threads="2"), TypeError, "n_threads"),
+        (dict(n_gpu_layers="x"), TypeError, "n_gpu_layers"),
+        (dict(n_gpu_layers=1.5), TypeError, "n_gpu_layers"),
+        (dict(n_gpu_layers=None), TypeError, "n_gpu_layers"),
+        (dict(n_gpu_layers=True), TypeError, "n_gpu_layers"),
+        (dict(kv_type="q9"), ValueError, "kv_type"),
+        (dict(kv_type="F16"), ValueError, "kv_type"),
+        (dict(kv_type=None), ValueError, "kv_type"),
+        (dict(n_batch=0), ValueError, "n_batch"),
+        (dict(n_batch=-8), ValueError, "n_batch"),
+        (dict(n_batch=8.0), TypeError, "n_batch"),
+        (dict(led_projection="gpu"), ValueError, "led_projection"),
+        (dict(led_projection=None), ValueError, "led_projection"),
+    ],
+    ids=str,
+)
 def test_model_options(tiny_path, kwargs, kind, needle):
     raises(kind, needle, call=lambda: load(tiny_path, **kwargs))
 
@@ -399,21 +458,33 @@ def test_every_step_depths_that_do_not_fit_a_row(tiny_path):
     n_vocab-wide sampled-logits row."""
     model = load(tiny_path, led_projection="every_step")
     fit = model.n_vocab // 4  # the largest k whose 4*k values fit
-    raises(ValueError, "led_projection='every_step' needs k", call=lambda: model.generate(
-        "hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result)
+    raises(
+        ValueError,
+        "led_projection='every_step' needs k",
+        call=lambda: model.generate("hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result,
+    )
     assert len(model.generate("hi", config=LEDConfig(d=4, k=fit), max_tokens=2, seed=1).result.tokens) >= 1
     assert len(load(tiny_path).generate("hi", config=LEDConfig(d=4, k=fit + 1), max_tokens=2).result.tokens) >= 1
 
 
-@pytest.mark.parametrize("case", [
-    "load(tiny_path, n_ctx=2**31)", "load(tiny_path, n_ctx=2**64)", "load(tiny_path, n_batch=2**40)",
-    "load(tiny_path, n_threads=2**40)", "load(tiny_path, n_gpu_layers=2**40)", "load(tiny_path, n_gpu_layers=-2**40)",
-    "model.generate('hi', max_tokens=2**31).result", "model.generate('hi', max_tokens=2**31 - 1).result",
-    "model.generate_batch(['hi'], n=2**31, max_tokens=2)",
-    "model.generate_batch(['hi'], n_parallel=2**40, max_tokens=2)",
-    "model.generate_batch(['hi'], layer_analysis=2**40, max_tokens=2)", "model.depth_logits('hi', d=2**40)",
-    "LEDConfig(d=2**40).check_model(4, 264)",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "load(tiny_path, n_ctx=2**31)",
+        "load(tiny_path, n_ctx=2**64)",
+        "load(tiny_path, n_batch=2**40)",
+        "load(tiny_path, n_threads=2**40)",
+        "load(tiny_path, n_gpu_layers=2**40)",
+        "load(tiny_path, n_gpu_layers=-2**40)",
+        "model.generate('hi', max_tokens=2**31).result",
+        "model.generate('hi', max_tokens=2**31 - 1).result",
+        "model.generate_batch(['hi'], n=2**31, max_tokens=2)",
+        "model.generate_batch(['hi'], n_parallel=2**40, max_tokens=2)",
+        "model.generate_batch(['hi'], layer_analysis=2**40, max_tokens=2)",
+        "model.depth_logits('hi', d=2**40)",
+        "LEDConfig(d=2**40).check_model(4, 264)",
+    ],
+)
 def test_integers_beyond_the_native_range_are_refused(tiny_path, model, case):
     """Values past C's int: an exception, never a wrapped-around number.  (The messages of the
     TypeErrors that pybind11 raises here list the native signature rather than the parameter.)"""
@@ -426,35 +497,39 @@ def test_model_path_of_wrong_type(path):
     raises(TypeError, "expected str, bytes or os.PathLike", call=lambda: load(path))
 
 
-@pytest.mark.parametrize("kwargs, kind, needle", [
-    (dict(max_tokens=0), ValueError, "max_tokens"),
-    (dict(max_tokens=-1), ValueError, "max_tokens"),
-    (dict(max_tokens=1.5), TypeError, "max_tokens"),
-    (dict(max_tokens=4.0), TypeError, "max_tokens"),
-    (dict(max_tokens=True), TypeError, "max_tokens"),
-    (dict(max_tokens="4"), TypeError, "max_tokens"),
-    (dict(max_tokens=None), TypeError, "max_tokens"),
-    (dict(seed=-1), ValueError, "seed"),
-    (dict(seed=2**64), ValueError, "seed"),
-    (dict(seed=-(2**70)), ValueError, "seed"),
-    (dict(seed="x"), ValueError, "seed"),
-    (dict(seed=1.5), ValueError, "seed"),
-    (dict(seed=True), ValueError, "seed"),
-    (dict(stop=[""]), ValueError, "stop"),
-    (dict(stop=""), ValueError, "stop"),
-    (dict(stop=["ok", 3]), ValueError, "stop"),
-    (dict(stop=[None]), ValueError, "stop"),
-    (dict(stop=["a\x00b"]), ValueError, "NUL"),
-    (dict(stop=["\ud800"]), ValueError, "surrogate"),
-    (dict(trace=1), TypeError, "trace"),
-    (dict(trace="yes"), TypeError, "trace"),
-    (dict(config="greedy"), TypeError, "config"),
-    (dict(config={"temperature": 0}), TypeError, "config"),
-    (dict(config=LEDConfig(d=N_LAYER + 1)), ValueError, f"d={N_LAYER + 1}"),
-    (dict(config=LEDConfig(d=2, k=N_VOCAB + 1)), ValueError, f"k={N_VOCAB + 1}"),
-    (dict(config=LEDConfig(d=100, k=10**6)), ValueError, "d=100"),
-    (dict(config=SamplingConfig(top_k=N_VOCAB + 1)), ValueError, f"top_k={N_VOCAB + 1}"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, kind, needle",
+    [
+        (dict(max_tokens=0), ValueError, "max_tokens"),
+        (dict(max_tokens=-1), ValueError, "max_tokens"),
+        (dict(max_tokens=1.5), TypeError, "max_tokens"),
+        (dict(max_tokens=4.0), TypeError, "max_tokens"),
+        (dict(max_tokens=True), TypeError, "max_tokens"),
+        (dict(max_tokens="4"), TypeError, "max_tokens"),
+        (dict(max_tokens=None), TypeError, "max_tokens"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=2**64), ValueError, "seed"),
+        (dict(seed=-(2**70)), ValueError, "seed"),
+        (dict(seed="x"), ValueError, "seed"),
+        (dict(seed=1.5), ValueError, "seed"),
+        (dict(seed=True), ValueError, "seed"),
+        (dict(stop=[""]), ValueError, "stop"),
+        (dict(stop=""), ValueError, "stop"),
+        (dict(stop=["ok", 3]), ValueError, "stop"),
+        (dict(stop=[None]), ValueError, "stop"),
+        (dict(stop=["a\x00b"]), ValueError, "NUL"),
+        (dict(stop=["\ud800"]), ValueError, "surrogate"),
+        (dict(trace=1), TypeError, "trace"),
+        (dict(trace="yes"), TypeError, "trace"),
+        (dict(config="greedy"), TypeError, "config"),
+        (dict(config={"temperature": 0}), TypeError, "config"),
+        (dict(config=LEDConfig(d=N_LAYER + 1)), ValueError, f"d={N_LAYER + 1}"),
+        (dict(config=LEDConfig(d=2, k=N_VOCAB + 1)), ValueError, f"k={N_VOCAB + 1}"),
+        (dict(config=LEDConfig(d=100, k=10**6)), ValueError, "d=100"),
+        (dict(config=SamplingConfig(top_k=N_VOCAB + 1)), ValueError, f"top_k={N_VOCAB + 1}"),
+    ],
+    ids=str,
+)
 def test_generate_options(model, kwargs, kind, needle):
     options = dict(max_tokens=4, seed=0)
     options.update(kwargs)
@@ -480,22 +555,31 @@ print(model.generate("hi", max_tokens=2, seed=0, config=config).result.tokens)
 """
 
 
-@pytest.mark.parametrize("config", [
-    "SamplingConfig(top_k=0)",  # documented: 0 keeps the whole vocabulary
-    f"SamplingConfig(top_k={N_VOCAB})",
-    f"SamplingConfig(top_k={N_VOCAB // 2 + 1})",  # 2k > n_vocab
-    f"LEDConfig(d={N_LAYER}, k={N_VOCAB})",
-    f"LEDConfig(d={N_LAYER}, k={N_VOCAB // 2 + 1})",
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "SamplingConfig(top_k=0)",  # documented: 0 keeps the whole vocabulary
+        f"SamplingConfig(top_k={N_VOCAB})",
+        f"SamplingConfig(top_k={N_VOCAB // 2 + 1})",  # 2k > n_vocab
+        f"LEDConfig(d={N_LAYER}, k={N_VOCAB})",
+        f"LEDConfig(d={N_LAYER}, k={N_VOCAB // 2 + 1})",
+    ],
+)
 def test_largest_legal_k_does_not_crash(tiny_path, config):
     """The largest legal candidate counts run (in a subprocess, since the failure is an abort)."""
-    run = subprocess.run([sys.executable, "-c", _EDGE_SCRIPT, str(tiny_path), config], capture_output=True,
-                         text=True, env=_NO_GDB, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", _EDGE_SCRIPT, str(tiny_path), config],
+        capture_output=True,
+        text=True,
+        env=_NO_GDB,
+        timeout=120,
+    )
     assert run.returncode == 0, f"exit status {run.returncode}: {run.stderr.strip()[-500:]}"
 
 
-@pytest.mark.parametrize("config", [f"SamplingConfig(top_k={N_VOCAB // 4})",
-                                    f"LEDConfig(d={N_LAYER}, k={N_VOCAB // 4})"])
+@pytest.mark.parametrize(
+    "config", [f"SamplingConfig(top_k={N_VOCAB // 4})", f"LEDConfig(d={N_LAYER}, k={N_VOCAB // 4})"]
+)
 def test_large_k_runs(model, config):
     result = model.generate("hi", max_tokens=2, seed=0, config=eval(config)).result
     assert len(result.tokens) == 2
@@ -526,22 +610,26 @@ def test_small_and_large_temperatures_are_sane(model):
     assert all(math.isfinite(value) for value in hot.logprobs)
 
 
-@pytest.mark.parametrize("kwargs, kind, needle", [
-    (dict(n=0), ValueError, "n must"),
-    (dict(n=-1), ValueError, "n must"),
-    (dict(n=1.5), TypeError, "n must"),
-    (dict(n=True), TypeError, "n must"),
-    (dict(n_parallel=0), ValueError, "n_parallel"),
-    (dict(n_parallel=-4), ValueError, "n_parallel"),
-    (dict(n_parallel="2"), TypeError, "n_parallel"),
-    (dict(n_parallel=2.0), TypeError, "n_parallel"),
-    (dict(max_tokens=0), ValueError, "max_tokens"),
-    (dict(seed=2**64), ValueError, "seed"),
-    (dict(layer_analysis=-1), ValueError, "layer_analysis"),
-    (dict(layer_analysis=True), ValueError, "layer_analysis"),
-    (dict(layer_analysis=N_VOCAB + 1), ValueError, "exceeds n_vocab"),
-    (dict(layer_analysis=4, config=LEDConfig(d=2, k=2)), ValueError, "layer_analysis"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, kind, needle",
+    [
+        (dict(n=0), ValueError, "n must"),
+        (dict(n=-1), ValueError, "n must"),
+        (dict(n=1.5), TypeError, "n must"),
+        (dict(n=True), TypeError, "n must"),
+        (dict(n_parallel=0), ValueError, "n_parallel"),
+        (dict(n_parallel=-4), ValueError, "n_parallel"),
+        (dict(n_parallel="2"), TypeError, "n_parallel"),
+        (dict(n_parallel=2.0), TypeError, "n_parallel"),
+        (dict(max_tokens=0), ValueError, "max_tokens"),
+        (dict(seed=2**64), ValueError, "seed"),
+        (dict(layer_analysis=-1), ValueError, "layer_analysis"),
+        (dict(layer_analysis=True), ValueError, "layer_analysis"),
+        (dict(layer_analysis=N_VOCAB + 1), ValueError, "exceeds n_vocab"),
+        (dict(layer_analysis=4, config=LEDConfig(d=2, k=2)), ValueError, "layer_analysis"),
+    ],
+    ids=str,
+)
 def test_generate_batch_options(model, kwargs, kind, needle):
     options = dict(max_tokens=4, seed=0)
     options.update(kwargs)
@@ -560,13 +648,17 @@ def test_generate_batch_one_bad_prompt_among_good(model):
     raises(ValueError, "exceed the context", call=lambda: model.generate_batch(["fine", "x" * 200], max_tokens=2))
 
 
-@pytest.mark.parametrize("kwargs, kind, needle", [
-    (dict(d=0), ValueError, "d must"),
-    (dict(d=N_LAYER + 1), ValueError, f"d={N_LAYER + 1}"),
-    (dict(d=1.5), TypeError, "d must"),
-    (dict(d=True), TypeError, "d must"),
-    (dict(d=2, layer_counting="x"), ValueError, "layer_counting"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, kind, needle",
+    [
+        (dict(d=0), ValueError, "d must"),
+        (dict(d=N_LAYER + 1), ValueError, f"d={N_LAYER + 1}"),
+        (dict(d=1.5), TypeError, "d must"),
+        (dict(d=True), TypeError, "d must"),
+        (dict(d=2, layer_counting="x"), ValueError, "layer_counting"),
+    ],
+    ids=str,
+)
 def test_depth_logits_options(model, kwargs, kind, needle):
     raises(kind, needle, call=lambda: model.depth_logits("hello", **kwargs))
 
@@ -608,29 +700,47 @@ def test_prompt_with_lone_surrogate(model, text):
     raises(ValueError, "surrogate", call=lambda: model.tokenize(text))
 
 
-@pytest.mark.parametrize("prompt", [None, 3, 1.5, b"hello", bytearray(b"hi"), {"role": "user", "content": "hi"},
-                                    ["hello", "world"], [1, "2"], [True, False], [1.0, 2.0],
-                                    [{"role": "user", "content": "hi"}, "hello"]], ids=repr)
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        None,
+        3,
+        1.5,
+        b"hello",
+        bytearray(b"hi"),
+        {"role": "user", "content": "hi"},
+        ["hello", "world"],
+        [1, "2"],
+        [True, False],
+        [1.0, 2.0],
+        [{"role": "user", "content": "hi"}, "hello"],
+    ],
+    ids=repr,
+)
 def test_prompt_of_wrong_shape(model, prompt):
     raises(ValueError, "a prompt must be", call=lambda: model.generate(prompt, max_tokens=2))
 
 
-@pytest.mark.parametrize("messages, needle", [
-    ({"role": "user", "content": "hi"}, "non-empty list"),
-    ("hello", "non-empty list"),
-    ([], "non-empty list"),
-    (["hello"], "message 0 must be a dict"),
-    ([{"role": "user", "content": "hi"}, ["assistant", "x"]], "message 1 must be a dict"),
-    ([{"content": "hi"}], "'role'"),
-    ([{"role": "", "content": "hi"}], "'role'"),
-    ([{"role": 1, "content": "hi"}], "'role'"),
-    ([{"role": "user"}], "'content'"),
-    ([{"role": "user", "content": 3}], "'content'"),
-    ([{"role": "user", "content": None}], "'content'"),
-    ([{"role": "user", "content": ["hi"]}], "'content'"),
-    ([{"role": "user", "content": b"hi"}], "'content'"),
-    ([{"role": "user", "content": "ok"}, {"role": "assistant"}], "message 1"),
-], ids=str)
+@pytest.mark.parametrize(
+    "messages, needle",
+    [
+        ({"role": "user", "content": "hi"}, "non-empty list"),
+        ("hello", "non-empty list"),
+        ([], "non-empty list"),
+        (["hello"], "message 0 must be a dict"),
+        ([{"role": "user", "content": "hi"}, ["assistant", "x"]], "message 1 must be a dict"),
+        ([{"content": "hi"}], "'role'"),
+        ([{"role": "", "content": "hi"}], "'role'"),
+        ([{"role": 1, "content": "hi"}], "'role'"),
+        ([{"role": "user"}], "'content'"),
+        ([{"role": "user", "content": 3}], "'content'"),
+        ([{"role": "user", "content": None}], "'content'"),
+        ([{"role": "user", "content": ["hi"]}], "'content'"),
+        ([{"role": "user", "content": b"hi"}], "'content'"),
+        ([{"role": "user", "content": "ok"}, {"role": "assistant"}], "message 1"),
+    ],
+    ids=str,
+)
 def test_chat_messages_of_wrong_shape(model, messages, needle):
     raises(ValueError, needle, call=lambda: model.apply_chat_template(messages))
     if isinstance(messages, list) and messages and all(isinstance(item, dict) for item in messages):
@@ -654,9 +764,22 @@ def test_chat_works_with_a_template(model):
     assert len(model.generate([{"role": "user", "content": "hi"}], max_tokens=2, seed=0).result.tokens) == 2
 
 
-@pytest.mark.parametrize("tokens", [[N_VOCAB], [1, 2, N_VOCAB + 5], [-1], [0, -100], [2**31], [2**40], [-(2**63)],
-                                    np.array([1, 2, 300]), np.array([-1], dtype=np.int64), (5, 99999)],
-                         ids=lambda tokens: repr(list(tokens)))
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        [N_VOCAB],
+        [1, 2, N_VOCAB + 5],
+        [-1],
+        [0, -100],
+        [2**31],
+        [2**40],
+        [-(2**63)],
+        np.array([1, 2, 300]),
+        np.array([-1], dtype=np.int64),
+        (5, 99999),
+    ],
+    ids=lambda tokens: repr(list(tokens)),
+)
 def test_token_ids_out_of_range(model, tokens):
     raises(ValueError, f"[0, {N_VOCAB})", call=lambda: model.generate(tokens, max_tokens=2))
     raises(ValueError, f"[0, {N_VOCAB})", call=lambda: model.generate_batch([[1], tokens], max_tokens=2))

@@ -12,16 +12,20 @@ PROMPTS = [
 ]
 
 
-@pytest.mark.parametrize("config", [SamplingConfig(temperature=0.8), LEDConfig(exploit=False), LEDConfig()],
-                         ids=["sampling", "led-always", "led-gated"])
+@pytest.mark.parametrize(
+    "config",
+    [SamplingConfig(temperature=0.8), LEDConfig(exploit=False), LEDConfig()],
+    ids=["sampling", "led-always", "led-gated"],
+)
 def test_batch_samples_equal_single_generation(smollm2, config):
     batch = smollm2.generate_batch(PROMPTS, n=3, config=config, max_tokens=24, seed=77)
     assert [len(samples) for samples in batch] == [3, 3]
     for p, samples in enumerate(batch):
         for s, result in enumerate(samples):
             # n_parallel=1: every sample decoded alone, one after the other
-            alone = smollm2.generate_batch(PROMPTS[: p + 1], n=s + 1, config=config, max_tokens=24, seed=77,
-                                           n_parallel=1)[p][s]
+            alone = smollm2.generate_batch(
+                PROMPTS[: p + 1], n=s + 1, config=config, max_tokens=24, seed=77, n_parallel=1
+            )[p][s]
             assert result.tokens == alone.tokens, (p, s)
     assert batch[0][0].tokens != batch[0][1].tokens  # samples differ from each other
 
@@ -42,7 +46,9 @@ def test_many_short_samples_through_a_small_context(smollm2_path):
 
     model = led_cpp.Model(smollm2_path, n_ctx=256, n_threads=2)
     prompt = "List some animals:"
-    results = model.generate_batch([prompt, "Colours:"], n=40, max_tokens=16, seed=3, config=SamplingConfig(temperature=1.0))
+    results = model.generate_batch(
+        [prompt, "Colours:"], n=40, max_tokens=16, seed=3, config=SamplingConfig(temperature=1.0)
+    )
     assert all(len(result.tokens) >= 1 for samples in results for result in samples)
     stream = model.stream_batch([prompt], n=30, max_tokens=16, seed=3, n_parallel=4)
     list(stream)
@@ -76,8 +82,11 @@ def test_progress_bar(smollm2, capsys):
     assert "tok" in capsys.readouterr().err  # tqdm's bar counts generated tokens on stderr
 
 
-@pytest.mark.parametrize("config", [LEDConfig(), LEDConfig(exploit=False, ln=True), LEDConfig(depth_rule="random")],
-                         ids=["gated", "always-ln", "random-depth"])
+@pytest.mark.parametrize(
+    "config",
+    [LEDConfig(), LEDConfig(exploit=False, ln=True), LEDConfig(depth_rule="random")],
+    ids=["gated", "always-ln", "random-depth"],
+)
 def test_every_step_projection_gives_the_same_batch(smollm2, smollm2_path, config):
     """The GPU default (the depths projected in the model graph for every row) and the CPU default
     (a second graph for the exploring rows only) decide the same tokens, batched."""
@@ -88,8 +97,9 @@ def test_every_step_projection_gives_the_same_batch(smollm2, smollm2_path, confi
     got = every_step.stream_batch(PROMPTS, n=3, config=config, max_tokens=32, seed=5)
     for stream in (expected, got):
         list(stream)
-    assert [[r.tokens for r in samples] for samples in got.results] == \
-        [[r.tokens for r in samples] for samples in expected.results]
+    assert [[r.tokens for r in samples] for samples in got.results] == [
+        [r.tokens for r in samples] for samples in expected.results
+    ]
     assert sum(r.explored_steps for samples in got.results for r in samples) > 0
     assert got.stats["explore_graphs"] == 0 < expected.stats["explore_graphs"]
     # the depths went through the model's own head product, widened, not a second one

@@ -23,7 +23,8 @@ THINKING_TEMPLATE = (
     "{% if reasoning_effort is defined and reasoning_effort == 'forbidden' %}"
     "{{ raise_exception('reasoning_effort forbidden is refused') }}{% endif %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
 
 
 def render(template: str, messages=USER, **kwargs) -> str:
@@ -35,15 +36,18 @@ def test_transformers_tojson_does_not_escape_html_and_takes_options():
     value = {"b": "<a & 'é'>", "a": [1, 2]}
     assert render("{{ x|tojson }}", x=value) == json.dumps(value, ensure_ascii=False)
     assert render("{{ x|tojson(indent=2, sort_keys=true) }}", x=value) == json.dumps(
-        value, ensure_ascii=False, indent=2, sort_keys=True)
+        value, ensure_ascii=False, indent=2, sort_keys=True
+    )
     assert render("{{ x|tojson(ensure_ascii=true) }}", x="é") == '"\\u00e9"'
 
 
 def test_loop_controls_and_generation_tag():
     messages = [{"role": "user", "content": str(i)} for i in range(5)]
-    template = ("{% for m in messages %}{% if loop.index0 == 1 %}{% continue %}{% endif %}"
-                "{% if loop.index0 == 3 %}{% break %}{% endif %}{% generation %}[{{ m.content }}]{% endgeneration %}"
-                "{% endfor %}")
+    template = (
+        "{% for m in messages %}{% if loop.index0 == 1 %}{% continue %}{% endif %}"
+        "{% if loop.index0 == 3 %}{% break %}{% endif %}{% generation %}[{{ m.content }}]{% endgeneration %}"
+        "{% endfor %}"
+    )
     assert render(template, messages) == "[0][2]"
 
 
@@ -53,24 +57,31 @@ def test_strftime_now_reads_the_clock_or_a_fixed_time():
 
 
 def test_variables_as_transformers_passes_them():
-    template = ("{{ bos_token }}|{{ eos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ documents }}|"
-                "{{ enable_thinking }}|{{ messages[0].thinking }}|{{ messages[0].reasoning_content }}")
+    template = (
+        "{{ bos_token }}|{{ eos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ documents }}|"
+        "{{ enable_thinking }}|{{ messages[0].thinking }}|{{ messages[0].reasoning_content }}"
+    )
     messages = [{"role": "assistant", "content": "a", "reasoning": "r", "tool_calls": None}]
-    assert render(template, messages, bos_token="<s>", eos_token="</s>", enable_thinking=False) == \
-        "<s>|</s>|True|None|None|False|r|r"
+    assert (
+        render(template, messages, bos_token="<s>", eos_token="</s>", enable_thinking=False)
+        == "<s>|</s>|True|None|None|False|r|r"
+    )
     assert render("{{ add_generation_prompt }}", add_generation_prompt=False) == "False"
     # template arguments win over the special tokens, as in transformers
     assert chat.render("{{ bos_token }}", USER, bos_token="<s>", template_kwargs={"bos_token": "<B>"}) == "<B>"
 
 
 def test_tool_calls_and_content_parts():
-    template = ("{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}"
-                "{% for p in m.content %}{{ p.text }};{% endfor %}{% endif %}"
-                "{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments|tojson }}{% endfor %}"
-                "{% endfor %}{% for t in tools %}{{ t.function.name }}{% endfor %}")
-    messages = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-                {"role": "assistant", "tool_calls": [{"type": "function",
-                                                      "function": {"name": "f", "arguments": {"x": 1}}}]}]
+    template = (
+        "{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}"
+        "{% for p in m.content %}{{ p.text }};{% endfor %}{% endif %}"
+        "{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments|tojson }}{% endfor %}"
+        "{% endfor %}{% for t in tools %}{{ t.function.name }}{% endfor %}"
+    )
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]},
+    ]
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert render(template, messages, tools=tools) == 'a;b;f{"x": 1}f'
 
@@ -150,21 +161,25 @@ def test_template_renders_in_parallel_threads():
 
 
 # --------------------------------------------------------------------------- bad arguments
-@pytest.mark.parametrize("kwargs, needle", [
-    ([("enable_thinking", False)], "must be a dict"),
-    ("enable_thinking=false", "must be a dict"),
-    ({1: True}, "names must be identifiers"),
-    ({"enable thinking": True}, "names must be identifiers"),
-    ({"messages": []}, "'messages'"),
-    ({"add_generation_prompt": False}, "'add_generation_prompt'"),
-    ({"x": object()}, "only JSON values"),
-    ({"x": b"bytes"}, "only JSON values"),
-    ({"x": float("nan")}, "JSON cannot hold"),
-    ({"x": {1: 2}}, "keys must be str"),
-    ({"x": {"y": [1, {2}]}}, "['x']['y'][1] is a set"),
-    ({"tools": {"name": "f"}}, "'tools'] must be a list of dicts"),
-    ({"documents": ["text"]}, "'documents'] must be a list of dicts"),
-], ids=str)
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ([("enable_thinking", False)], "must be a dict"),
+        ("enable_thinking=false", "must be a dict"),
+        ({1: True}, "names must be identifiers"),
+        ({"enable thinking": True}, "names must be identifiers"),
+        ({"messages": []}, "'messages'"),
+        ({"add_generation_prompt": False}, "'add_generation_prompt'"),
+        ({"x": object()}, "only JSON values"),
+        ({"x": b"bytes"}, "only JSON values"),
+        ({"x": float("nan")}, "JSON cannot hold"),
+        ({"x": {1: 2}}, "keys must be str"),
+        ({"x": {"y": [1, {2}]}}, "['x']['y'][1] is a set"),
+        ({"tools": {"name": "f"}}, "'tools'] must be a list of dicts"),
+        ({"documents": ["text"]}, "'documents'] must be a list of dicts"),
+    ],
+    ids=str,
+)
 def test_template_kwargs_that_are_not_a_dict_of_json_values(kwargs, needle):
     with pytest.raises(ValueError) as info:
         chat.render("{{ 1 }}", USER, template_kwargs=kwargs)
@@ -173,8 +188,9 @@ def test_template_kwargs_that_are_not_a_dict_of_json_values(kwargs, needle):
 
 @pytest.fixture(scope="module")
 def thinking_model(tmp_path_factory) -> led_cpp.Model:
-    path = write_tiny_model(tmp_path_factory.mktemp("thinking") / "thinking.gguf", "llama",
-                            chat_template=THINKING_TEMPLATE).path
+    path = write_tiny_model(
+        tmp_path_factory.mktemp("thinking") / "thinking.gguf", "llama", chat_template=THINKING_TEMPLATE
+    ).path
     return led_cpp.Model(path, n_ctx=256, n_threads=1)
 
 
@@ -212,31 +228,74 @@ def test_template_kwargs_reach_every_generation_call(thinking_model):
 
 
 # --------------------------------------------------------------------------- the command line
-@pytest.mark.parametrize("argument, needle", [
-    ("{enable_thinking: false}", "not valid JSON"),
-    ("[1, 2]", "must be a JSON object"),
-    ('{"x": NaN}', "JSON cannot hold"),
-    ('{"messages": 1}', "'messages'"),
-])
+@pytest.mark.parametrize(
+    "argument, needle",
+    [
+        ("{enable_thinking: false}", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"x": NaN}', "JSON cannot hold"),
+        ('{"messages": 1}', "'messages'"),
+    ],
+)
 def test_cli_rejects_bad_template_kwargs(thinking_model, capsys, argument, needle):
-    code = cli_main(["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1",
-                     "--chat-template-kwargs", argument])
+    code = cli_main(
+        ["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1", "--chat-template-kwargs", argument]
+    )
     assert code == 2
     assert needle in capsys.readouterr().err
 
 
 def test_cli_passes_template_kwargs(thinking_model, capsys):
-    code = cli_main(["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1", "--threads", "1",
-                     "--chat-template-kwargs", '{"reasoning_effort": "forbidden"}'])
+    code = cli_main(
+        [
+            "generate",
+            "hi",
+            "-m",
+            str(thinking_model.path),
+            "--max-tokens",
+            "1",
+            "--threads",
+            "1",
+            "--chat-template-kwargs",
+            '{"reasoning_effort": "forbidden"}',
+        ]
+    )
     assert code == 2 and "reasoning_effort forbidden is refused" in capsys.readouterr().err
-    code = cli_main(["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1", "--threads", "1",
-                     "--no-think", "--chat-template-kwargs", '{"enable_thinking": true}'])
+    code = cli_main(
+        [
+            "generate",
+            "hi",
+            "-m",
+            str(thinking_model.path),
+            "--max-tokens",
+            "1",
+            "--threads",
+            "1",
+            "--no-think",
+            "--chat-template-kwargs",
+            '{"enable_thinking": true}',
+        ]
+    )
     assert code == 2 and "--no-think contradicts" in capsys.readouterr().err
-    code = cli_main(["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1", "--threads", "1",
-                     "--no-think", "--raw"])
+    code = cli_main(
+        ["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "1", "--threads", "1", "--no-think", "--raw"]
+    )
     assert code == 2 and "--raw" in capsys.readouterr().err
-    code = cli_main(["generate", "hi", "-m", str(thinking_model.path), "--max-tokens", "2", "--threads", "1",
-                     "--no-think", "--seed", "1"])
+    code = cli_main(
+        [
+            "generate",
+            "hi",
+            "-m",
+            str(thinking_model.path),
+            "--max-tokens",
+            "2",
+            "--threads",
+            "1",
+            "--no-think",
+            "--seed",
+            "1",
+        ]
+    )
     assert code == 0
     prompt_tokens = len(thinking_model.prompt_tokens(USER, {"enable_thinking": False}))
     assert f"{prompt_tokens} prompt tokens" in capsys.readouterr().err
@@ -244,10 +303,23 @@ def test_cli_passes_template_kwargs(thinking_model, capsys):
 
 def test_eval_passes_template_kwargs(thinking_model, dataset_file, tmp_path: Path, capsys):
     data = dataset_file("two.json", [("What is 1 + 1?", "2"), ("What is 2 + 2?", "4")])
-    common = ["eval", "-m", str(thinking_model.path), "--dataset", str(data), "--config", "greedy",
-              "--max-tokens", "2", "--threads", "1", "--no-progress"]
-    code = cli_main(common + ["--out", str(tmp_path / "refused"),
-                              "--chat-template-kwargs", '{"reasoning_effort": "forbidden"}'])
+    common = [
+        "eval",
+        "-m",
+        str(thinking_model.path),
+        "--dataset",
+        str(data),
+        "--config",
+        "greedy",
+        "--max-tokens",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    code = cli_main(
+        common + ["--out", str(tmp_path / "refused"), "--chat-template-kwargs", '{"reasoning_effort": "forbidden"}']
+    )
     assert code == 2 and "reasoning_effort forbidden is refused" in capsys.readouterr().err
     code = cli_main(common + ["--out", str(tmp_path / "bad"), "--chat-template-kwargs", "not json"])
     assert code == 2 and "not valid JSON" in capsys.readouterr().err

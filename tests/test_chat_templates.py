@@ -31,9 +31,14 @@ def test_renders_as_transformers(case, llama_templates):
     conversation = REFERENCES["conversations"][case["conversation"]]
     kwargs = {**conversation.get("kwargs", {}), **case["kwargs"]}
     render = lambda: chat.render(  # noqa: E731
-        text, conversation["messages"], add_generation_prompt=REFERENCES["add_generation_prompt"],
-        bos_token=REFERENCES["bos_token"], eos_token=REFERENCES["eos_token"], template_kwargs=kwargs,
-        now=datetime.fromisoformat(REFERENCES["now"]))
+        text,
+        conversation["messages"],
+        add_generation_prompt=REFERENCES["add_generation_prompt"],
+        bos_token=REFERENCES["bos_token"],
+        eos_token=REFERENCES["eos_token"],
+        template_kwargs=kwargs,
+        now=datetime.fromisoformat(REFERENCES["now"]),
+    )
     if "error" in case:
         with pytest.raises(ValueError):
             render()

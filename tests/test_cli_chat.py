@@ -41,7 +41,7 @@ class Terminal:
             match = re.compile(pattern).search(self.output, start)
             if match:
                 self.position = match.end()
-                return self.output[start:match.end()]
+                return self.output[start : match.end()]
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"no {pattern!r} in {self.output[start:][-2000:]!r}"
             ready, _, _ = select.select([self.fd], [], [], remaining)
@@ -75,14 +75,20 @@ class Terminal:
 def chat_model(tmp_path_factory):
     # ChatML with <think> tokens: the prompt leaves the reasoning segment open, so the answers
     # are shown as reasoning. Seed 1 answers "hi" greedily at length (about 1,100 tokens).
-    tm = write_tiny_model(tmp_path_factory.mktemp("chat") / "chat.gguf", "llama", chat_template=CHATML_TEMPLATE,
-                          context_length=4096, seed=1)
+    tm = write_tiny_model(
+        tmp_path_factory.mktemp("chat") / "chat.gguf",
+        "llama",
+        chat_template=CHATML_TEMPLATE,
+        context_length=4096,
+        seed=1,
+    )
     return str(tm.path)
 
 
 def test_two_turns_keep_the_history_reset_and_eof(chat_model):
-    term = Terminal("-m", chat_model, "--n-ctx", "4096", "--threads", "1", "--temperature", "0",
-                    "--max-tokens", "6", "--stats")
+    term = Terminal(
+        "-m", chat_model, "--n-ctx", "4096", "--threads", "1", "--temperature", "0", "--max-tokens", "6", "--stats"
+    )
     term.read_until(r"> $")
     term.send("hi\n")
     first = term.read_until(r"finish: \w+\]\r?\n> $")
@@ -102,8 +108,20 @@ def test_two_turns_keep_the_history_reset_and_eof(chat_model):
 
 
 def test_ctrl_c_stops_the_answer_not_the_program(chat_model):
-    term = Terminal("-m", chat_model, "--n-ctx", "4096", "--threads", "1", "--temperature", "0",
-                    "--max-tokens", "3000", "--hide-reasoning", "--stats")
+    term = Terminal(
+        "-m",
+        chat_model,
+        "--n-ctx",
+        "4096",
+        "--threads",
+        "1",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "3000",
+        "--hide-reasoning",
+        "--stats",
+    )
     term.read_until(r"> $")
     term.send("hi\n")
     term.read_until(r"\[hidden reasoning")

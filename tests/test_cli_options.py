@@ -25,8 +25,21 @@ COMMANDS = {
     "analyze coverage": ["analyze", "coverage", "--dataset", "gsm8k", "--out", "o"],
     "analyze temperature": ["analyze", "temperature", "--dataset", "gsm8k", "--out", "o"],
 }
-MODEL_FLAGS = ["-m", "x.gguf", "--hf-repo", "org/repo", "--n-ctx", "512", "--threads", "3", "--n-gpu-layers", "0",
-               "--led-projection", "on_explore", "--verbose"]
+MODEL_FLAGS = [
+    "-m",
+    "x.gguf",
+    "--hf-repo",
+    "org/repo",
+    "--n-ctx",
+    "512",
+    "--threads",
+    "3",
+    "--n-gpu-layers",
+    "0",
+    "--led-projection",
+    "on_explore",
+    "--verbose",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -70,7 +83,8 @@ def test_config_spec_keys_are_the_dataclass_fields():
     assert list(ev.CONFIG_KEYS["standard"]) == [f.name for f in dataclasses.fields(SamplingConfig)]
     assert list(ev.CONFIG_KEYS["led"]) == [f.name for f in dataclasses.fields(LEDConfig)]
     assert ev.parse_config_spec("led:think_only=off:layer_counting=reference").build() == LEDConfig(
-        think_only=False, layer_counting="reference")
+        think_only=False, layer_counting="reference"
+    )
 
 
 def test_decoding_flags_build_the_config():
@@ -78,19 +92,39 @@ def test_decoding_flags_build_the_config():
     assert decoding_config(parser.parse_args(["generate", "hi"])) == SamplingConfig()
     args = parser.parse_args(["generate", "hi", "--temperature", "0", "--top-k", "5", "--min-p", "0.1"])
     assert decoding_config(args) == SamplingConfig(temperature=0.0, top_k=5, min_p=0.1)
-    args = parser.parse_args(["chat", "--led", "--temperature", "0.3", "--d", "4", "--no-exploit", "--ln",
-                              "--depth-rule", "fixed", "--fixed-depth", "2", "--think-end", "<|end|>"])
-    assert decoding_config(args) == LEDConfig(temperature=0.3, d=4, exploit=False, ln=True, depth_rule="fixed",
-                                              fixed_depth=2, think_end="<|end|>")
+    args = parser.parse_args(
+        [
+            "chat",
+            "--led",
+            "--temperature",
+            "0.3",
+            "--d",
+            "4",
+            "--no-exploit",
+            "--ln",
+            "--depth-rule",
+            "fixed",
+            "--fixed-depth",
+            "2",
+            "--think-end",
+            "<|end|>",
+        ]
+    )
+    assert decoding_config(args) == LEDConfig(
+        temperature=0.3, d=4, exploit=False, ln=True, depth_rule="fixed", fixed_depth=2, think_end="<|end|>"
+    )
     assert led_options(parser.parse_args(["serve", "--led", "--k", "3"])) == {"k": 3}
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["generate", "hi", "--d", "4"], "--d: LED options need --led"),
-    (["chat", "--no-exploit", "--k", "2"], "--k, --no-exploit: LED options need --led"),
-    (["generate", "hi", "--led", "--top-k", "5"], "--top-k: standard sampling options, not used by --led"),
-    (["serve", "--d", "4"], "LED options need --led"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["generate", "hi", "--d", "4"], "--d: LED options need --led"),
+        (["chat", "--no-exploit", "--k", "2"], "--k, --no-exploit: LED options need --led"),
+        (["generate", "hi", "--led", "--top-k", "5"], "--top-k: standard sampling options, not used by --led"),
+        (["serve", "--d", "4"], "LED options need --led"),
+    ],
+)
 def test_decoding_flags_the_config_would_ignore_are_refused(argv, message):
     args = build_parser().parse_args(argv)
     check = led_options if argv[0] == "serve" else decoding_config

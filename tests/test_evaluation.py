@@ -21,13 +21,24 @@ from led_cpp.cli_eval import register_eval_commands
 # --------------------------------------------------------------------------- pass@k
 
 
-@pytest.mark.parametrize("c,k,expected", [
-    (0, 1, 0.0), (0, 4, 0.0), (0, 16, 0.0),
-    (1, 1, 1 / 16), (1, 4, 4 / 16), (1, 16, 1.0),        # C(15,4)/C(16,4) = 12/16
-    (15, 1, 15 / 16), (15, 4, 1.0), (15, 16, 1.0),        # C(1,4) = 0
-    (16, 1, 1.0), (16, 4, 1.0), (16, 16, 1.0),
-    (8, 4, 1 - 70 / 1820),                                # C(8,4)/C(16,4)
-])
+@pytest.mark.parametrize(
+    "c,k,expected",
+    [
+        (0, 1, 0.0),
+        (0, 4, 0.0),
+        (0, 16, 0.0),
+        (1, 1, 1 / 16),
+        (1, 4, 4 / 16),
+        (1, 16, 1.0),  # C(15,4)/C(16,4) = 12/16
+        (15, 1, 15 / 16),
+        (15, 4, 1.0),
+        (15, 16, 1.0),  # C(1,4) = 0
+        (16, 1, 1.0),
+        (16, 4, 1.0),
+        (16, 16, 1.0),
+        (8, 4, 1 - 70 / 1820),  # C(8,4)/C(16,4)
+    ],
+)
 def test_pass_at_k_hand_computed(c, k, expected):
     assert ev.pass_at_k(16, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -45,9 +56,12 @@ def test_pass_at_k_mean_and_bounds():
 
 def test_prompts_follow_the_authors_protocol():
     msgs = ev.build_prompt("What is 2+3?", chat=True)
-    assert msgs == [{"role": "user", "content":
-                     "Please reason step by step, and put your final answer within "
-                     "\\boxed{}.\nWhat is 2+3?"}]
+    assert msgs == [
+        {
+            "role": "user",
+            "content": "Please reason step by step, and put your final answer within \\boxed{}.\nWhat is 2+3?",
+        }
+    ]
     plain = ev.build_prompt("What is 2+3?", chat=False)
     assert plain == msgs[0]["content"] + "\nAnswer:"
     assert ev.uses_chat_template(SimpleNamespace(chat_template="{{ x }}"))
@@ -74,8 +88,11 @@ EXTRACTION = [
     ("so the final answer is \\boxed 5$.", False, "5"),
     ("within \\boxed{} as asked: \\boxed{  -3 }", False, "-3"),
     ("only an empty \\boxed{} here", False, None),
-    ("no think marker, answer \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", False,
-     "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    (
+        "no think marker, answer \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
+        False,
+        "\\left( 3, \\frac{\\pi}{2} \\right)",
+    ),
 ]
 
 
@@ -103,16 +120,26 @@ def checker():
 
 CHECKS = [
     # (prediction, gold, correct)
-    ("18", "18", True), ("18.0", "18", True), ("2125", "2,125", True),
-    ("2,125", "2,125", True), ("\\$18", "18", True), ("17", "18", False),
-    ("\\frac{1}{2}", "0.5", True), ("0.5", "\\frac{1}{2}", True),
-    ("\\dfrac{14}{3}", "\\frac{14}{3}", True), ("\\frac{14}{3}", "\\frac{13}{3}", False),
-    ("\\sqrt{2}", "\\sqrt{2}", True), ("2^{1/2}", "\\sqrt{2}", True),
+    ("18", "18", True),
+    ("18.0", "18", True),
+    ("2125", "2,125", True),
+    ("2,125", "2,125", True),
+    ("\\$18", "18", True),
+    ("17", "18", False),
+    ("\\frac{1}{2}", "0.5", True),
+    ("0.5", "\\frac{1}{2}", True),
+    ("\\dfrac{14}{3}", "\\frac{14}{3}", True),
+    ("\\frac{14}{3}", "\\frac{13}{3}", False),
+    ("\\sqrt{2}", "\\sqrt{2}", True),
+    ("2^{1/2}", "\\sqrt{2}", True),
     ("\\sqrt{3}", "\\sqrt{2}", False),
     ("(3, \\frac{\\pi}{2})", "\\left( 3, \\frac{\\pi}{2} \\right)", True),
     ("(3, \\pi)", "\\left( 3, \\frac{\\pi}{2} \\right)", False),
-    ("Evelyn", "\\text{Evelyn}", True), ("90", "90^\\circ", True),
-    ("p-q", "p - q", True), ("q-p", "p - q", False), ("x=3", "3", True),
+    ("Evelyn", "\\text{Evelyn}", True),
+    ("90", "90^\\circ", True),
+    ("p-q", "p - q", True),
+    ("q-p", "p - q", False),
+    ("x=3", "3", True),
     (None, "3", False),
 ]
 
@@ -147,8 +174,7 @@ def test_checker_timeout_kills_and_restarts_the_helper():
 # --------------------------------------------------------------------------- datasets
 
 
-@pytest.mark.parametrize("name,size", [("gsm8k", 1319), ("math500", 500),
-                                       ("aime2024", 30), ("aime2025", 30)])
+@pytest.mark.parametrize("name,size", [("gsm8k", 1319), ("math500", 500), ("aime2024", 30), ("aime2025", 30)])
 def test_bundled_datasets_load(name, size):
     problems = ev.load_dataset(name)
     assert len(problems) == size
@@ -170,13 +196,19 @@ def test_bundled_dataset_contents():
 
 def test_dataset_from_file_and_errors(tmp_path):
     path = tmp_path / "mini.json"
-    path.write_text(json.dumps([
-        {"prompt": [{"from": "user", "value": "What is 1+1?"}], "final_answer": "2"},
-        {"prompt": [{"from": "user", "value": "What is 2+2?"}], "final_answer": 4},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"prompt": [{"from": "user", "value": "What is 1+1?"}], "final_answer": "2"},
+                {"prompt": [{"from": "user", "value": "What is 2+2?"}], "final_answer": 4},
+            ]
+        )
+    )
     problems = ev.load_dataset(str(path))
     assert [(p.id, p.question, p.answer) for p in problems] == [
-        ("mini-0", "What is 1+1?", "2"), ("mini-1", "What is 2+2?", "4")]
+        ("mini-0", "What is 1+1?", "2"),
+        ("mini-1", "What is 2+2?", "4"),
+    ]
     with pytest.raises(FileNotFoundError, match="gsm8k"):
         ev.load_dataset(str(tmp_path / "missing.json"))
     path.write_text(json.dumps([{"prompt": [], "final_answer": "2"}]))
@@ -205,12 +237,20 @@ def test_config_spec_parsing():
     assert dict(p("standard:top_k=40:top_p=0.9").params) == {"top_k": 40, "top_p": 0.9}
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("beam", "unknown config"), ("led:d", "key=value"), ("led:q=3", "no parameter"),
-    ("led:d=x", "bad value"), ("led:d=2:d=3", "twice"), ("led:ln=maybe", "bad value"),
-    ("led:depth_rule=fixed", "needs a depth"), ("greedy:temperature=1", "no parameter"),
-    ("standard:d=4", "no parameter"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("beam", "unknown config"),
+        ("led:d", "key=value"),
+        ("led:q=3", "no parameter"),
+        ("led:d=x", "bad value"),
+        ("led:d=2:d=3", "twice"),
+        ("led:ln=maybe", "bad value"),
+        ("led:depth_rule=fixed", "needs a depth"),
+        ("greedy:temperature=1", "no parameter"),
+        ("standard:d=4", "no parameter"),
+    ],
+)
 def test_config_spec_errors(bad, message):
     with pytest.raises(ValueError, match=message):
         ev.parse_config_spec(bad)
@@ -245,8 +285,7 @@ class FakeModel:
         self.calls: list[dict] = []
         self.fail_on_call = fail_on_call
 
-    def generate_batch(self, prompts, *, n=1, config=None, max_tokens=256, seed=None,
-                       progress=False, **kw):
+    def generate_batch(self, prompts, *, n=1, config=None, max_tokens=256, seed=None, progress=False, **kw):
         if self.fail_on_call is not None and len(self.calls) + 1 == self.fail_on_call:
             raise KeyboardInterrupt  # the user stops the run
         self.calls.append({"prompts": list(prompts), "n": n, "seed": seed})
@@ -263,17 +302,23 @@ class FakeModel:
                     text, reason = "<think>still thinking", "length"
                 else:
                     reason = "eos"
-                row.append(SimpleNamespace(
-                    tokens=list(range(length)), text=text, finish_reason=reason,
-                    logprobs=[0.0] * length, explored_steps=rng.randint(0, length),
-                    reasoning_tokens=length - 2, trace=None,
-                    timings=SimpleNamespace(prompt_tokens=len(prompt.split()))))
+                row.append(
+                    SimpleNamespace(
+                        tokens=list(range(length)),
+                        text=text,
+                        finish_reason=reason,
+                        logprobs=[0.0] * length,
+                        explored_steps=rng.randint(0, length),
+                        reasoning_tokens=length - 2,
+                        trace=None,
+                        timings=SimpleNamespace(prompt_tokens=len(prompt.split())),
+                    )
+                )
             out.append(row)
         return out
 
 
-PROBLEMS = [ev.Problem(f"add-{i}", i, f"What is {i}+{2 * i}?", str(3 * i), "add")
-            for i in range(6)]
+PROBLEMS = [ev.Problem(f"add-{i}", i, f"What is {i}+{2 * i}?", str(3 * i), "add") for i in range(6)]
 
 
 def _run(model, out, config=FakeConfig(), **kw):
@@ -286,8 +331,7 @@ def _timeless(recs):
 
 
 def _lines(out):
-    return _timeless(json.loads(line) for line in
-                     (out / ev.SAMPLES_FILE).read_text().splitlines())
+    return _timeless(json.loads(line) for line in (out / ev.SAMPLES_FILE).read_text().splitlines())
 
 
 def _by_key(recs):
@@ -303,9 +347,20 @@ def test_run_writes_records_and_summary(tmp_path):
     recs = _lines(tmp_path)
     assert len(recs) == 20
     r = recs[0]
-    assert set(r) >= {"problem_id", "problem_index", "sample", "text", "answer", "gold",
-                      "correct", "generated_tokens", "reasoning_tokens", "finished",
-                      "explore_rate", "finish_reason"}
+    assert set(r) >= {
+        "problem_id",
+        "problem_index",
+        "sample",
+        "text",
+        "answer",
+        "gold",
+        "correct",
+        "generated_tokens",
+        "reasoning_tokens",
+        "finished",
+        "explore_rate",
+        "finish_reason",
+    }
     for r in recs:
         assert r["finished"] == (r["finish_reason"] != "length")
         decided = r["generated_tokens"] + (r["finish_reason"] == "eos")
@@ -318,20 +373,17 @@ def test_run_writes_records_and_summary(tmp_path):
     assert summary.pass_at_1 == pytest.approx(sum(counts) / 20)
     assert set(summary.pass_at_k) == {1, 2, 3, 4}
     assert summary.pass_at_k[4] == pytest.approx(sum(c > 0 for c in counts) / 5)
-    assert summary.pass_at_k[2] == pytest.approx(
-        sum(ev.pass_at_k(4, c, 2) for c in counts) / 5)
+    assert summary.pass_at_k[2] == pytest.approx(sum(ev.pass_at_k(4, c, 2) for c in counts) / 5)
     assert summary.mean_tokens == pytest.approx(sum(r["generated_tokens"] for r in recs) / 20)
     assert summary.mean_explore_rate == pytest.approx(sum(r["explore_rate"] for r in recs) / 20)
-    assert (summary.model, summary.dataset, summary.n, summary.limit) == (
-        "fake-1.gguf", "add", 4, 5)
+    assert (summary.model, summary.dataset, summary.n, summary.limit) == ("fake-1.gguf", "add", 4, 5)
     saved = json.loads((tmp_path / ev.SUMMARY_FILE).read_text())
     assert saved["pass@1"] == summary.pass_at_1
     assert saved["pass@k"]["4"] == summary.pass_at_k[4]
     assert saved["config_params"] == {"type": "FakeConfig", "temperature": 0.6}
     assert "config" in saved and "tokens_per_second" in saved
     row = ev.format_table([summary]).splitlines()[2].split()
-    assert row[:5] == ["standard", "5", "4", f"{100 * summary.pass_at_1:.2f}",
-                       f"{100 * summary.pass_at_k[4]:.2f}"]
+    assert row[:5] == ["standard", "5", "4", f"{100 * summary.pass_at_1:.2f}", f"{100 * summary.pass_at_k[4]:.2f}"]
 
 
 def test_resume_never_redoes_a_finished_problem(tmp_path):
@@ -358,8 +410,7 @@ def test_interrupted_and_partially_written_problem_is_regenerated(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(FakeModel(fail_on_call=3), out)
     assert {r["problem_index"] for r in _lines(out)} == {0, 1}
-    stale = [dict(r, problem_index=2, problem_id="add-2", correct=True, answer="999")
-             for r in _lines(out)[:2]]
+    stale = [dict(r, problem_index=2, problem_id="add-2", correct=True, answer="999") for r in _lines(out)[:2]]
     with open(out / ev.SAMPLES_FILE, "a") as f:  # a crash mid-write of problem 2
         f.writelines(json.dumps(dict(r, wall_seconds=0.0)) + "\n" for r in stale)
         f.write('{"problem_index": 2, "sample": 2, "te')
@@ -377,10 +428,17 @@ def test_interrupted_and_partially_written_problem_is_regenerated(tmp_path):
     assert all(_timeless(records[i]) == _timeless(full_records[i]) for i in range(5))
 
 
-@pytest.mark.parametrize("change", [
-    {"n": 3}, {"seed": 8}, {"max_tokens": 65}, {"config": FakeConfig(temperature=0.7)},
-    {"model_name": "other.gguf"}, {"think_end": "<|end|>"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n": 3},
+        {"seed": 8},
+        {"max_tokens": 65},
+        {"config": FakeConfig(temperature=0.7)},
+        {"model_name": "other.gguf"},
+        {"think_end": "<|end|>"},
+    ],
+)
 def test_a_different_run_in_out_dir_is_refused(tmp_path, change):
     _run(FakeModel(), tmp_path, limit=1)
     model = FakeModel()
@@ -393,8 +451,9 @@ def test_a_different_dataset_in_out_dir_is_refused(tmp_path):
     _run(FakeModel(), tmp_path, limit=1)
     other = [dataclasses.replace(p, answer="0") for p in PROBLEMS]
     with pytest.raises(ev.RunMismatchError, match="dataset_digest"):
-        ev.evaluate(FakeModel(), other, FakeConfig(), n=4, limit=1, max_tokens=64, seed=7,
-                    out_dir=tmp_path, progress=False)
+        ev.evaluate(
+            FakeModel(), other, FakeConfig(), n=4, limit=1, max_tokens=64, seed=7, out_dir=tmp_path, progress=False
+        )
 
 
 def test_greedy_configs_batch_several_problems(tmp_path):
@@ -408,11 +467,21 @@ def test_greedy_configs_batch_several_problems(tmp_path):
 
 
 def test_compare_runs_each_config_on_the_same_seeds(tmp_path, monkeypatch):
-    monkeypatch.setattr(ev.ConfigSpec, "build", lambda self: FakeConfig(
-        **{k: v for k, v in self.params if k == "temperature"}))
+    monkeypatch.setattr(
+        ev.ConfigSpec, "build", lambda self: FakeConfig(**{k: v for k, v in self.params if k == "temperature"})
+    )
     model = FakeModel()
-    summaries = ev.compare(model, PROBLEMS, ["standard", "led:temperature=0.9"], n=2,
-                           limit=3, max_tokens=64, seed=1, out_dir=tmp_path, progress=False)
+    summaries = ev.compare(
+        model,
+        PROBLEMS,
+        ["standard", "led:temperature=0.9"],
+        n=2,
+        limit=3,
+        max_tokens=64,
+        seed=1,
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert [s.config for s in summaries] == ["standard", "led:temperature=0.9"]
     seeds = [c["seed"] for c in model.calls]
     assert seeds[:3] == seeds[3:] == [ev.problem_seed(1, i) for i in range(3)]
@@ -422,8 +491,7 @@ def test_compare_runs_each_config_on_the_same_seeds(tmp_path, monkeypatch):
     table = ev.format_table(summaries)
     assert "pass@2" in table and "led:temperature=0.9" in table
     with pytest.raises(ValueError, match="twice"):
-        ev.compare(model, PROBLEMS, ["led", "led"], n=2, out_dir=tmp_path / "x",
-                   progress=False)
+        ev.compare(model, PROBLEMS, ["led", "led"], n=2, out_dir=tmp_path / "x", progress=False)
 
 
 def test_problem_seed_is_stable():
@@ -442,26 +510,60 @@ def _parser():
 
 
 def test_cli_parses_eval_and_compare():
-    args = _parser().parse_args([
-        "eval", "-m", "m.gguf", "--dataset", "gsm8k", "--config", "led", "--n", "4",
-        "--limit", "10", "--d", "4", "--no-exploit", "--ln", "--depth-rule", "fixed",
-        "--fixed-depth", "2", "--out", "o"])
+    args = _parser().parse_args(
+        [
+            "eval",
+            "-m",
+            "m.gguf",
+            "--dataset",
+            "gsm8k",
+            "--config",
+            "led",
+            "--n",
+            "4",
+            "--limit",
+            "10",
+            "--d",
+            "4",
+            "--no-exploit",
+            "--ln",
+            "--depth-rule",
+            "fixed",
+            "--fixed-depth",
+            "2",
+            "--out",
+            "o",
+        ]
+    )
     assert (args.d, args.exploit, args.ln, args.think_only) == (4, False, True, None)
     assert args.func.__name__ == "run_eval_command"
-    args = _parser().parse_args(["compare", "-m", "m.gguf", "--dataset", "aime2024",
-                                 "--configs", "standard,led:depth_rule=fixed:3", "--out", "o"])
+    args = _parser().parse_args(
+        [
+            "compare",
+            "-m",
+            "m.gguf",
+            "--dataset",
+            "aime2024",
+            "--configs",
+            "standard,led:depth_rule=fixed:3",
+            "--out",
+            "o",
+        ]
+    )
     assert args.func.__name__ == "run_compare_command"
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--config", "standard", "--d", "4"], "need --config led"),
-    (["--config", "led:d=4", "--d", "4"], "both"),
-    (["--config", "led", "--depth-rule", "fixed"], "fixed-depth"),
-    (["--config", "bogus"], "unknown config"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--config", "standard", "--d", "4"], "need --config led"),
+        (["--config", "led:d=4", "--d", "4"], "both"),
+        (["--config", "led", "--depth-rule", "fixed"], "fixed-depth"),
+        (["--config", "bogus"], "unknown config"),
+    ],
+)
 def test_cli_rejects_bad_configs_before_loading_a_model(argv, message, capsys):
-    args = _parser().parse_args(["eval", "-m", "missing.gguf", "--dataset", "gsm8k",
-                                 "--out", "o"] + argv)
+    args = _parser().parse_args(["eval", "-m", "missing.gguf", "--dataset", "gsm8k", "--out", "o"] + argv)
     assert args.func(args) == 2
     assert message in capsys.readouterr().err
 
@@ -470,14 +572,28 @@ def test_cli_eval_runs_resumes_and_refuses_with_a_fake_model(tmp_path, monkeypat
     import led_cpp.cli_eval as cli
 
     data = tmp_path / "add.json"
-    data.write_text(json.dumps([{"prompt": [{"from": "user", "value": p.question}],
-                                 "final_answer": p.answer} for p in PROBLEMS]))
+    data.write_text(
+        json.dumps([{"prompt": [{"from": "user", "value": p.question}], "final_answer": p.answer} for p in PROBLEMS])
+    )
     loaded = []
-    monkeypatch.setattr(ev.ConfigSpec, "build", lambda self: FakeConfig(
-        **{k: v for k, v in self.params if k == "temperature"}))
+    monkeypatch.setattr(
+        ev.ConfigSpec, "build", lambda self: FakeConfig(**{k: v for k, v in self.params if k == "temperature"})
+    )
     monkeypatch.setattr(cli, "load_model", lambda args: loaded.append(args) or FakeModel())
-    base = ["eval", "-m", "/x/fake-1.gguf", "--dataset", str(data), "--out",
-            str(tmp_path / "out"), "--limit", "3", "--n", "2", "--no-progress"]
+    base = [
+        "eval",
+        "-m",
+        "/x/fake-1.gguf",
+        "--dataset",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--limit",
+        "3",
+        "--n",
+        "2",
+        "--no-progress",
+    ]
 
     def main(argv):
         args = _parser().parse_args(argv)
@@ -492,8 +608,20 @@ def test_cli_eval_runs_resumes_and_refuses_with_a_fake_model(tmp_path, monkeypat
     assert main(base + ["--config", "standard", "--temperature", "0.9"]) == 2
     assert "different run" in capsys.readouterr().err
     assert len(loaded) == 2  # the refused run never loaded the model
-    cmp = ["compare", "-m", "/x/fake-1.gguf", "--dataset", str(data), "--out",
-           str(tmp_path / "cmp"), "--limit", "2", "--n", "2", "--no-progress"]
+    cmp = [
+        "compare",
+        "-m",
+        "/x/fake-1.gguf",
+        "--dataset",
+        str(data),
+        "--out",
+        str(tmp_path / "cmp"),
+        "--limit",
+        "2",
+        "--n",
+        "2",
+        "--no-progress",
+    ]
     assert main(cmp + ["--configs", "standard,led:temperature=0.9"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:4]
     assert [r.split()[0] for r in rows] == ["standard", "led:temperature=0.9"]
@@ -510,29 +638,42 @@ class ScriptedModel:
     def __init__(self, texts):
         self.texts = texts
 
-    def generate_batch(self, prompts, *, n=1, config=None, max_tokens=256, seed=None,
-                       progress=False, **kw):
+    def generate_batch(self, prompts, *, n=1, config=None, max_tokens=256, seed=None, progress=False, **kw):
         out = []
         for prompt in prompts:
             question = prompt.split("\n")[1]
-            out.append([SimpleNamespace(tokens=[1, 2], text=text, finish_reason="eos",
-                                        logprobs=[0.0, 0.0], explored_steps=0,
-                                        reasoning_tokens=0, trace=None,
-                                        timings=SimpleNamespace(prompt_tokens=3))
-                        for text in self.texts[question]])
+            out.append(
+                [
+                    SimpleNamespace(
+                        tokens=[1, 2],
+                        text=text,
+                        finish_reason="eos",
+                        logprobs=[0.0, 0.0],
+                        explored_steps=0,
+                        reasoning_tokens=0,
+                        trace=None,
+                        timings=SimpleNamespace(prompt_tokens=3),
+                    )
+                    for text in self.texts[question]
+                ]
+            )
         return out
 
 
 # Gold 18 and 7. Per sample: (text, strict correct, flexible correct).
 SCORED = {
-    "Q one?": [("so \\boxed{18}", True, True),
-               ("Janet sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars", False, True),
-               ("\\boxed{17}, not 18", False, False),        # a box exists: no fallback
-               ("she has 3 eggs", False, False)],
-    "Q two?": [("the answer is 7", False, True),
-               ("nothing here", False, False),
-               ("\\boxed{7}", True, True),
-               ("\\boxed{7} and then 9", True, True)],
+    "Q one?": [
+        ("so \\boxed{18}", True, True),
+        ("Janet sells 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars", False, True),
+        ("\\boxed{17}, not 18", False, False),  # a box exists: no fallback
+        ("she has 3 eggs", False, False),
+    ],
+    "Q two?": [
+        ("the answer is 7", False, True),
+        ("nothing here", False, False),
+        ("\\boxed{7}", True, True),
+        ("\\boxed{7} and then 9", True, True),
+    ],
 }
 
 
@@ -540,12 +681,10 @@ SCORED = {
 def test_strict_and_flexible_scores_are_kept_apart(tmp_path, dataset):
     problems = [ev.Problem("a", 0, "Q one?", "18", dataset), ev.Problem("b", 1, "Q two?", "7", dataset)]
     model = ScriptedModel({q: [t for t, _, _ in rows] for q, rows in SCORED.items()})
-    summary = ev.evaluate(model, problems, FakeConfig(), n=4, max_tokens=8, seed=0,
-                          out_dir=tmp_path, progress=False)
+    summary = ev.evaluate(model, problems, FakeConfig(), n=4, max_tokens=8, seed=0, out_dir=tmp_path, progress=False)
     recs = _lines(tmp_path)
     fallback = dataset == "gsm8k"
-    expected = [(strict, flexible if fallback else strict)
-                for rows in SCORED.values() for _, strict, flexible in rows]
+    expected = [(strict, flexible if fallback else strict) for rows in SCORED.values() for _, strict, flexible in rows]
     assert [(r["correct"], r["flexible_correct"]) for r in recs] == expected
     assert recs[1]["answer"] is None
     assert recs[1]["flexible_answer"] == ("18" if fallback else None)
@@ -559,7 +698,8 @@ def test_strict_and_flexible_scores_are_kept_apart(tmp_path, dataset):
     assert saved["pass@1"] == summary.pass_at_1
     assert saved["flexible_pass@1"] == summary.flexible_pass_at_1
     assert saved["flexible_pass@k"]["2"] == pytest.approx(
-        sum(ev.pass_at_k(4, c, 2) for c in summary.flexible_correct_counts) / 2)
+        sum(ev.pass_at_k(4, c, 2) for c in summary.flexible_correct_counts) / 2
+    )
     header, _, row = ev.format_table([summary]).splitlines()
     assert header.split()[3:9] == ["pass@1", "%", "pass@4", "%", "flex", "pass@1"]
     assert row.split()[3:7] == ["37.50", "100.00", f"{100 * summary.flexible_pass_at_1:.2f}", "100.00"]

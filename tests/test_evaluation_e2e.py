@@ -8,6 +8,7 @@ JSON shape.  The model is wrapped in a proxy that counts its ``generate_batch`` 
 that the GSM8K last-number fallback extracts answers from the model's byte soup (the
 records' extraction and correctness are then checked against the text).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,7 @@ from led_cpp import evaluation as ev  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
-QUESTIONS = [("What is 2 + 3?", "5"), ("What is 4 + 4?", "8"), ("What is 9 - 8?", "1"),
-             ("What is 3 * 2?", "6")]
+QUESTIONS = [("What is 2 + 3?", "5"), ("What is 4 + 4?", "8"), ("What is 9 - 8?", "1"), ("What is 3 * 2?", "6")]
 N, SEED, MAX_TOKENS = 3, 4, 16
 
 
@@ -50,8 +50,7 @@ class CountingModel:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-eval.gguf", "llama",
-                            seed=3, chat_template=True)
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-eval.gguf", "llama", seed=3, chat_template=True)
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +98,7 @@ def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, d
         assert r["finish_reason"] != "length" or r["generated_tokens"] == MAX_TOKENS
         assert r["answer"] == ev.extract_answer(r["text"])  # strict: the last box only
         assert r["flexible_answer"] == ev.extract_answer(r["text"], number_fallback=True)
-        for answer, correct in ((r["answer"], r["correct"]),
-                                (r["flexible_answer"], r["flexible_correct"])):
+        for answer, correct in ((r["answer"], r["correct"]), (r["flexible_answer"], r["flexible_correct"])):
             assert correct == (answer is not None and Fraction(answer) == Fraction(r["gold"]))
         assert r["explored_steps"] == 0 and r["explore_rate"] == 0.0  # standard sampling
         assert r["wall_seconds"] > 0
@@ -112,8 +110,13 @@ def test_eval_writes_jsonl_and_summary_and_resumes_without_regenerating(model, d
     saved = json.loads((out / ev.SUMMARY_FILE).read_text())
     counts = [sum(r["correct"] for r in recs if r["problem_index"] == p) for p in (0, 1)]
     assert (saved["model"], saved["dataset"], saved["config"]) == ("tiny-eval.gguf", "gsm8k", "standard")
-    assert saved["config_params"] == {"type": "SamplingConfig", "temperature": 0.6, "top_k": 20,
-                                      "top_p": 0.95, "min_p": 0.0}
+    assert saved["config_params"] == {
+        "type": "SamplingConfig",
+        "temperature": 0.6,
+        "top_k": 20,
+        "top_p": 0.95,
+        "min_p": 0.0,
+    }
     assert (saved["num_problems"], saved["num_samples"], saved["n"]) == (2, 2 * N, N)
     assert saved["prompt_format"] == "chat"
     assert saved["correct_counts"] == counts
@@ -158,10 +161,17 @@ def test_a_torn_problem_is_regenerated_alone(model, dataset, tmp_path, run_recor
     assert run_records(out) == full
 
 
-@pytest.mark.parametrize("change", [
-    {"config": "standard:temperature=0.3"}, {"config": "greedy", "n": N}, {"config": "led"},
-    {"n": 2}, {"seed": SEED + 1}, {"max_tokens": MAX_TOKENS + 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"config": "standard:temperature=0.3"},
+        {"config": "greedy", "n": N},
+        {"config": "led"},
+        {"n": 2},
+        {"seed": SEED + 1},
+        {"max_tokens": MAX_TOKENS + 1},
+    ],
+)
 def test_a_different_run_on_the_same_out_is_refused(model, dataset, tmp_path, change):
     out = tmp_path / "run"
     _evaluate(model, dataset, out, limit=1)
@@ -189,9 +199,30 @@ def test_cli_eval_end_to_end(tiny, dataset, tmp_path, monkeypatch, capsys):
     out = tmp_path / "cli"
 
     def argv_for(config):
-        return ["eval", "-m", str(tiny.path), "--dataset", str(dataset), "--out", str(out),
-                "--config", config, "--n", "2", "--limit", "2", "--max-tokens", "8",
-                "--seed", "1", "--threads", "1", "--n-ctx", "1024", "--no-progress"]
+        return [
+            "eval",
+            "-m",
+            str(tiny.path),
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(out),
+            "--config",
+            config,
+            "--n",
+            "2",
+            "--limit",
+            "2",
+            "--max-tokens",
+            "8",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+            "--n-ctx",
+            "1024",
+            "--no-progress",
+        ]
 
     argv = argv_for("standard")
     assert cli_main(argv) == 0

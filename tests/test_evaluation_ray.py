@@ -6,6 +6,7 @@ All tests of the ``ray`` marker share one local cluster (conftest.ray_cluster: 2
 two workers of one thread each, on a tiny random llama model (tests/support/tiny_models.py) and on
 SmolLM2-135M-Instruct (a few short problems, few tokens).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,8 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
-from led_cpp.evaluation import ray as evaluation_ray  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
+from led_cpp.evaluation import ray as evaluation_ray  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 2}?", str(2 * i + 2)) for i in range(6)]
@@ -37,8 +38,9 @@ SMOL = dict(n=2, max_tokens=12, seed=3, progress=False)
 
 
 def sample_keys(out: Path) -> list:
-    return [(r["problem_index"], r["sample"]) for r in
-            map(json.loads, (out / ev.SAMPLES_FILE).read_text().splitlines())]
+    return [
+        (r["problem_index"], r["sample"]) for r in map(json.loads, (out / ev.SAMPLES_FILE).read_text().splitlines())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +50,13 @@ def dataset(dataset_file):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-ray.gguf", "llama",
-                            seed=7, chat_template=True)
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-ray.gguf", "llama", seed=7, chat_template=True)
 
 
 def backend(path, ray_cluster, **kw) -> evaluation_ray.RayBackend:
-    return evaluation_ray.RayBackend(path, workers=2, threads_per_worker=1,
-                                     model_kwargs={"n_ctx": 1024}, start_timeout=300,
-                                     stall_timeout=300, **kw)  # a hang fails the test
+    return evaluation_ray.RayBackend(
+        path, workers=2, threads_per_worker=1, model_kwargs={"n_ctx": 1024}, start_timeout=300, stall_timeout=300, **kw
+    )  # a hang fails the test
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +70,13 @@ def smol_reference(smollm2_path, dataset, tmp_path_factory):
 
 @pytest.mark.ray
 @pytest.mark.parametrize("config,n", [("standard", 3), ("greedy", 4), ("led:d=3:k=4", 2)])
-def test_ray_run_equals_the_single_process_run_on_a_tiny_model(ray_cluster, tiny, dataset,
-                                                               tmp_path, config, n, run_records, run_summary):
+def test_ray_run_equals_the_single_process_run_on_a_tiny_model(
+    ray_cluster, tiny, dataset, tmp_path, config, n, run_records, run_summary
+):
     kw = dict(n=n, max_tokens=16, seed=9, progress=False)
-    single = ev.evaluate(led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1), dataset, config,
-                         out_dir=tmp_path / "single", **kw)
+    single = ev.evaluate(
+        led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1), dataset, config, out_dir=tmp_path / "single", **kw
+    )
     with backend(tiny.path, ray_cluster) as pool:
         run = ev.evaluate(pool, dataset, config, out_dir=tmp_path / "ray", **kw)
         report = pool.report()
@@ -89,12 +92,14 @@ def test_ray_run_equals_the_single_process_run_on_a_tiny_model(ray_cluster, tiny
     assert sum(s["samples"] for s in stats) == len(QUESTIONS) * n
     assert all(s["model"] == "tiny-ray.gguf" and s["device"] and s["pid"] > 0 for s in stats)
     assert sum(s["generated_tokens"] for s in stats) == sum(
-        r["generated_tokens"] for r in run_records(tmp_path / "single").values())
+        r["generated_tokens"] for r in run_records(tmp_path / "single").values()
+    )
 
 
 @pytest.mark.ray
-def test_ray_run_equals_the_single_process_run_on_smollm2(ray_cluster, smollm2_path, dataset,
-                                                          smol_reference, tmp_path, run_records, run_summary):
+def test_ray_run_equals_the_single_process_run_on_smollm2(
+    ray_cluster, smollm2_path, dataset, smol_reference, tmp_path, run_records, run_summary
+):
     ref_out, ref = smol_reference
     with backend(smollm2_path, ray_cluster) as pool:
         run = ev.evaluate(pool, dataset, "led", out_dir=tmp_path, **SMOL)
@@ -103,8 +108,9 @@ def test_ray_run_equals_the_single_process_run_on_smollm2(ray_cluster, smollm2_p
 
 
 @pytest.mark.ray
-def test_a_killed_worker_loses_nothing(ray_cluster, smollm2_path, dataset, smol_reference,
-                                       tmp_path, run_records, run_summary):
+def test_a_killed_worker_loses_nothing(
+    ray_cluster, smollm2_path, dataset, smol_reference, tmp_path, run_records, run_summary
+):
     ref_out, ref = smol_reference
     n = SMOL["n"]
     with backend(smollm2_path, ray_cluster) as pool:
@@ -136,7 +142,8 @@ def test_a_killed_worker_loses_nothing(ray_cluster, smollm2_path, dataset, smol_
     assert run_summary(run) == run_summary(ref)
 
 
-DRIVER = """
+DRIVER = (
+    """
 import sys
 from led_cpp import evaluation as ev
 from led_cpp.evaluation import RayBackend
@@ -144,19 +151,23 @@ from led_cpp.evaluation import RayBackend
 model, dataset, out, address = sys.argv[1:5]
 with RayBackend(model, address=address, workers=2, threads_per_worker=1,
                 model_kwargs={"n_ctx": 1024}, stall_timeout=300) as pool:
-    ev.evaluate(pool, dataset, "led", out_dir=out, **%r)
-""" % SMOL
+    ev.evaluate(pool, dataset, "led", out_dir=out, **{settings!r})
+"""
+).replace("{settings!r}", repr(SMOL))
 
 
 @pytest.mark.ray
-def test_a_killed_driver_resumes_from_the_output_directory(ray_cluster, smollm2_path, dataset,
-                                                           smol_reference, tmp_path, run_records, run_summary):
+def test_a_killed_driver_resumes_from_the_output_directory(
+    ray_cluster, smollm2_path, dataset, smol_reference, tmp_path, run_records, run_summary
+):
     ref_out, ref = smol_reference
     n = SMOL["n"]
     out = tmp_path / "run"
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(smollm2_path), str(dataset),
-                               str(out), ray_cluster], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(smollm2_path), str(dataset), str(out), ray_cluster],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     samples = out / ev.SAMPLES_FILE
     deadline = time.monotonic() + 300
     try:
@@ -187,9 +198,29 @@ def test_a_killed_driver_resumes_from_the_output_directory(ray_cluster, smollm2_
 
 @pytest.mark.ray
 def test_cli_eval_on_ray(ray_cluster, tiny, dataset, tmp_path, capsys, run_records, run_summary):
-    argv = ["eval", "-m", str(tiny.path), "--dataset", str(dataset), "--config", "standard",
-            "--n", "2", "--max-tokens", "8", "--seed", "2", "--n-ctx", "1024", "--no-progress",
-            "--ray", "--workers", "2", "--threads-per-worker", "1"]
+    argv = [
+        "eval",
+        "-m",
+        str(tiny.path),
+        "--dataset",
+        str(dataset),
+        "--config",
+        "standard",
+        "--n",
+        "2",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "2",
+        "--n-ctx",
+        "1024",
+        "--no-progress",
+        "--ray",
+        "--workers",
+        "2",
+        "--threads-per-worker",
+        "1",
+    ]
     assert cli_main(argv + ["--out", str(tmp_path / "ray")]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[2].split()[:3] == ["standard", str(len(QUESTIONS)), "2"]
@@ -197,10 +228,20 @@ def test_cli_eval_on_ray(ray_cluster, tiny, dataset, tmp_path, capsys, run_recor
     # With --shard and eval-merge too: still the single-process records.
     for k in (1, 2):
         assert cli_main(argv + ["--shard", f"{k}/2", "--out", str(tmp_path / f"part{k}")]) == 0
-    assert cli_main(["eval-merge", str(tmp_path / "part1"), str(tmp_path / "part2"),
-                     "--out", str(tmp_path / "merged")]) == 0
-    single = ev.evaluate(led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1), dataset, "standard",
-                         n=2, max_tokens=8, seed=2, out_dir=tmp_path / "single", progress=False)
+    assert (
+        cli_main(["eval-merge", str(tmp_path / "part1"), str(tmp_path / "part2"), "--out", str(tmp_path / "merged")])
+        == 0
+    )
+    single = ev.evaluate(
+        led_cpp.Model(tiny.path, n_ctx=1024, n_threads=1),
+        dataset,
+        "standard",
+        n=2,
+        max_tokens=8,
+        seed=2,
+        out_dir=tmp_path / "single",
+        progress=False,
+    )
     for out in ("ray", "merged"):
         assert run_records(tmp_path / out) == run_records(tmp_path / "single")
         assert run_summary(tmp_path / out) == run_summary(single)
@@ -226,8 +267,9 @@ def test_workers_the_cluster_cannot_place_time_out_with_what_they_ask(ray_cluste
 @pytest.mark.ray
 def test_a_stalled_run_stops_with_a_timeout(ray_cluster, smollm2_path, dataset, tmp_path):
     # No SmolLM2 problem finishes within 10 ms: the run stops instead of waiting for ever.
-    pool = evaluation_ray.RayBackend(smollm2_path, workers=2, threads_per_worker=1,
-                                     model_kwargs={"n_ctx": 1024}, stall_timeout=0.01)
+    pool = evaluation_ray.RayBackend(
+        smollm2_path, workers=2, threads_per_worker=1, model_kwargs={"n_ctx": 1024}, stall_timeout=0.01
+    )
     with pool, pytest.raises(TimeoutError, match="no problem finished within 0.01 s on 2 Ray workers"):
         ev.evaluate(pool, dataset, "led", out_dir=tmp_path, **SMOL)
     assert not (tmp_path / ev.SAMPLES_FILE).exists()
@@ -239,9 +281,24 @@ def test_an_address_that_does_not_answer_fails_fast(tmp_path, dataset):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     result = subprocess.run(
-        [sys.executable, "-m", "led_cpp.cli", "eval", "-m", str(tmp_path / "m.gguf"), "--dataset",
-         str(dataset), "--out", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "led_cpp.cli",
+            "eval",
+            "-m",
+            str(tmp_path / "m.gguf"),
+            "--dataset",
+            str(dataset),
+            "--out",
+            str(tmp_path / "out"),
+            "--ray",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.stderr
     assert "ray start --head" in result.stderr

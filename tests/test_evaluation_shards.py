@@ -4,6 +4,7 @@ A tiny random llama model (tests/support/tiny_models.py) runs a small dataset wh
 shards; the merged records and summary must equal the whole run's apart from timings, and
 eval-merge must refuse shards of different runs, overlapping shards and missing problems.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import evaluation as ev  # noqa: E402
-from led_cpp.evaluation import shards  # noqa: E402
 from led_cpp.cli import main as cli_main  # noqa: E402
+from led_cpp.evaluation import shards  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 QUESTIONS = [(f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(7)]
@@ -30,8 +31,7 @@ N, SEED, MAX_TOKENS = 2, 5, 12
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-shards.gguf", "llama",
-                            seed=5, chat_template=True)
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-shards.gguf", "llama", seed=5, chat_template=True)
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,14 @@ def run(model, dataset, out, config="standard", **kw):
     return ev.evaluate(model, dataset, config, **args)
 
 
-@pytest.mark.parametrize("config,n,split", [
-    ("standard", N, [{0, 3, 6}, {1, 4}, {2, 5}]),  # a problem per batch, batch j to shard j % 3
-    ("greedy", 8, [{0, 1, 6}, {2, 3}, {4, 5}]),  # greedy: 16 // n = 2 problems per batch
-])
-def test_three_shards_merged_equal_the_whole_run(model, dataset, tmp_path, config, n, split, run_records,
-                                                 run_summary):
+@pytest.mark.parametrize(
+    "config,n,split",
+    [
+        ("standard", N, [{0, 3, 6}, {1, 4}, {2, 5}]),  # a problem per batch, batch j to shard j % 3
+        ("greedy", 8, [{0, 1, 6}, {2, 3}, {4, 5}]),  # greedy: 16 // n = 2 problems per batch
+    ],
+)
+def test_three_shards_merged_equal_the_whole_run(model, dataset, tmp_path, config, n, split, run_records, run_summary):
     whole = run(model, dataset, tmp_path / "whole", config, n=n)
     parts = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
     seen = []
@@ -68,8 +70,7 @@ def test_three_shards_merged_equal_the_whole_run(model, dataset, tmp_path, confi
     assert run_records(tmp_path / "merged") == run_records(tmp_path / "whole")
     assert run_summary(tmp_path / "merged") == run_summary(tmp_path / "whole")
     assert merged.pass_at_k == whole.pass_at_k
-    assert merged.run["runner"] == "merge" and [s["shard"] for s in merged.run["shards"]] == \
-        ["1/3", "2/3", "3/3"]
+    assert merged.run["runner"] == "merge" and [s["shard"] for s in merged.run["shards"]] == ["1/3", "2/3", "3/3"]
     # The merged samples file is in problem order, one line per sample.
     lines = [json.loads(x) for x in (tmp_path / "merged" / ev.SAMPLES_FILE).read_text().splitlines()]
     assert [(r["problem_index"], r["sample"]) for r in lines] == sorted(run_records(tmp_path / "whole"))
@@ -134,7 +135,9 @@ def test_merge_refuses_overlapping_shards(three_shards, tmp_path):
 
 
 def test_merge_reports_missing_problems(model, dataset, three_shards, tmp_path):
-    with pytest.raises(shards.ShardMergeError, match=r"2 problems are missing(.|\n)*shard 2/3 not given \(2 problems\)"):
+    with pytest.raises(
+        shards.ShardMergeError, match=r"2 problems are missing(.|\n)*shard 2/3 not given \(2 problems\)"
+    ):
         shards.merge_runs([three_shards / "s1", three_shards / "s3"], tmp_path / "m")
     # A shard cut short: its unfinished problems are named.
     cut = tmp_path / "s1-cut"
@@ -150,19 +153,47 @@ def test_merge_reports_missing_problems(model, dataset, three_shards, tmp_path):
 
 def test_cli_shards_and_eval_merge(tiny, dataset, model, tmp_path, capsys, run_records, run_summary):
     def argv(*extra):
-        return ["compare", "-m", str(tiny.path), "--dataset", str(dataset), "--configs",
-                "standard,led:d=3:k=4", "--n", str(N), "--max-tokens", str(MAX_TOKENS),
-                "--seed", str(SEED), "--threads", "1", "--n-ctx", "1024", "--no-progress", *extra]
+        return [
+            "compare",
+            "-m",
+            str(tiny.path),
+            "--dataset",
+            str(dataset),
+            "--configs",
+            "standard,led:d=3:k=4",
+            "--n",
+            str(N),
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--seed",
+            str(SEED),
+            "--threads",
+            "1",
+            "--n-ctx",
+            "1024",
+            "--no-progress",
+            *extra,
+        ]
 
     for k in (1, 2):
         assert cli_main(argv("--shard", f"{k}/2", "--out", str(tmp_path / f"part{k}"))) == 0
     capsys.readouterr()
-    assert cli_main(["eval-merge", str(tmp_path / "part1"), str(tmp_path / "part2"),
-                     "--out", str(tmp_path / "merged")]) == 0
+    assert (
+        cli_main(["eval-merge", str(tmp_path / "part1"), str(tmp_path / "part2"), "--out", str(tmp_path / "merged")])
+        == 0
+    )
     table = capsys.readouterr().out.splitlines()
     assert [row.split()[0] for row in table[2:4]] == ["standard", "led:d=3:k=4"]
-    whole = ev.compare(model, dataset, ["standard", "led:d=3:k=4"], n=N, max_tokens=MAX_TOKENS,
-                       seed=SEED, out_dir=tmp_path / "whole", progress=False)
+    whole = ev.compare(
+        model,
+        dataset,
+        ["standard", "led:d=3:k=4"],
+        n=N,
+        max_tokens=MAX_TOKENS,
+        seed=SEED,
+        out_dir=tmp_path / "whole",
+        progress=False,
+    )
     for s in whole:
         name = Path(s.out_dir).name
         assert run_records(tmp_path / "merged" / name) == run_records(Path(s.out_dir))

@@ -32,8 +32,9 @@ def test_offline_cache_is_used(tmp_path: Path):
     snapshot.mkdir(parents=True)
     write_tiny_model(snapshot / "tiny.gguf", "llama")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    run = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-1500:]
     assert "LOADED llama 4" in run.stdout
     # offline, a file that is not cached is an error from huggingface-hub, not a download
@@ -85,8 +86,9 @@ def test_glob_and_split_model_offline(tmp_path: Path):
     (snapshot / "sub").mkdir()
     write_tiny_model(snapshot / "sub" / "b-Q4_K_M.gguf", "llama", seed=2)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    run = subprocess.run([sys.executable, "-c", _GLOB_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                         env=env, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _GLOB_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-1500:]
     lines = {line.split()[0]: line for line in run.stdout.splitlines()}
     whole = lines["whole"].split("LOADED tiny-Q8_0.gguf 1 ")[1]
@@ -105,8 +107,9 @@ def test_split_model_with_a_missing_part_offline(tmp_path: Path):
     write_tiny_model(snapshot / "tiny-split.gguf", "llama", split_max_tensors=16)
     (snapshot / "tiny-split-00002-of-00003.gguf").unlink()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    run = subprocess.run([sys.executable, "-c", _GLOB_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                         env=env, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _GLOB_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-1500:]
     lines = {line.split()[0]: line for line in run.stdout.splitlines()}
     assert "lacks tiny-split-00002-of-00003.gguf" in lines["glob-split"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import led_cpp
 from led_cpp import SamplingConfig
 
 QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -51,7 +50,9 @@ def test_max_tokens_and_logprobs(smollm2):
 def test_stop_string_is_honoured(smollm2):
     free = smollm2.generate("Count: 1, 2, 3,", max_tokens=20, config=SamplingConfig(temperature=0)).result
     assert " 5" in free.text
-    stopped = smollm2.generate("Count: 1, 2, 3,", max_tokens=20, config=SamplingConfig(temperature=0), stop=[" 5"]).result
+    stopped = smollm2.generate(
+        "Count: 1, 2, 3,", max_tokens=20, config=SamplingConfig(temperature=0), stop=[" 5"]
+    ).result
     assert stopped.finish_reason == "stop"
     assert stopped.text == free.text[: free.text.index(" 5")]
 
@@ -106,8 +107,22 @@ def test_gemma_base_model_generates(gemma):
 def test_cli_generate_runs(smollm2_path, capsys):
     from led_cpp.cli import main
 
-    status = main(["generate", "Say hello.", "-m", str(smollm2_path), "--max-tokens", "8", "--seed", "1",
-                   "--n-ctx", "512", "--threads", "2"])
+    status = main(
+        [
+            "generate",
+            "Say hello.",
+            "-m",
+            str(smollm2_path),
+            "--max-tokens",
+            "8",
+            "--seed",
+            "1",
+            "--n-ctx",
+            "512",
+            "--threads",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0
     assert captured.out.strip()
@@ -119,8 +134,26 @@ def test_cli_led_projection_gives_the_same_text(smollm2_path, capsys):
 
     texts = []
     for projection in ("on_explore", "every_step"):
-        status = main(["generate", "Count to five.", "-m", str(smollm2_path), "--max-tokens", "12", "--seed", "3",
-                       "--n-ctx", "512", "--threads", "2", "--led", "--no-exploit", "--led-projection", projection])
+        status = main(
+            [
+                "generate",
+                "Count to five.",
+                "-m",
+                str(smollm2_path),
+                "--max-tokens",
+                "12",
+                "--seed",
+                "3",
+                "--n-ctx",
+                "512",
+                "--threads",
+                "2",
+                "--led",
+                "--no-exploit",
+                "--led-projection",
+                projection,
+            ]
+        )
         assert status == 0
         texts.append(capsys.readouterr().out)
     assert texts[0].strip() and texts[0] == texts[1]

@@ -59,6 +59,7 @@ for each of the two checks, except on the model built to tie, where the C++ must
 take the first maximum of its own entropies. A candidate order that differs between
 near-equal probabilities is checked further on the C++ order, never skipped.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,17 +76,16 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, _core  # noqa: E402
-
 from tests.support import led_reference as L  # noqa: E402
 from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
-LOGIT_REL = 1e-4          # per-row logit tolerance, relative to the row's max |logit|
-GEMMA3_STEP_REL = 1e-3    # gemma3 along generation (F16 GELU table; measured <~3e-4)
-TIE = 1e-5                # spec: entropies within 1e-5 tie; uniforms within ~1e-5 of a boundary tie
+LOGIT_REL = 1e-4  # per-row logit tolerance, relative to the row's max |logit|
+GEMMA3_STEP_REL = 1e-3  # gemma3 along generation (F16 GELU table; measured <~3e-4)
+TIE = 1e-5  # spec: entropies within 1e-5 tie; uniforms within ~1e-5 of a boundary tie
 ENTROPY_ATOL = 1e-4
 LOGPROB_ATOL = 1e-4
-MAX_TIES = 3              # tie allowances used per 64-step run (each check)
+MAX_TIES = 3  # tie allowances used per 64-step run (each check)
 N_STEPS = 64
 # Tie margins (gate: |u_gate - (1 - q0)|, u: |u - cumsum boundary|, H: entropy gap,
 # p: relative gap of a greedy argmax) and comparison tolerances (q0: top-1 probability,
@@ -121,13 +121,18 @@ def tiny(tmp_path_factory):
 def tiny_every_step(tiny):
     """arch -> the same model loaded with led_projection="every_step": the depths' posteriors
     come from the model graph at every step instead of from the second graph."""
-    return {arch: led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False,
-                                led_projection="every_step")
-            for arch, (tm, _) in tiny.items()}
+    return {
+        arch: led_cpp.Model(
+            tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False, led_projection="every_step"
+        )
+        for arch, (tm, _) in tiny.items()
+    }
 
 
-TEXT = ("Once upon a time, in a small village by the sea, there lived an old fisherman "
-        "who told stories to anyone who would listen.")
+TEXT = (
+    "Once upon a time, in a small village by the sea, there lived an old fisherman "
+    "who told stories to anyone who would listen."
+)
 
 
 def row_rel_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -183,7 +188,8 @@ def test_depth_logits_match_numpy(tiny, arch):
                 errs[n_tok] = max(errs.get(n_tok, 0.0), float(err.max()))
                 if arch != "gemma3":
                     assert np.all(err <= LOGIT_REL), (
-                        f"{arch} n_tok={n_tok} {layer_counting} ln={ln}: per-row relative errors {err}")
+                        f"{arch} n_tok={n_tok} {layer_counting} ln={ln}: per-row relative errors {err}"
+                    )
                 if n_tok in (1, 5, 17, len(full)):  # 17 > gemma3's sliding window of 8
                     # direct numpy_forward.depth_logits on the prefix, and smaller d
                     want = NF.depth_logits(tm, prompt, n_layer, ln=ln, layer_counting=layer_counting, **fkw)
@@ -239,8 +245,17 @@ def test_all_depth_logits_is_per_prefix(tiny):
 # b. LED tokens vs the NumPy port, 64 steps
 # ======================================================================================
 def _cfg(T, exploit, d, k, ln, lc, rule="max_entropy", fixed=None):
-    return LEDConfig(temperature=T, d=d, k=k, ln=ln, exploit=exploit, think_only=False,
-                     depth_rule=rule, fixed_depth=fixed, layer_counting=lc)
+    return LEDConfig(
+        temperature=T,
+        d=d,
+        k=k,
+        ln=ln,
+        exploit=exploit,
+        think_only=False,
+        depth_rule=rule,
+        fixed_depth=fixed,
+        layer_counting=lc,
+    )
 
 
 CONFIGS = {
@@ -280,9 +295,19 @@ def _cumfrac(w: np.ndarray) -> np.ndarray:
 
 
 def _port(z: np.ndarray, cfg: LEDConfig, u: tuple[float, float, float], candidates=None) -> L.StepTrace:
-    return L.led_trace(z, temperature=cfg.temperature, k=cfg.k, exploit=cfg.exploit, explore_allowed=True,
-                       depth_rule=cfg.depth_rule, fixed_depth=cfg.fixed_depth or 0,
-                       u_token=u[0], u_gate=u[1], u_depth=u[2], candidates=candidates)
+    return L.led_trace(
+        z,
+        temperature=cfg.temperature,
+        k=cfg.k,
+        exploit=cfg.exploit,
+        explore_allowed=True,
+        depth_rule=cfg.depth_rule,
+        fixed_depth=cfg.fixed_depth or 0,
+        u_token=u[0],
+        u_gate=u[1],
+        u_depth=u[2],
+        candidates=candidates,
+    )
 
 
 def _margins(tr: L.StepTrace, other: L.StepTrace | None, floor: dict) -> dict:
@@ -313,8 +338,11 @@ def _draw_options(tr: L.StepTrace, w: np.ndarray, eps_u: float, eps_p: float) ->
     if tr.greedy:
         top = float(w.max())
         return {int(tr.C[i]) for i in range(len(w)) if float(w[i]) >= top * (1 - eps_p)}
-    us = {tr.u_token, min(max(tr.u_token - eps_u, 0.0), np.nextafter(1.0, 0.0)),
-          min(tr.u_token + eps_u, np.nextafter(1.0, 0.0))}
+    us = {
+        tr.u_token,
+        min(max(tr.u_token - eps_u, 0.0), np.nextafter(1.0, 0.0)),
+        min(tr.u_token + eps_u, np.nextafter(1.0, 0.0)),
+    }
     return {int(tr.C[L.draw_index(w, u)]) for u in us}
 
 
@@ -363,20 +391,23 @@ class _Checker:
         if cands != [int(c) for c in tr.C]:
             p0 = tr.p[0].astype(np.float64)
             assert sorted(cands) == sorted(int(c) for c in tr.C) or np.allclose(
-                np.sort(p0[cands]), np.sort(tr.q.astype(np.float64)), rtol=margins["p"], atol=0), (
-                f"{where}: candidates {cands} vs port {list(tr.C)}")
-            np.testing.assert_allclose(p0[cands], tr.q, rtol=margins["p"], atol=0,
-                                       err_msg=f"{where}: candidates {cands} vs port {list(tr.C)}")
+                np.sort(p0[cands]), np.sort(tr.q.astype(np.float64)), rtol=margins["p"], atol=0
+            ), f"{where}: candidates {cands} vs port {list(tr.C)}"
+            np.testing.assert_allclose(
+                p0[cands], tr.q, rtol=margins["p"], atol=0, err_msg=f"{where}: candidates {cands} vs port {list(tr.C)}"
+            )
             self.ties.append(f"{where}: candidate order near-tie")
             tr = _port(z, cfg, u, candidates=cands)
         assert abs(st.top1_probability - float(tr.q[0])) <= margins["q0"], (
-            f"{where}: top-1 probability {st.top1_probability} vs port {float(tr.q[0])}")
+            f"{where}: top-1 probability {st.top1_probability} vs port {float(tr.q[0])}"
+        )
         got = (bool(st.explored), int(st.depth) if st.explored else 0, int(token))
         opts = acceptable(tr, margins)
         assert got in opts, (
             f"{where}: C++ (explored, depth, token) = {got}, port nominal {_nominal(tr)}, acceptable "
             f"{sorted(opts)}; u_gate={tr.u_gate!r} u_token={tr.u_token!r} u_depth={tr.u_depth!r}, "
-            f"1-q0={1 - float(tr.q[0])!r}, H={tr.H.tolist()}, q={tr.q.tolist()}, C={tr.C.tolist()}")
+            f"1-q0={1 - float(tr.q[0])!r}, H={tr.H.tolist()}, q={tr.q.tolist()}, C={tr.C.tolist()}"
+        )
         if got != _nominal(tr):
             self.ties.append(f"{where}: C++ {got} vs port nominal {_nominal(tr)}")
         if st.explored:
@@ -387,7 +418,8 @@ class _Checker:
             assert token in self.eog, f"{where}: the run ended (eos) on token {token}"
         else:
             assert abs(logprob - float(tr.logp0[token])) <= margins["lp"], (
-                f"{where}: logprob {logprob} vs port {float(tr.logp0[token])}")
+                f"{where}: logprob {logprob} vs port {float(tr.logp0[token])}"
+            )
 
 
 CHECKED_STEPS: list[int] = []  # decided steps checked against the port in this session
@@ -412,8 +444,9 @@ def check_run_against_port(tm, m, arch, cfg, prompt, res, seed, prompt_index=0, 
     CHECKED_STEPS.append(n_check)
     assert res.trace is not None and len(res.trace) == n_check and len(res.logprobs) == len(toks)
     U = [_core.stream_uniforms(seed, prompt_index, sample_index, s, n_check) for s in range(3)]  # token, gate, depth
-    numpy_z = all_depth_logits(tm, prompt + toks, cfg.d, ln=cfg.ln, layer_counting=cfg.layer_counting,
-                               **FORWARD_KW[arch])
+    numpy_z = all_depth_logits(
+        tm, prompt + toks, cfg.d, ln=cfg.ln, layer_counting=cfg.layer_counting, **FORWARD_KW[arch]
+    )
     step_rel = GEMMA3_STEP_REL if arch == "gemma3" else LOGIT_REL
     strict = _Checker("strict: port on C++ depth logits", tm.eog_ids)
     e2e = _Checker("end to end: port on NumPy depth logits", tm.eog_ids)
@@ -474,13 +507,18 @@ def tiny_tied(tmp_path_factory):
     """A llama whose output rows repeat every TIE_GROUPS tokens: exact probability ties at every
     depth (the top-k cut and the candidates' order fall inside a group; with k = 2 every depth's
     entropy is ln 2 exactly). Both projections."""
+
     def shared_rows(weights):
         head = weights["output.weight"]
         head[:] = head[np.arange(head.shape[0]) % TIE_GROUPS]
 
     tm = write_tiny_model(tmp_path_factory.mktemp("tied") / "tied.gguf", "llama", edit_weights=shared_rows)
-    models = {projection: led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False,
-                                        led_projection=projection) for projection in ("on_explore", "every_step")}
+    models = {
+        projection: led_cpp.Model(
+            tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False, led_projection=projection
+        )
+        for projection in ("on_explore", "every_step")
+    }
     return tm, models
 
 

@@ -46,8 +46,9 @@ print("RESULT " + json.dumps(latencies))
 
 
 def test_ctrl_c_returns_quickly_and_leaves_the_model_usable(smollm2_path):
-    run = subprocess.run([sys.executable, "-c", _SCRIPT, str(smollm2_path)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(smollm2_path)], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result["after"], "the model generated differently after the interrupts"

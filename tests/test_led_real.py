@@ -7,7 +7,9 @@ import pytest
 
 from led_cpp import LEDConfig, SamplingConfig
 
-PROMPT = [{"role": "user", "content": "A shop sells pens at 3 dollars each. How much do 7 pens cost? Reason step by step."}]
+PROMPT = [
+    {"role": "user", "content": "A shop sells pens at 3 dollars each. How much do 7 pens cost? Reason step by step."}
+]
 TIE = 1e-5  # LED_SPEC: depths whose entropies differ by less than this are ties
 
 
@@ -52,8 +54,9 @@ def test_gate_explores_less_than_always(model):
 def test_d1_equals_top_k_sampling(model):
     for seed in (1, 2):
         led = model.generate(_prompt(model), config=LEDConfig(d=1, k=8, exploit=False), max_tokens=40, seed=seed).result
-        top_k = model.generate(_prompt(model), config=SamplingConfig(temperature=0.6, top_k=8, top_p=1.0), max_tokens=40,
-                               seed=seed).result
+        top_k = model.generate(
+            _prompt(model), config=SamplingConfig(temperature=0.6, top_k=8, top_p=1.0), max_tokens=40, seed=seed
+        ).result
         assert led.tokens == top_k.tokens
 
 
@@ -79,8 +82,9 @@ def test_logprobs_are_final_layer_at_temperature(model):
     independently of the sampler (depth_logits at depth 0), even where LED took another depth."""
     temperature = 0.6
     prompt = model.tokenize("Question: 7 pens at 3 dollars each cost how much?\nAnswer:")
-    result = model.generate(prompt, config=LEDConfig(temperature=temperature, exploit=False), max_tokens=6, seed=3,
-                            trace=True).result
+    result = model.generate(
+        prompt, config=LEDConfig(temperature=temperature, exploit=False), max_tokens=6, seed=3, trace=True
+    ).result
     assert len(result.logprobs) == len(result.tokens) == 6
     for i, token in enumerate(result.tokens):
         z = np.asarray(model.depth_logits(prompt + result.tokens[:i], d=1), dtype=np.float64)[0] / temperature
@@ -100,9 +104,10 @@ def test_think_only_stops_exploring_after_the_marker(smollm2):
     assert 0 < result.reasoning_tokens < len(result.tokens)
     assert result.explored_steps == result.reasoning_tokens
     assert all(step.explored for step in result.trace[: result.reasoning_tokens])
-    assert not any(step.explored for step in result.trace[result.reasoning_tokens:])
-    free = smollm2.generate(PROMPT, config=LEDConfig(exploit=False, think_end="7", think_only=False), max_tokens=60,
-                            seed=1).result
+    assert not any(step.explored for step in result.trace[result.reasoning_tokens :])
+    free = smollm2.generate(
+        PROMPT, config=LEDConfig(exploit=False, think_end="7", think_only=False), max_tokens=60, seed=1
+    ).result
     assert free.explored_steps == len(free.tokens)
 
 

@@ -9,7 +9,6 @@ import pytest
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig, _core
 from led_cpp.server.engine import result_of
-
 from tests.support.tiny_models import write_tiny_model
 
 N_CTX = 256
@@ -23,8 +22,12 @@ REQUESTS = [
     ("In the morning", 1, SamplingConfig(temperature=1.3, top_k=0, top_p=1.0), 4),
     ("Far away", 2, LEDConfig(temperature=0.7, d=3, k=6, exploit=False, think_only=False), 5),
     ("The old man", 1, LEDConfig(temperature=1.0, d=4, k=3, ln=True, exploit=False, think_only=False), 6),
-    ("She said", 1, LEDConfig(temperature=0.8, d=2, k=8, layer_counting="reference", exploit=False,
-                              think_only=False), 7),
+    (
+        "She said",
+        1,
+        LEDConfig(temperature=0.8, d=2, k=8, layer_counting="reference", exploit=False, think_only=False),
+        7,
+    ),
     ("Numbers:", 1, LEDConfig(temperature=0.6, d=4, k=12, depth_rule="random", think_only=False), 8),
 ]
 
@@ -38,8 +41,9 @@ def tiny_path(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["on_explore", "every_step"])
 def model(tiny_path, request):
-    return led_cpp.Model(tiny_path, n_ctx=N_CTX, n_threads=1, kv_type="f32", flash_attention=False,
-                         led_projection=request.param)
+    return led_cpp.Model(
+        tiny_path, n_ctx=N_CTX, n_threads=1, kv_type="f32", flash_attention=False, led_projection=request.param
+    )
 
 
 def requests_for(model):
@@ -55,9 +59,15 @@ def run_together(model, requests, n_parallel):
     """Submits every request to one open engine before its first step; returns the results per
     request ([prompt][sample] tokens) and the engine's stats."""
     engine = _core.BatchRun(model._native, n_parallel)
-    ids = [engine.submit([model.prompt_tokens(prompt)], n, model.native_config(config),
-                         _core.RunOptions(max_tokens=MAX_TOKENS, seed=seed))
-           for prompt, n, config, seed in requests]
+    ids = [
+        engine.submit(
+            [model.prompt_tokens(prompt)],
+            n,
+            model.native_config(config),
+            _core.RunOptions(max_tokens=MAX_TOKENS, seed=seed),
+        )
+        for prompt, n, config, seed in requests
+    ]
     finished = []
     while not engine.idle:
         engine.advance()

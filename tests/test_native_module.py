@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.support.tiny_models import write_tiny_model
 
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig, _core
 from led_cpp.config import DEPTH_RULES, LAYER_COUNTINGS, LED_PROJECTIONS
 from led_cpp.results import GenerationResult, run_stats
+from tests.support.tiny_models import write_tiny_model
 
 gguf = pytest.importorskip("gguf")
 
@@ -47,9 +47,13 @@ def _compared(members) -> set[str]:
     constructor has only the inherited slot wrapper as its __init__: not one of them)."""
     if not hasattr(members, "items"):
         members = dict.fromkeys(members)
-    return {name for name, member in members.items()
-            if not name.startswith("_") or name == "__repr__"
-            or (name == "__init__" and type(member).__name__ != "wrapper_descriptor")}
+    return {
+        name
+        for name, member in members.items()
+        if not name.startswith("_")
+        or name == "__repr__"
+        or (name == "__init__" and type(member).__name__ != "wrapper_descriptor")
+    }
 
 
 def _split_arguments(text: str) -> list[str]:
@@ -133,8 +137,11 @@ def test_stub_class_has_the_members_of_the_class(name):
 # --------------------------------------------------------------------------- docstrings
 def _own_text(doc: str | None) -> str:
     """A pybind11 docstring without its signature lines: what the binding wrote."""
-    lines = [line for line in (doc or "").splitlines()
-             if not SIGNATURE.match(line.strip()) and line.strip() != "Overloaded function."]
+    lines = [
+        line
+        for line in (doc or "").splitlines()
+        if not SIGNATURE.match(line.strip()) and line.strip() != "Overloaded function."
+    ]
     return "\n".join(lines).strip()
 
 
@@ -190,21 +197,27 @@ def test_every_public_python_name_has_a_docstring():
     assert not missing, f"public names without a docstring: {sorted(set(missing))}"
 
 
-@pytest.mark.parametrize("kind", [kind for kind in _python_classes() if dataclasses.is_dataclass(kind)],
-                         ids=lambda kind: kind.__name__)
+@pytest.mark.parametrize(
+    "kind", [kind for kind in _python_classes() if dataclasses.is_dataclass(kind)], ids=lambda kind: kind.__name__
+)
 def test_every_dataclass_field_is_documented(kind):
     doc = inspect.getdoc(kind)
-    undocumented = [field.name for field in dataclasses.fields(kind)
-                    if not re.search(rf"^\s*{field.name}: \S", doc, re.MULTILINE)]
+    undocumented = [
+        field.name for field in dataclasses.fields(kind) if not re.search(rf"^\s*{field.name}: \S", doc, re.MULTILINE)
+    ]
     assert not undocumented, f"{kind.__name__}'s docstring does not describe {undocumented}"
 
 
 # --------------------------------------------------------------------------- the option enums
-@pytest.mark.parametrize("kind, option, names", [
-    (_core.DepthRule, "depth_rule", ("max_entropy", "random", "fixed")),
-    (_core.LayerCounting, "layer_counting", ("paper", "reference")),
-    (_core.Projection, "led_projection", ("auto", "every_step", "on_explore")),
-], ids=["DepthRule", "LayerCounting", "Projection"])
+@pytest.mark.parametrize(
+    "kind, option, names",
+    [
+        (_core.DepthRule, "depth_rule", ("max_entropy", "random", "fixed")),
+        (_core.LayerCounting, "layer_counting", ("paper", "reference")),
+        (_core.Projection, "led_projection", ("auto", "every_step", "on_explore")),
+    ],
+    ids=["DepthRule", "LayerCounting", "Projection"],
+)
 def test_an_enum_is_parsed_by_its_own_constructor_and_refuses_unknown_names(kind, option, names):
     assert tuple(kind.__members__) == names
     for name in names:
@@ -233,15 +246,23 @@ def test_a_config_refuses_an_unknown_name_with_the_native_parser_s_message(field
 
 def test_led_step_takes_the_same_names():
     with pytest.raises(ValueError, match=r"depth_rule must be one of \('max_entropy', 'random', 'fixed'\)"):
-        _core.led_step([[0.0, 1.0]], temperature=1.0, k=1, exploit=True, depth_rule="maximal", u_gate=0.5,
-                       u_token=0.5)
+        _core.led_step([[0.0, 1.0]], temperature=1.0, k=1, exploit=True, depth_rule="maximal", u_gate=0.5, u_token=0.5)
 
 
 @pytest.mark.parametrize("rule", DEPTH_RULES)
 @pytest.mark.parametrize("counting", LAYER_COUNTINGS)
 def test_each_config_name_reaches_the_native_spec_as_its_enum(rule, counting):
-    config = LEDConfig(d=4, k=3, ln=True, exploit=False, think_only=False, depth_rule=rule,
-                       fixed_depth=2 if rule == "fixed" else None, layer_counting=counting, temperature=0.7)
+    config = LEDConfig(
+        d=4,
+        k=3,
+        ln=True,
+        exploit=False,
+        think_only=False,
+        depth_rule=rule,
+        fixed_depth=2 if rule == "fixed" else None,
+        layer_counting=counting,
+        temperature=0.7,
+    )
     spec = config.to_native("<think>", "</think>")
     assert isinstance(spec, _core.SamplingSpec)
     assert spec.led and spec.depth_rule == _core.DepthRule(rule)
@@ -300,7 +321,7 @@ def test_a_fixed_run_returns_typed_pieces_results_and_stats(model):
         assert {(piece.request, piece.prompt) for piece in pieces} == {(0, 0)}
         assert len(result.trace) == len(result.tokens) + (result.finish_reason == "eos")
         assert all(isinstance(step, _core.TraceStep) and len(step.entropies) == 3 for step in result.trace)
-        assert [step.token for step in result.trace][:len(result.tokens)] == result.tokens
+        assert [step.token for step in result.trace][: len(result.tokens)] == result.tokens
         assert result.timings.prompt_tokens == len(prompt) and result.timings.decode_tokens == len(result.tokens)
         assert repr(result).startswith(f"SampleResult(tokens={result.tokens!r}, text={result.text!r}, ")
         assert f"timings=Timings(prompt_tokens={len(prompt)}, " in repr(result)
@@ -309,17 +330,32 @@ def test_a_fixed_run_returns_typed_pieces_results_and_stats(model):
     assert isinstance(stats, _core.RunStats)
     assert stats.decided_steps == sum(len(result.trace) for result in results[0]) == stats.explored_steps
     counts = run_stats(stats)
-    assert list(counts) == ["prompt_tokens_evaluated", "decode_tokens_evaluated", "decode_calls", "explore_graphs",
-                            "every_step", "shared_head_product", "explored_steps", "decided_steps", "n_parallel",
-                            "peak_active", "peak_requests_per_step", "graph_switches"]
+    assert list(counts) == [
+        "prompt_tokens_evaluated",
+        "decode_tokens_evaluated",
+        "decode_calls",
+        "explore_graphs",
+        "every_step",
+        "shared_head_product",
+        "explored_steps",
+        "decided_steps",
+        "n_parallel",
+        "peak_active",
+        "peak_requests_per_step",
+        "graph_switches",
+    ]
     assert counts["decided_steps"] == stats.decided_steps and counts["n_parallel"] == stats.n_parallel == 2
 
     # the Python results are a thin wrapper: the same run through Model gives the same results
     wrapped = [GenerationResult.from_native(result, True) for result in results[0]]
     again = model.generate_batch([prompt], n=2, config=config, max_tokens=6, seed=5, trace=True)[0]
     for mine, theirs in zip(wrapped, again):
-        assert (mine.tokens, mine.text, mine.finish_reason, mine.explored_steps) == \
-            (theirs.tokens, theirs.text, theirs.finish_reason, theirs.explored_steps)
+        assert (mine.tokens, mine.text, mine.finish_reason, mine.explored_steps) == (
+            theirs.tokens,
+            theirs.text,
+            theirs.finish_reason,
+            theirs.explored_steps,
+        )
         assert mine.trace == theirs.trace and mine.sampling_logprobs == theirs.sampling_logprobs
 
 
@@ -327,22 +363,27 @@ def test_an_open_run_hands_back_finished_samples(model):
     run = _core.BatchRun(model._native, 2)
     prompt = model.prompt_tokens("Hello")
     first = run.submit([prompt], 1, SamplingConfig(temperature=0).to_native(), _core.RunOptions(max_tokens=3, seed=1))
-    second = run.submit([prompt, prompt], 1, SamplingConfig().to_native(),
-                        _core.RunOptions(max_tokens=2, seed=2, top_logprobs=2))
+    second = run.submit(
+        [prompt, prompt], 1, SamplingConfig().to_native(), _core.RunOptions(max_tokens=2, seed=2, top_logprobs=2)
+    )
     finished = []
     while not run.idle:
         run.advance()
         finished += run.take_finished()
     run.close()
     assert all(isinstance(item, _core.FinishedSample) for item in finished)
-    assert sorted((item.request, item.prompt, item.sample) for item in finished) == \
-        [(first, 0, 0), (second, 0, 0), (second, 1, 0)]
+    assert sorted((item.request, item.prompt, item.sample) for item in finished) == [
+        (first, 0, 0),
+        (second, 0, 0),
+        (second, 1, 0),
+    ]
     for item in finished:
         assert item.result.finish_reason in ("length", "eos")
         if item.request == second:
             assert len(item.result.top_logprobs) == len(item.result.tokens)
-            assert all(len(step) == 2 and all(isinstance(pair, tuple) for pair in step)
-                       for step in item.result.top_logprobs)
+            assert all(
+                len(step) == 2 and all(isinstance(pair, tuple) for pair in step) for step in item.result.top_logprobs
+            )
 
 
 def test_prompt_scores_are_typed(model):
@@ -368,12 +409,16 @@ def _model_with(path: Path, monkeypatch, template: str, *, add_bos: bool, add_eo
     return led_cpp.Model(written, n_ctx=64, n_threads=1)
 
 
-@pytest.mark.parametrize("template, add_bos, bos_count", [
-    (BOS_ONCE, True, 1),    # llama.cpp removes the template's BOS text, the tokenizer adds BOS
-    (BOS_TWICE, True, 2),   # one BOS text removed: the tokenizer's BOS and the template's second
-    (BOS_ONCE, False, 1),   # nothing removed, nothing added: the template's BOS
-    (BOS_TWICE, False, 2),  # both the template's, as written
-], ids=["once-add_bos", "twice-add_bos", "once-no_add_bos", "twice-no_add_bos"])
+@pytest.mark.parametrize(
+    "template, add_bos, bos_count",
+    [
+        (BOS_ONCE, True, 1),  # llama.cpp removes the template's BOS text, the tokenizer adds BOS
+        (BOS_TWICE, True, 2),  # one BOS text removed: the tokenizer's BOS and the template's second
+        (BOS_ONCE, False, 1),  # nothing removed, nothing added: the template's BOS
+        (BOS_TWICE, False, 2),  # both the template's, as written
+    ],
+    ids=["once-add_bos", "twice-add_bos", "once-no_add_bos", "twice-no_add_bos"],
+)
 def test_chat_prompt_bos_as_llama_cpp_renders_and_tokenizes(tmp_path, monkeypatch, template, add_bos, bos_count):
     """llama.cpp's chat code (common/chat.cpp) removes a leading BOS text from a rendered
     template when the tokenizer adds BOS, then tokenizes with add_special: the prompt keeps

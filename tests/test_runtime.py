@@ -25,7 +25,6 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
-
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
 
 N_CTX = 64
@@ -128,8 +127,9 @@ def test_racing_threads_on_one_model_never_interleave(llama_path, config):
     result or is refused with "already generating" - never a mixed-up result."""
     model = load(llama_path)
     seeds = {0: 11, 1: 22}
-    expected = {seed: model.generate(PROMPT, max_tokens=16, seed=seed, config=config).result.tokens
-                for seed in seeds.values()}
+    expected = {
+        seed: model.generate(PROMPT, max_tokens=16, seed=seed, config=config).result.tokens for seed in seeds.values()
+    }
     counts = {"ok": 0, "refused": 0}
     lock = threading.Lock()
 
@@ -146,6 +146,7 @@ def test_racing_threads_on_one_model_never_interleave(llama_path, config):
                 assert tokens == expected[seed]
                 with lock:
                     counts["ok"] += 1
+
         return run
 
     run_threads([worker(seeds[0]), worker(seeds[1])])
@@ -229,8 +230,13 @@ print("ok")
 def test_close_from_another_thread_during_a_decode(wide_path):
     """close() from another thread while the consumer is inside llama_decode (a cancel button):
     the consumer stops cleanly and the model stays usable.  In a subprocess, as it may crash."""
-    run = subprocess.run([sys.executable, "-c", _CLOSE_DURING_DECODE, str(wide_path)], capture_output=True,
-                         text=True, env=_NO_GDB, timeout=240)
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_DURING_DECODE, str(wide_path)],
+        capture_output=True,
+        text=True,
+        env=_NO_GDB,
+        timeout=240,
+    )
     assert run.returncode == 0 and "ok" in run.stdout, f"exit status {run.returncode}: {run.stderr.strip()[-800:]}"
 
 
@@ -243,8 +249,9 @@ def test_two_models_generate_concurrently(llama_path, qwen_path, config):
     two threads; each result equals its single-threaded result for the same seed."""
     models = [load(llama_path), load(qwen_path), load(llama_path)]
     jobs = [(0, 5), (1, 6), (2, 7)]
-    expected = {job: models[job[0]].generate(PROMPT, max_tokens=24, seed=job[1], config=config).result.tokens
-                for job in jobs}
+    expected = {
+        job: models[job[0]].generate(PROMPT, max_tokens=24, seed=job[1], config=config).result.tokens for job in jobs
+    }
     batch_expected = models[0].generate_batch([PROMPT, "hello"], n=2, max_tokens=8, seed=9, config=config)
 
     def work(index, seed):
@@ -253,6 +260,7 @@ def test_two_models_generate_concurrently(llama_path, qwen_path, config):
             for _ in range(6):
                 out.append(models[index].generate(PROMPT, max_tokens=24, seed=seed, config=config).result.tokens)
             return out
+
         return run
 
     for pair in ((jobs[0], jobs[1]), (jobs[0], jobs[2])):
@@ -274,8 +282,9 @@ def test_two_models_generate_concurrently(llama_path, qwen_path, config):
 @pytest.fixture(scope="module")
 def wide_path(root) -> Path:
     """Wide enough that one prompt decode takes a noticeable time on one thread."""
-    return write_tiny_model(root / "wide.gguf", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=1024,
-                            context_length=1024).path
+    return write_tiny_model(
+        root / "wide.gguf", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=1024, context_length=1024
+    ).path
 
 
 def test_gil_is_released_while_decoding(wide_path):
@@ -369,6 +378,7 @@ def test_open_close_generation_cycles_do_not_leak(llama_path):
         generation.close()
 
     growth, samples = _rss_growth(cycle, 1000)
-    assert growth < 5 * MB, (f"1,000 open/close generation cycles grew the RSS by {growth / MB:.2f} MB "
-                             f"({_describe(samples)})")
+    assert growth < 5 * MB, (
+        f"1,000 open/close generation cycles grew the RSS by {growth / MB:.2f} MB ({_describe(samples)})"
+    )
     assert len(model.generate(PROMPT, max_tokens=3, seed=0).result.tokens) == 3

@@ -18,7 +18,6 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
-
 from tests.support import led_reference as L  # noqa: E402
 from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import write_tiny_model  # noqa: E402
@@ -30,17 +29,21 @@ ATOL = 1e-3  # float32 graph against a float64 forward; log-probabilities of O(1
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     tm = write_tiny_model(tmp_path_factory.mktemp("logprobs") / "llama.gguf", "llama")
-    models = {projection: led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False,
-                                        led_projection=projection)
-              for projection in ("on_explore", "every_step")}
+    models = {
+        projection: led_cpp.Model(
+            tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False, led_projection=projection
+        )
+        for projection in ("on_explore", "every_step")
+    }
     return tm, models
 
 
 def depth_logits(tm, tokens, d, ln=False):
     """[n_tokens, d, n_vocab]: every prefix's per-depth logits from one NumPy forward pass."""
     forward = NF.forward(tm, tokens)
-    rows = [forward.logits] + [NF.project(tm, forward.hidden[NF.depth_layer(tm.n_layer, j)], ln=ln)
-                               for j in range(1, d)]
+    rows = [forward.logits] + [
+        NF.project(tm, forward.hidden[NF.depth_layer(tm.n_layer, j)], ln=ln) for j in range(1, d)
+    ]
     return np.stack(rows, axis=1)
 
 
@@ -102,6 +105,9 @@ def test_led_logprobs_on_exploit_and_explored_steps(tiny, projection):
 
 def test_greedy_steps_have_log_probability_zero(tiny):
     tm, models = tiny
-    result = models["on_explore"].generate(tm.encode("abc"), config=LEDConfig(temperature=0, d=4, exploit=False),
-                                           max_tokens=8).result
+    result = (
+        models["on_explore"]
+        .generate(tm.encode("abc"), config=LEDConfig(temperature=0, d=4, exploit=False), max_tokens=8)
+        .result
+    )
     assert result.sampling_logprobs == [0.0] * len(result.tokens)

@@ -20,7 +20,6 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sse_starlette")
 
 import led_cpp  # noqa: E402
-
 from tests.support.tiny_models import CHATML_TEMPLATE, write_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.server
@@ -51,10 +50,34 @@ def tiny_path(tmp_path_factory) -> Path:
 def server(tiny_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "led_cpp.cli", "serve", "-m", str(tiny_path), "--port", str(port), "--n-ctx", str(N_CTX),
-         "--threads", "1", "--n-parallel", str(N_PARALLEL), "--api-key", KEY, "--max-n", "8",
-         "--max-body-bytes", "65536", "--max-queue", "64"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "led_cpp.cli",
+            "serve",
+            "-m",
+            str(tiny_path),
+            "--port",
+            str(port),
+            "--n-ctx",
+            str(N_CTX),
+            "--threads",
+            "1",
+            "--n-parallel",
+            str(N_PARALLEL),
+            "--api-key",
+            KEY,
+            "--max-n",
+            "8",
+            "--max-body-bytes",
+            "65536",
+            "--max-queue",
+            "64",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         if process.poll() is not None:
@@ -92,10 +115,12 @@ def chat_messages(text: str = "Hello there") -> list:
 
 
 def test_chat_n4_equals_in_process_with_reasoning(client, model):
-    response = client.chat.completions.create(model="tiny", messages=chat_messages(), n=4, seed=11,
-                                              temperature=0.9, max_tokens=24)
-    expected = model.generate_batch([chat_messages()], n=4, config=led_cpp.SamplingConfig(temperature=0.9, **STANDARD),
-                                    max_tokens=24, seed=11)[0]
+    response = client.chat.completions.create(
+        model="tiny", messages=chat_messages(), n=4, seed=11, temperature=0.9, max_tokens=24
+    )
+    expected = model.generate_batch(
+        [chat_messages()], n=4, config=led_cpp.SamplingConfig(temperature=0.9, **STANDARD), max_tokens=24, seed=11
+    )[0]
     assert [choice.index for choice in response.choices] == [0, 1, 2, 3]
     for choice, result in zip(response.choices, expected):
         assert result.starts_in_reasoning  # the template opened <think>
@@ -129,19 +154,30 @@ def test_completions_seed_stop_and_streaming(client, model):
     prompt = "The cat sat"
     first = client.completions.create(model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0)
     again = client.completions.create(model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0)
-    expected = model.generate(prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=16,
-                              seed=7).result
+    expected = model.generate(
+        prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=16, seed=7
+    ).result
     assert first.choices[0].text == again.choices[0].text == expected.text
-    unseeded = {client.completions.create(model="tiny", prompt=prompt, max_tokens=16, temperature=1.0).choices[0].text
-                for _ in range(3)}
+    unseeded = {
+        client.completions.create(model="tiny", prompt=prompt, max_tokens=16, temperature=1.0).choices[0].text
+        for _ in range(3)
+    }
     assert len(unseeded) > 1  # a fresh seed per request
-    streamed = "".join(chunk.choices[0].text for chunk in client.completions.create(
-        model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0, stream=True) if chunk.choices)
+    streamed = "".join(
+        chunk.choices[0].text
+        for chunk in client.completions.create(
+            model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0, stream=True
+        )
+        if chunk.choices
+    )
     assert streamed == expected.text
     stop = expected.text[3:5]
-    stopped = client.completions.create(model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0, stop=[stop])
-    in_process = model.generate(prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=16,
-                                seed=7, stop=[stop]).result
+    stopped = client.completions.create(
+        model="tiny", prompt=prompt, seed=7, max_tokens=16, temperature=1.0, stop=[stop]
+    )
+    in_process = model.generate(
+        prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=16, seed=7, stop=[stop]
+    ).result
     assert stopped.choices[0].text == in_process.text
     assert stopped.choices[0].finish_reason == "stop"
 
@@ -149,8 +185,9 @@ def test_completions_seed_stop_and_streaming(client, model):
 def test_completions_logprobs_and_echo_scoring(client, model):
     prompt = "Once upon"
     response = client.completions.create(model="tiny", prompt=prompt, seed=3, max_tokens=8, temperature=1.0, logprobs=2)
-    expected = model.generate(prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=8,
-                              seed=3).result
+    expected = model.generate(
+        prompt, config=led_cpp.SamplingConfig(temperature=1.0, **STANDARD), max_tokens=8, seed=3
+    ).result
     block = response.choices[0].logprobs
     assert block.token_logprobs == pytest.approx(expected.logprobs, abs=1e-6)
     assert len(block.tokens) == len(expected.tokens) == len(block.top_logprobs) == len(block.text_offset)
@@ -166,8 +203,15 @@ def test_completions_logprobs_and_echo_scoring(client, model):
 
 def test_led_request_through_extra_body(client, model):
     config = led_cpp.LEDConfig(temperature=0.8, d=3, k=6, think_only=False)
-    response = client.completions.create(model="tiny", prompt="Why is", seed=9, max_tokens=16, temperature=0.8, n=2,
-                                         extra_body={"led": {"d": 3, "k": 6, "think_only": False}})
+    response = client.completions.create(
+        model="tiny",
+        prompt="Why is",
+        seed=9,
+        max_tokens=16,
+        temperature=0.8,
+        n=2,
+        extra_body={"led": {"d": 3, "k": 6, "think_only": False}},
+    )
     expected = model.generate_batch(["Why is"], n=2, config=config, max_tokens=16, seed=9)[0]
     for choice, result in zip(response.choices, expected):
         assert choice.text == result.text
@@ -177,13 +221,23 @@ def test_led_request_through_extra_body(client, model):
 
 def test_concurrent_mixed_clients_are_token_identical(server, model):
     async def main():
-        async with openai.AsyncOpenAI(base_url=server["base"] + "/v1", api_key=KEY, max_retries=0, timeout=300) as aclient:
+        async with openai.AsyncOpenAI(
+            base_url=server["base"] + "/v1", api_key=KEY, max_retries=0, timeout=300
+        ) as aclient:
+
             async def one(i: int):
                 prompt = f"Story {i}:"
                 max_tokens = 4 + (i % 5) * 3
                 extra = {"led": {"d": 3, "k": 6, "think_only": False}} if i % 3 == 0 else {}
-                arguments = dict(model="tiny", prompt=prompt, seed=100 + i, temperature=0.9, max_tokens=max_tokens,
-                                 n=1 + i % 2, extra_body=extra)
+                arguments = dict(
+                    model="tiny",
+                    prompt=prompt,
+                    seed=100 + i,
+                    temperature=0.9,
+                    max_tokens=max_tokens,
+                    n=1 + i % 2,
+                    extra_body=extra,
+                )
                 if i % 2:
                     texts = {}
                     async for chunk in await aclient.completions.create(stream=True, **arguments):
@@ -199,8 +253,11 @@ def test_concurrent_mixed_clients_are_token_identical(server, model):
 
     outcomes = asyncio.run(main())
     for i, prompt, max_tokens, led, n, got in outcomes:
-        config = (led_cpp.LEDConfig(temperature=0.9, d=3, k=6, think_only=False) if led
-                  else led_cpp.SamplingConfig(temperature=0.9, **STANDARD))
+        config = (
+            led_cpp.LEDConfig(temperature=0.9, d=3, k=6, think_only=False)
+            if led
+            else led_cpp.SamplingConfig(temperature=0.9, **STANDARD)
+        )
         expected = model.generate_batch([prompt], n=n, config=config, max_tokens=max_tokens, seed=100 + i)[0]
         assert got == [result.text for result in expected], f"client {i}"
     stats = httpx.get(server["base"] + "/stats", headers=headers()).json()
@@ -208,9 +265,12 @@ def test_concurrent_mixed_clients_are_token_identical(server, model):
     assert stats["outstanding"] == 0
     # No cell leaks: a request filling the whole context still fits.
     prompt_tokens = model.tokenize("Long")
-    full = httpx.post(server["base"] + "/v1/completions", headers=headers(), timeout=300,
-                      json={"prompt": prompt_tokens, "max_tokens": N_CTX - len(prompt_tokens), "seed": 1,
-                            "temperature": 1.0})
+    full = httpx.post(
+        server["base"] + "/v1/completions",
+        headers=headers(),
+        timeout=300,
+        json={"prompt": prompt_tokens, "max_tokens": N_CTX - len(prompt_tokens), "seed": 1, "temperature": 1.0},
+    )
     assert full.status_code == 200, full.text
 
 
@@ -222,18 +282,21 @@ def post(server, path, body=None, *, raw=None, key=KEY, **kwargs):
     return httpx.post(server["base"] + path, json=body, headers=request_headers, timeout=60, **kwargs)
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    (None, 400, "not valid JSON"),
-    ({"prompt": "x", "max_tokens": "many"}, 400, "max_tokens"),
-    ({"prompt": "x", "frobnicate": 1}, 400, "unrecognized request argument supplied: frobnicate"),
-    ({"prompt": "x", "temperature": -1}, 400, "temperature"),
-    ({"prompt": "x", "n": 10**9}, 400, "n="),
-    ({"prompt": "a\u0000b"}, 400, "NUL"),
-    ({"prompt": "x", "max_tokens": N_CTX}, 400, "context of 256"),
-    ({"prompt": "x", "led": {"d": 99}}, 400, "d=99"),
-    ({"prompt": [10**9]}, 400, "token ids"),
-    ({"prompt": "x", "presence_penalty": 1.0}, 400, "presence_penalty"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (None, 400, "not valid JSON"),
+        ({"prompt": "x", "max_tokens": "many"}, 400, "max_tokens"),
+        ({"prompt": "x", "frobnicate": 1}, 400, "unrecognized request argument supplied: frobnicate"),
+        ({"prompt": "x", "temperature": -1}, 400, "temperature"),
+        ({"prompt": "x", "n": 10**9}, 400, "n="),
+        ({"prompt": "a\u0000b"}, 400, "NUL"),
+        ({"prompt": "x", "max_tokens": N_CTX}, 400, "context of 256"),
+        ({"prompt": "x", "led": {"d": 99}}, 400, "d=99"),
+        ({"prompt": [10**9]}, 400, "token ids"),
+        ({"prompt": "x", "presence_penalty": 1.0}, 400, "presence_penalty"),
+    ],
+)
 def test_bad_requests_get_openai_errors(server, body, status, fragment):
     response = post(server, "/v1/completions", body, raw=b"{not json" if body is None else None)
     assert response.status_code == status, response.text
@@ -251,8 +314,13 @@ def test_auth_body_limit_and_health(server):
     assert models["data"][0]["id"] == "tiny-thinking.gguf"
     huge = post(server, "/v1/completions", raw=json.dumps({"prompt": "x" * 100000}).encode())
     assert huge.status_code == 413
-    assert "access-control-allow-origin" not in httpx.options(
-        server["base"] + "/v1/models", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in httpx.options(
+            server["base"] + "/v1/models",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+        ).headers
+    )
     info = httpx.get(server["base"] + "/tokenizer_info", headers=headers()).json()
     assert info["eos_token"] == "<|endoftext|>" and "<think>" in info["chat_template"]
     tokens = post(server, "/tokenize", {"prompt": "hello", "add_special_tokens": False}).json()["tokens"]
@@ -272,8 +340,9 @@ def test_full_queue_answers_429_with_retry_after(server):
     async def main():
         async with httpx.AsyncClient(timeout=300, headers=headers()) as aclient:
             body = {"prompt": "Queue", "max_tokens": 40, "n": 8, "seed": 2}
-            return await asyncio.gather(*(aclient.post(server["base"] + "/v1/completions", json=body)
-                                          for _ in range(12)))
+            return await asyncio.gather(
+                *(aclient.post(server["base"] + "/v1/completions", json=body) for _ in range(12))
+            )
 
     responses = asyncio.run(main())
     statuses = [response.status_code for response in responses]
@@ -287,8 +356,13 @@ def test_full_queue_answers_429_with_retry_after(server):
 
 def test_vanishing_clients_cancel_their_sequences(server):
     for _ in range(3):
-        with httpx.stream("POST", server["base"] + "/v1/completions", headers=headers(), timeout=60,
-                          json={"prompt": "Go", "max_tokens": 200, "stream": True, "n": 2, "seed": 1}) as response:
+        with httpx.stream(
+            "POST",
+            server["base"] + "/v1/completions",
+            headers=headers(),
+            timeout=60,
+            json={"prompt": "Go", "max_tokens": 200, "stream": True, "n": 2, "seed": 1},
+        ) as response:
             for line in response.iter_lines():
                 if line.startswith("data:"):
                     break  # vanish after the first chunk
@@ -296,9 +370,15 @@ def test_vanishing_clients_cancel_their_sequences(server):
     assert stats["outstanding"] == 0 and stats["active"] == 0
     address = ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
     body = json.dumps({"prompt": "Go", "max_tokens": 50}).encode()
-    request = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
-               b"\r\n\r\n" + body)
+    request = (
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer "
+        + KEY.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     for cycle in range(200):
         with socket.create_connection(address, timeout=5) as connection:
             if cycle % 4 == 0:
@@ -317,9 +397,15 @@ def churn(server, cycles: int, requests: int) -> None:
     """Connections that hang up (some mid-request) and short requests, streamed and not."""
     address = ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
     body = json.dumps({"prompt": "Go", "max_tokens": 30}).encode()
-    raw = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: " + str(len(body)).encode() +
-           b"\r\n\r\n" + body)
+    raw = (
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer "
+        + KEY.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
     for cycle in range(cycles):
         with socket.create_connection(address, timeout=5) as connection:
             if cycle % 4 == 0:
@@ -327,9 +413,15 @@ def churn(server, cycles: int, requests: int) -> None:
 
     async def main():
         async with httpx.AsyncClient(timeout=120, headers=headers()) as aclient:
+
             async def one(i: int):
-                body = {"prompt": f"Item {i}", "max_tokens": 8, "seed": i, "stream": i % 2 == 1,
-                        "temperature": 0.5 + (i % 3) * 0.2}
+                body = {
+                    "prompt": f"Item {i}",
+                    "max_tokens": 8,
+                    "seed": i,
+                    "stream": i % 2 == 1,
+                    "temperature": 0.5 + (i % 3) * 0.2,
+                }
                 if i % 3 == 0:
                     body["led"] = {"d": 2 + (i // 3) % 3, "k": 4}
                 response = await aclient.post(server["base"] + "/v1/completions", json=body)
@@ -368,8 +460,13 @@ def test_sigterm_with_streams_in_flight_exits_promptly(server):
     streams = []
     try:
         for i in range(3):
-            context = httpx.stream("POST", server["base"] + "/v1/completions", headers=headers(), timeout=60,
-                                   json={"prompt": "Go", "max_tokens": N_CTX - 8, "stream": True, "n": 8, "seed": i})
+            context = httpx.stream(
+                "POST",
+                server["base"] + "/v1/completions",
+                headers=headers(),
+                timeout=60,
+                json={"prompt": "Go", "max_tokens": N_CTX - 8, "stream": True, "n": 8, "seed": i},
+            )
             response = context.__enter__()
             streams.append((context, response))
             lines = response.iter_lines()

@@ -10,7 +10,6 @@ import pytest
 
 import led_cpp
 from led_cpp import LEDConfig, SamplingConfig
-
 from tests.support.tiny_models import TOKEN_TYPE_USER_DEFINED, build_vocab, write_tiny_model
 
 PROJECTIONS = ("on_explore", "every_step")
@@ -50,8 +49,9 @@ def _wide_vocabulary():
 @pytest.fixture(scope="module", params=["narrow", "wide"])
 def tied_tokens(request, tmp_path_factory):
     extra = _wide_vocabulary() if request.param == "wide" else ()
-    tm = write_tiny_model(tmp_path_factory.mktemp("ties") / "rows.gguf", "llama", edit_weights=_repeated_head_rows,
-                          extra_tokens=extra)
+    tm = write_tiny_model(
+        tmp_path_factory.mktemp("ties") / "rows.gguf", "llama", edit_weights=_repeated_head_rows, extra_tokens=extra
+    )
     assert tm.n_vocab == (WIDE_VOCABULARY if extra else len(build_vocab()[0]))
     return tm, {projection: _load(tm.path, projection) for projection in PROJECTIONS}
 
@@ -60,8 +60,17 @@ def tied_tokens(request, tmp_path_factory):
 def test_k1_chooses_depth_0(plain, projection):
     """k = 1: every posterior is one-hot, every entropy 0, so the first maximum is depth 0."""
     tm, models = plain
-    result = models[projection].generate(tm.encode(PROMPT), config=LEDConfig(k=1, d=4, exploit=False, think_only=False),
-                                         max_tokens=16, seed=3, trace=True).result
+    result = (
+        models[projection]
+        .generate(
+            tm.encode(PROMPT),
+            config=LEDConfig(k=1, d=4, exploit=False, think_only=False),
+            max_tokens=16,
+            seed=3,
+            trace=True,
+        )
+        .result
+    )
     assert len(result.trace) >= 16
     for step in result.trace:
         assert step.explored and list(step.entropies) == [0.0] * 4
@@ -88,8 +97,10 @@ def test_projections_agree_on_tied_depths(tied_tokens):
     """Both projections choose identical depths and tokens on exact ties."""
     tm, models = tied_tokens
     config = LEDConfig(temperature=0.6, d=4, k=2, exploit=False, think_only=False)
-    runs = [models[p].generate(tm.encode(PROMPT), config=config, max_tokens=16, seed=11, trace=True).result
-            for p in PROJECTIONS]
+    runs = [
+        models[p].generate(tm.encode(PROMPT), config=config, max_tokens=16, seed=11, trace=True).result
+        for p in PROJECTIONS
+    ]
     assert runs[0].tokens == runs[1].tokens
     assert [s.depth for s in runs[0].trace] == [s.depth for s in runs[1].trace] == [0] * len(runs[0].trace)
 
@@ -103,11 +114,15 @@ def _expected_candidates(model, tokens, k):
 
 
 @pytest.mark.parametrize("projection", PROJECTIONS)
-@pytest.mark.parametrize("config", [
-    LEDConfig(temperature=0.6, d=2, k=8, exploit=False, think_only=False),
-    LEDConfig(temperature=0.0, d=2, k=8, exploit=False, think_only=False),
-    SamplingConfig(temperature=0.6, top_k=8, top_p=1.0),
-], ids=["led", "led-greedy", "top-k"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        LEDConfig(temperature=0.6, d=2, k=8, exploit=False, think_only=False),
+        LEDConfig(temperature=0.0, d=2, k=8, exploit=False, think_only=False),
+        SamplingConfig(temperature=0.6, top_k=8, top_p=1.0),
+    ],
+    ids=["led", "led-greedy", "top-k"],
+)
 def test_equal_probabilities_take_the_lower_id(tied_tokens, projection, config):
     tm, models = tied_tokens
     model = models[projection]
@@ -151,5 +166,8 @@ def test_an_explored_step_that_chooses_eos_counts(tied_tokens):
         assert result.trace[-1].explored and result.trace[-1].token in tm.eog_ids
         assert [step.token for step in result.trace[:-1]] == result.tokens
         assert result.explore_rate == 1.0
-    assert stream.stats["explored_steps"] == stream.stats["decided_steps"] == \
-        sum(r.decided_steps for r in stream.results[0])
+    assert (
+        stream.stats["explored_steps"]
+        == stream.stats["decided_steps"]
+        == sum(r.decided_steps for r in stream.results[0])
+    )

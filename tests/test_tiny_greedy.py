@@ -11,6 +11,7 @@ token, the argmax of the independent NumPy forward pass (tests/support/numpy_for
   F16 rounding may legitimately break a near-tie the other way.
 * LED with k = 1 is greedy (spec: "with k = 1 it is greedy").
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,6 @@ if str(HERE) not in sys.path:
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
 from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
-
 from tests.support import numpy_forward as NF  # noqa: E402
 from tests.support.tiny_models import ARCHS, write_tiny_model  # noqa: E402
 
@@ -55,8 +55,7 @@ def reference(tiny):
     out = {}
     for arch, tm in tiny.items():
         prompt = tm.encode(PROMPTS[arch])
-        tokens, margins = NF.greedy_with_margins(tm, prompt, N_NEW, stop_tokens=sorted(tm.eog_ids),
-                                                 **FORWARD_KW[arch])
+        tokens, margins = NF.greedy_with_margins(tm, prompt, N_NEW, stop_tokens=sorted(tm.eog_ids), **FORWARD_KW[arch])
         out[arch] = (prompt, tokens, margins)
     return out
 
@@ -77,12 +76,14 @@ def test_greedy_equals_numpy_argmax(tiny, reference, arch):
     assert res.finish_reason == "length"
     assert res.tokens == want, next(
         f"first difference at step {i}: led_cpp {a}, numpy {b} (numpy top-2 margin {margins[i]:.4f})"
-        for i, (a, b) in enumerate(zip(res.tokens + [None] * N_NEW, want)) if a != b)
+        for i, (a, b) in enumerate(zip(res.tokens + [None] * N_NEW, want))
+        if a != b
+    )
     # the same from the text prompt (BOS added by the tokenizer) and with another seed
     again = m.generate(PROMPTS[arch], config=SamplingConfig(temperature=0), max_tokens=N_NEW, seed=99).result
     assert again.tokens == want
     # log-probabilities of the greedy tokens (T = 0 reports them at T = 1) match NumPy
-    logits = NF.forward(tm, prompt + want, **FORWARD_KW[arch]).logits[len(prompt) - 1: -1]
+    logits = NF.forward(tm, prompt + want, **FORWARD_KW[arch]).logits[len(prompt) - 1 : -1]
     logp = logits - logits.max(axis=1, keepdims=True)
     logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
     want_lp = logp[np.arange(N_NEW), want]
@@ -95,9 +96,10 @@ def test_led_with_one_candidate_is_greedy(tiny, reference, arch):
     tm = tiny[arch]
     prompt, want, _ = reference[arch]
     m = led_cpp.Model(tm.path, n_ctx=256, n_threads=1, kv_type="f32", flash_attention=False)
-    for cfg in (LEDConfig(temperature=0.6, d=4, k=1, ln=False, exploit=False, think_only=False),
-                LEDConfig(temperature=1.0, d=2, k=1, ln=True, exploit=True, think_only=False,
-                          layer_counting="reference")):
+    for cfg in (
+        LEDConfig(temperature=0.6, d=4, k=1, ln=False, exploit=False, think_only=False),
+        LEDConfig(temperature=1.0, d=2, k=1, ln=True, exploit=True, think_only=False, layer_counting="reference"),
+    ):
         res = m.generate(prompt, config=cfg, max_tokens=N_NEW, seed=5, trace=True).result
         assert res.tokens == want, cfg
 

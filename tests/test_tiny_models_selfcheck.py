@@ -166,7 +166,13 @@ def test_encode_decode(models):
     assert m.encode("hi", add_bos=False) == [ord("h"), ord("i")]
     assert m.encode("é", add_bos=False) == list("é".encode())
     ids = m.encode("<|im_start|>a<think>b</think>", add_bos=False)
-    assert ids == [m.special_ids["<|im_start|>"], ord("a"), m.special_ids["<think>"], ord("b"), m.special_ids["</think>"]]
+    assert ids == [
+        m.special_ids["<|im_start|>"],
+        ord("a"),
+        m.special_ids["<think>"],
+        ord("b"),
+        m.special_ids["</think>"],
+    ]
     # control tokens are plain text unless parse_special; user-defined ones always match
     ids = m.encode("<|im_end|><think>", add_bos=False, parse_special=False)
     assert ids == list(b"<|im_end|>") + [m.special_ids["<think>"]]
@@ -238,10 +244,14 @@ def test_rope_relative_and_modes():
     q = rng.standard_normal((1, 1, 16))
     k = rng.standard_normal((1, 1, 16))
     for mode in ("norm", "neox"):
-        def dot(pq, pk):
+
+        def dot(pq, pk, mode=mode):
             return float(
-                (rope(q, np.array([pq]), base=10000.0, mode=mode) * rope(k, np.array([pk]), base=10000.0, mode=mode)).sum()
+                (
+                    rope(q, np.array([pq]), base=10000.0, mode=mode) * rope(k, np.array([pk]), base=10000.0, mode=mode)
+                ).sum()
             )
+
         assert dot(7, 3) == pytest.approx(dot(24, 20), rel=1e-9)
         assert rope(q, np.array([0]), base=10000.0, mode=mode) == pytest.approx(q)
     # position 1, first pair: norm rotates (x0, x1), neox rotates (x0, x8)
@@ -252,9 +262,7 @@ def test_rope_relative_and_modes():
     assert yn[1] == pytest.approx(np.sin(1.0)) and yn[8] == 0.0
     assert yx[8] == pytest.approx(np.sin(1.0)) and yx[1] == 0.0
     # linear scaling: freq_scale 1/2 at position 2 == no scaling at position 1
-    assert rope(x, np.array([2]), base=10000.0, freq_scale=0.5) == pytest.approx(
-        rope(x, np.array([1]), base=10000.0)
-    )
+    assert rope(x, np.array([2]), base=10000.0, freq_scale=0.5) == pytest.approx(rope(x, np.array([1]), base=10000.0))
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-
 SCRIPT = """
 import json, sys
 import led_cpp
@@ -24,19 +23,27 @@ print(json.dumps(out))
 
 
 def run(path, configs: dict) -> dict:
-    process = subprocess.run([sys.executable, "-c", SCRIPT, str(path), json.dumps(configs)], capture_output=True,
-                             text=True, timeout=600, env={**os.environ, "GGML_NO_BACKTRACE": "1"})
+    process = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), json.dumps(configs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "GGML_NO_BACKTRACE": "1"},
+    )
     assert process.returncode == 0, f"exit status {process.returncode}: {process.stderr.strip()[-800:]}"
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 def test_whole_vocabulary_and_large_k_on_gemma(gemma_path):
-    out = run(gemma_path, {
-        "zero": "SamplingConfig(temperature=1.0, top_k=0, top_p=1.0)",
-        "all": "SamplingConfig(temperature=1.0, top_k=model.n_vocab, top_p=1.0)",
-        "large": "SamplingConfig(temperature=1.0, top_k=200000, top_p=1.0)",
-        "led": "LEDConfig(temperature=1.0, d=2, k=200000, exploit=False, think_only=False)",
-    })
+    out = run(
+        gemma_path,
+        {
+            "zero": "SamplingConfig(temperature=1.0, top_k=0, top_p=1.0)",
+            "all": "SamplingConfig(temperature=1.0, top_k=model.n_vocab, top_p=1.0)",
+            "large": "SamplingConfig(temperature=1.0, top_k=200000, top_p=1.0)",
+            "led": "LEDConfig(temperature=1.0, d=2, k=200000, exploit=False, think_only=False)",
+        },
+    )
     n_vocab = out["n_vocab"]
     assert n_vocab > 128 * 1024
     # top_k=0 is the whole vocabulary: every token a candidate, the same draws as top_k=n_vocab.

@@ -47,8 +47,20 @@ KEEP_PREFIXES = (
 )
 DROP_PREFIXES = tuple(
     f"ggml/src/ggml-{name}/"
-    for name in ("sycl", "opencl", "hexagon", "cann", "et", "openvino", "webgpu",
-                 "zdnn", "zendnn", "virtgpu", "rpc", "vulkan")
+    for name in (
+        "sycl",
+        "opencl",
+        "hexagon",
+        "cann",
+        "et",
+        "openvino",
+        "webgpu",
+        "zdnn",
+        "zendnn",
+        "virtgpu",
+        "rpc",
+        "vulkan",
+    )
 ) + ("vendor/miniaudio/miniaudio.h",)
 
 STAMP = ".led_cpp_source_stamp"
@@ -71,8 +83,17 @@ def download_sdist(downloads: Path) -> Path:
         return target
     downloads.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--no-build-isolation", "--disable-pip-version-check", "-d", str(downloads),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "-d",
+        str(downloads),
         f"{PIN['package']}=={PIN['version']}",
     ]
     print("led_cpp: fetching the pinned llama.cpp source:", " ".join(command), flush=True)
@@ -98,13 +119,13 @@ def unpack(sdist: Path, dest: Path) -> None:
             f"led_cpp: {sdist} has sha256 {actual}, but the pin in third_party/llama_cpp_pin.json is "
             f"{PIN['sha256']}. Delete the file and build again, or set LLAMA_CPP_DIR to your own checkout."
         )
-    root = f"{PIN['sdist'][:-len('.tar.gz')]}/{PIN['tree']}/"
+    root = f"{PIN['sdist'][: -len('.tar.gz')]}/{PIN['tree']}/"
     staging = Path(tempfile.mkdtemp(prefix=".llama.cpp-", dir=dest.parent))
     with tarfile.open(sdist, "r:gz") as archive:
         for member in archive:
             if not member.name.startswith(root) or not (member.isfile() or member.isdir()):
                 continue
-            relative = member.name[len(root):]
+            relative = member.name[len(root) :]
             if not relative or not wanted(relative):
                 continue
             member.name = relative
@@ -128,12 +149,12 @@ def read_templates(sdist: Path) -> dict:
     actual = sha256_of(sdist)
     if actual != PIN["sha256"]:
         raise ValueError(f"{sdist} has sha256 {actual}, not the pinned {PIN['sha256']}")
-    prefix = f"{PIN['sdist'][:-len('.tar.gz')]}/{PIN['tree']}/{TEMPLATES}"
+    prefix = f"{PIN['sdist'][: -len('.tar.gz')]}/{PIN['tree']}/{TEMPLATES}"
     templates = {}
     with tarfile.open(sdist, "r:gz") as archive:
         for member in archive:
             if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".jinja"):
-                templates[member.name[len(prefix):]] = archive.extractfile(member).read().decode("utf-8")
+                templates[member.name[len(prefix) :]] = archive.extractfile(member).read().decode("utf-8")
     return dict(sorted(templates.items()))
 
 

@@ -44,8 +44,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from . import evaluation as ev
 from .config import SamplingConfig
@@ -122,16 +123,21 @@ def _integer_xticks(ax) -> None:
 
 
 def _model_info(model: Any) -> dict:
-    return {"model": ev.model_name_of(model), "n_layer": int(model.n_layer),
-            "n_vocab": int(model.n_vocab)}
+    return {"model": ev.model_name_of(model), "n_layer": int(model.n_layer), "n_vocab": int(model.n_vocab)}
 
 
 def _run_info(model: Any, problems: Sequence, limit: Any, max_tokens: int, seed: int, temperature: float) -> dict:
     """What the per-layer analyses record about their run (generate_layer_traces' sampling)."""
-    return {**_model_info(model), "dataset": problems[0].dataset, "num_problems": len(problems), "limit": limit,
-            "max_tokens": max_tokens, "seed": seed,
-            "sampling": {"temperature": temperature, "top_k": 20, "top_p": 0.95, "min_p": 0.0},
-            "prompt_format": "chat" if ev.uses_chat_template(model) else "plain"}
+    return {
+        **_model_info(model),
+        "dataset": problems[0].dataset,
+        "num_problems": len(problems),
+        "limit": limit,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "sampling": {"temperature": temperature, "top_k": 20, "top_p": 0.95, "min_p": 0.0},
+        "prompt_format": "chat" if ev.uses_chat_template(model) else "plain",
+    }
 
 
 def layer_of_row(n_layer: int) -> list[int]:
@@ -149,18 +155,29 @@ def steps_by_layer(rows: Sequence) -> list:
 # --------------------------------------------------------------------------- generation
 
 
-def generate_layer_traces(model: Any, problems: Sequence, *, max_tokens: int, seed: int,
-                          k: int = LAYER_ANALYSIS_K, temperature: float = 0.6,
-                          top_k: int = 20, top_p: float = 0.95, min_p: float = 0.0,
-                          n_parallel: int | None = None, progress: bool = False) -> list:
+def generate_layer_traces(
+    model: Any,
+    problems: Sequence,
+    *,
+    max_tokens: int,
+    seed: int,
+    k: int = LAYER_ANALYSIS_K,
+    temperature: float = 0.6,
+    top_k: int = 20,
+    top_p: float = 0.95,
+    min_p: float = 0.0,
+    n_parallel: int | None = None,
+    progress: bool = False,
+) -> list:
     """One sample per problem (evaluation prompts, standard sampling) with per-layer
     statistics (top-``k`` ids per layer) in every trace step; one result per problem."""
     config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
     chat = ev.uses_chat_template(model)
     prompts = [ev.build_prompt(p.question, chat) for p in problems]
     extra = {} if n_parallel is None else {"n_parallel": n_parallel}
-    results = model.generate_batch(prompts, n=1, config=config, max_tokens=max_tokens, seed=seed,
-                                   layer_analysis=k, progress=progress, **extra)
+    results = model.generate_batch(
+        prompts, n=1, config=config, max_tokens=max_tokens, seed=seed, layer_analysis=k, progress=progress, **extra
+    )
     return [outs[0] for outs in results]
 
 
@@ -201,8 +218,12 @@ def entropy_curve(results: Iterable[Any]) -> dict:
         per_result.append([s / len(steps) for s in sums])
     if not count:
         raise ValueError("no generated tokens to analyse (every sample ended at once)")
-    return {"layers": list(range(len(total))), "mean_entropy": [s / count for s in total],
-            "num_tokens": count, "per_problem": per_result}
+    return {
+        "layers": list(range(len(total))),
+        "mean_entropy": [s / count for s in total],
+        "num_tokens": count,
+        "per_problem": per_result,
+    }
 
 
 def _entropy_plot(data: dict):
@@ -211,8 +232,10 @@ def _entropy_plot(data: dict):
         ax.plot(data["layers"], data["mean_entropy"], marker="o", markersize=3)
         ax.set_xlabel("layer (0 = input side)")
         ax.set_ylabel("normalised entropy H / log|V|")
-        ax.set_title(f"{data['model']}: per-layer entropy ({data['num_tokens']} tokens, "
-                     f"{data['num_problems']} problems)", fontsize=9)
+        ax.set_title(
+            f"{data['model']}: per-layer entropy ({data['num_tokens']} tokens, {data['num_problems']} problems)",
+            fontsize=9,
+        )
         ax.set_ylim(bottom=0)
         _integer_xticks(ax)
         ax.grid(alpha=0.3)
@@ -221,33 +244,52 @@ def _entropy_plot(data: dict):
     return draw
 
 
-def analyze_entropy(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
-                    limit: int | None = None, max_tokens: int = DEFAULT_ANALYSIS_MAX_TOKENS,
-                    seed: int = 0, temperature: float = 0.6, n_parallel: int | None = None,
-                    progress: bool = False) -> dict:
+def analyze_entropy(
+    model: Any,
+    dataset: Any,
+    *,
+    out_dir: str | os.PathLike,
+    limit: int | None = None,
+    max_tokens: int = DEFAULT_ANALYSIS_MAX_TOKENS,
+    seed: int = 0,
+    temperature: float = 0.6,
+    n_parallel: int | None = None,
+    progress: bool = False,
+) -> dict:
     """Figure 2: writes ``OUT/entropy.json`` (+ ``entropy.png``) and returns the data."""
     _, problems = ev.select_problems(dataset, limit)
     t0 = time.perf_counter()
-    results = generate_layer_traces(model, problems, max_tokens=max_tokens, seed=seed, k=1,
-                                    temperature=temperature, n_parallel=n_parallel,
-                                    progress=progress)
+    results = generate_layer_traces(
+        model,
+        problems,
+        max_tokens=max_tokens,
+        seed=seed,
+        k=1,
+        temperature=temperature,
+        n_parallel=n_parallel,
+        progress=progress,
+    )
     seconds = time.perf_counter() - t0
     curve = entropy_curve(results)
     means = curve["mean_entropy"]
     n_layer = len(means)
     data = {
-        "analysis": "entropy", **_run_info(model, problems, limit, max_tokens, seed, temperature),
+        "analysis": "entropy",
+        **_run_info(model, problems, limit, max_tokens, seed, temperature),
         "definition": "per layer: entropy of softmax(head(final_norm(h_l))) at T=1 divided by "
-                      "log(n_vocab), averaged over all generated tokens",
-        "layers": curve["layers"], "mean_entropy": means, "num_tokens": curve["num_tokens"],
+        "log(n_vocab), averaged over all generated tokens",
+        "layers": curve["layers"],
+        "mean_entropy": means,
+        "num_tokens": curve["num_tokens"],
         "final_layer_entropy": means[-1],
         "max_entropy_layer": max(range(n_layer), key=lambda il: means[il]),
         # final layer minus the layer below it: a collapse shows as a large negative step
         "top_layer_change": means[-1] - means[-2] if n_layer > 1 else 0.0,
         "generation_seconds": seconds,
-        "samples": [{"problem_id": p.id, "finish_reason": r.finish_reason, "tokens": list(r.tokens),
-                     "mean_entropy": m}
-                    for p, r, m in zip(problems, results, curve["per_problem"])],
+        "samples": [
+            {"problem_id": p.id, "finish_reason": r.finish_reason, "tokens": list(r.tokens), "mean_entropy": m}
+            for p, r, m in zip(problems, results, curve["per_problem"])
+        ],
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -281,8 +323,7 @@ def coverage_curves(results: Iterable[Any], ks: Sequence[int] = COVERAGE_KS) -> 
                 n_layer = len(norm_rows)
                 width = len(norm_rows[0])
                 if max(ks) > width:
-                    raise ValueError(f"k={max(ks)} needs layer_analysis >= {max(ks)}, "
-                                     f"the trace has top-{width}")
+                    raise ValueError(f"k={max(ks)} needs layer_analysis >= {max(ks)}, the trace has top-{width}")
                 sums_norm = {k: [0.0] * n_layer for k in ks}
                 sums_raw = {k: [0.0] * n_layer for k in ks}
             final = norm_rows[-1]
@@ -298,7 +339,9 @@ def coverage_curves(results: Iterable[Any], ks: Sequence[int] = COVERAGE_KS) -> 
     if not count:
         raise ValueError("no generated tokens to analyse (every sample ended at once)")
     return {
-        "ks": ks, "layers": list(range(n_layer)), "num_tokens": count,
+        "ks": ks,
+        "layers": list(range(n_layer)),
+        "num_tokens": count,
         "with_norm": {str(k): [s / count for s in sums_norm[k]] for k in ks},
         "without_norm": {str(k): [s / count for s in sums_raw[k]] for k in ks},
         "final_layer_without_norm": {str(k): sums_final_raw[k] / count for k in ks},
@@ -308,11 +351,12 @@ def coverage_curves(results: Iterable[Any], ks: Sequence[int] = COVERAGE_KS) -> 
 def _coverage_plot(data: dict):
     def draw(plt):
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True)
-        for ax, key, title in ((axes[0], "with_norm", "with final norm"),
-                               (axes[1], "without_norm", "without final norm")):
+        for ax, key, title in (
+            (axes[0], "with_norm", "with final norm"),
+            (axes[1], "without_norm", "without final norm"),
+        ):
             for k in data["ks"]:
-                ax.plot(data["layers"], data[key][str(k)], marker="o", markersize=2.5,
-                        label=f"top-{k}")
+                ax.plot(data["layers"], data[key][str(k)], marker="o", markersize=2.5, label=f"top-{k}")
             ax.set_title(title)
             ax.set_xlabel("layer (0 = input side)")
             ax.set_ylim(-0.02, 1.02)
@@ -320,37 +364,58 @@ def _coverage_plot(data: dict):
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("coverage of the final layer's top-k")
         axes[1].legend(fontsize=8)
-        fig.suptitle(f"{data['model']}: top-k coverage ({data['num_tokens']} tokens, "
-                     f"{data['num_problems']} problems)", fontsize=9)
+        fig.suptitle(
+            f"{data['model']}: top-k coverage ({data['num_tokens']} tokens, {data['num_problems']} problems)",
+            fontsize=9,
+        )
         return fig
 
     return draw
 
 
-def analyze_coverage(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
-                     limit: int | None = None, max_tokens: int = DEFAULT_ANALYSIS_MAX_TOKENS,
-                     seed: int = 0, temperature: float = 0.6, ks: Sequence[int] = COVERAGE_KS,
-                     n_parallel: int | None = None, progress: bool = False) -> dict:
+def analyze_coverage(
+    model: Any,
+    dataset: Any,
+    *,
+    out_dir: str | os.PathLike,
+    limit: int | None = None,
+    max_tokens: int = DEFAULT_ANALYSIS_MAX_TOKENS,
+    seed: int = 0,
+    temperature: float = 0.6,
+    ks: Sequence[int] = COVERAGE_KS,
+    n_parallel: int | None = None,
+    progress: bool = False,
+) -> dict:
     """Figure 4: writes ``OUT/coverage.json`` (+ ``coverage.png``) and returns the data."""
     _, problems = ev.select_problems(dataset, limit)
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError("coverage needs k values >= 1")
     t0 = time.perf_counter()
-    results = generate_layer_traces(model, problems, max_tokens=max_tokens, seed=seed,
-                                    k=max(ks), temperature=temperature,
-                                    n_parallel=n_parallel, progress=progress)
+    results = generate_layer_traces(
+        model,
+        problems,
+        max_tokens=max_tokens,
+        seed=seed,
+        k=max(ks),
+        temperature=temperature,
+        n_parallel=n_parallel,
+        progress=progress,
+    )
     seconds = time.perf_counter() - t0
     curves = coverage_curves(results, ks)
     data = {
-        "analysis": "coverage", **_run_info(model, problems, limit, max_tokens, seed, temperature),
+        "analysis": "coverage",
+        **_run_info(model, problems, limit, max_tokens, seed, temperature),
         "definition": "|top_k(final layer, final norm) & top_k(layer l)| / k, averaged over "
-                      "generated tokens; layer l with (with_norm) or without (without_norm) "
-                      "the final norm; the final layer is always the model's own posterior",
+        "generated tokens; layer l with (with_norm) or without (without_norm) "
+        "the final norm; the final layer is always the model's own posterior",
         **curves,
         "generation_seconds": seconds,
-        "samples": [{"problem_id": p.id, "finish_reason": r.finish_reason, "tokens": list(r.tokens)}
-                    for p, r in zip(problems, results)],
+        "samples": [
+            {"problem_id": p.id, "finish_reason": r.finish_reason, "tokens": list(r.tokens)}
+            for p, r in zip(problems, results)
+        ],
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,14 +439,12 @@ def least_squares_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
 
 
-def pass_at_n_table(correct_counts: Sequence[int], n_samples: int,
-                    ns: Sequence[int] = PASS_NS) -> dict[str, float]:
+def pass_at_n_table(correct_counts: Sequence[int], n_samples: int, ns: Sequence[int] = PASS_NS) -> dict[str, float]:
     """pass@n (unbiased estimator, averaged over problems) for each n <= n_samples."""
     return {str(n): ev.mean_pass_at_k(correct_counts, n_samples, n) for n in ns if n <= n_samples}
 
 
-def temperature_slopes(temperatures: Sequence[float],
-                       pass_at: dict[str, Sequence[float]]) -> dict[str, dict]:
+def temperature_slopes(temperatures: Sequence[float], pass_at: dict[str, Sequence[float]]) -> dict[str, dict]:
     """Per n: the least-squares slope of pass@n against temperature, whether it marks
     exploration collapse (slope <= 0) and whether the values carry no signal at all
     (``saturated``: 0 at every temperature, or 1 at every temperature; the slope is then
@@ -400,13 +463,18 @@ def _temperature_plot(data: dict):
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         for n, values in data["pass_at"].items():
             slope = data["slopes"][n]["slope"]
-            ax.plot(data["temperatures"], [100 * v for v in values], marker="o",
-                    label=f"pass@{n} (slope {100 * slope:+.1f} pp/T)")
+            ax.plot(
+                data["temperatures"],
+                [100 * v for v in values],
+                marker="o",
+                label=f"pass@{n} (slope {100 * slope:+.1f} pp/T)",
+            )
         ax.set_xlabel("temperature")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-2, 102)
-        ax.set_title(f"{data['model']} on {data['dataset']} ({data['num_problems']} problems, "
-                     f"{data['n']} samples)", fontsize=9)
+        ax.set_title(
+            f"{data['model']} on {data['dataset']} ({data['num_problems']} problems, {data['n']} samples)", fontsize=9
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         return fig
@@ -419,9 +487,20 @@ def temperature_run_dir(out_dir: str | os.PathLike, temperature: float) -> Path:
     return Path(out_dir) / "temperature_runs" / f"T{float(temperature):g}"
 
 
-def check_temperature_runs(out_dir: str | os.PathLike, dataset: Any, *, model_name: str,
-                           temperatures: Sequence[float], n: int, limit: int | None, seed: int, max_tokens: int,
-                           top_k: int = 20, top_p: float = 0.95, min_p: float = 0.0) -> list:
+def check_temperature_runs(
+    out_dir: str | os.PathLike,
+    dataset: Any,
+    *,
+    model_name: str,
+    temperatures: Sequence[float],
+    n: int,
+    limit: int | None,
+    seed: int,
+    max_tokens: int,
+    top_k: int = 20,
+    top_p: float = 0.95,
+    min_p: float = 0.0,
+) -> list:
     """The temperature analysis' config specs, one per temperature, after refusing (before any
     model is loaded) fewer than two different temperatures, one <= 0, or a run directory
     holding another run (RunMismatchError)."""
@@ -434,17 +513,37 @@ def check_temperature_runs(out_dir: str | os.PathLike, dataset: Any, *, model_na
     changed = {k: v for k, v in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p)) if v != getattr(defaults, k)}
     specs = [ev.ConfigSpec("standard").with_params(temperature=t, **changed) for t in temperatures]
     for t, spec in zip(temperatures, specs):
-        ev.check_run(temperature_run_dir(out_dir, t), dataset, spec, model_name=model_name, n=n, limit=limit,
-                     seed=seed, max_tokens=max_tokens)
+        ev.check_run(
+            temperature_run_dir(out_dir, t),
+            dataset,
+            spec,
+            model_name=model_name,
+            n=n,
+            limit=limit,
+            seed=seed,
+            max_tokens=max_tokens,
+        )
     return specs
 
 
-def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
-                        limit: int | None = None, n: int = 16, max_tokens: int = 2048,
-                        seed: int = 0, temperatures: Sequence[float] = TEMPERATURES,
-                        ns: Sequence[int] = PASS_NS, top_k: int = 20, top_p: float = 0.95,
-                        min_p: float = 0.0, n_parallel: int | None = None,
-                        verify_timeout: float = 5.0, progress: bool = False) -> dict:
+def analyze_temperature(
+    model: Any,
+    dataset: Any,
+    *,
+    out_dir: str | os.PathLike,
+    limit: int | None = None,
+    n: int = 16,
+    max_tokens: int = 2048,
+    seed: int = 0,
+    temperatures: Sequence[float] = TEMPERATURES,
+    ns: Sequence[int] = PASS_NS,
+    top_k: int = 20,
+    top_p: float = 0.95,
+    min_p: float = 0.0,
+    n_parallel: int | None = None,
+    verify_timeout: float = 5.0,
+    progress: bool = False,
+) -> dict:
     """Figure 1: one :func:`led_cpp.evaluation.evaluate` run (``n`` samples per problem,
     standard sampling) per temperature in ``OUT/temperature_runs/T<T>/`` (resumed when
     rerun), pass@n for each n in ``ns`` up to ``n`` and the slope of pass@n against T;
@@ -458,15 +557,37 @@ def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
     problems, _ = ev.select_problems(dataset, limit)  # the whole dataset: evaluate applies the limit
     model_name = ev.model_name_of(model)
     # Refuse bad temperatures or a mismatching run directory before generating anything.
-    specs = check_temperature_runs(out_dir, problems, model_name=model_name, temperatures=temperatures, n=n,
-                                   limit=limit, seed=seed, max_tokens=max_tokens, top_k=top_k, top_p=top_p,
-                                   min_p=min_p)
+    specs = check_temperature_runs(
+        out_dir,
+        problems,
+        model_name=model_name,
+        temperatures=temperatures,
+        n=n,
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+    )
     summaries = []
     for t, spec in zip(temperatures, specs):
-        summaries.append(ev.evaluate(
-            model, problems, spec, n=n, limit=limit, max_tokens=max_tokens, seed=seed,
-            out_dir=temperature_run_dir(out_dir, t), progress=progress, model_name=model_name,
-            verify_timeout=verify_timeout, n_parallel=n_parallel))
+        summaries.append(
+            ev.evaluate(
+                model,
+                problems,
+                spec,
+                n=n,
+                limit=limit,
+                max_tokens=max_tokens,
+                seed=seed,
+                out_dir=temperature_run_dir(out_dir, t),
+                progress=progress,
+                model_name=model_name,
+                verify_timeout=verify_timeout,
+                n_parallel=n_parallel,
+            )
+        )
     pass_at = {str(k): [] for k in ns}
     for s in summaries:
         table = pass_at_n_table(s.correct_counts, n, ns)
@@ -474,21 +595,34 @@ def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
             pass_at[str(k)].append(table[str(k)])
     slopes = temperature_slopes(temperatures, pass_at)
     data = {
-        "analysis": "temperature", **_model_info(model), "dataset": problems[0].dataset,
-        "num_problems": summaries[0].num_problems, "limit": limit, "n": n,
-        "max_tokens": max_tokens, "seed": seed,
+        "analysis": "temperature",
+        **_model_info(model),
+        "dataset": problems[0].dataset,
+        "num_problems": summaries[0].num_problems,
+        "limit": limit,
+        "n": n,
+        "max_tokens": max_tokens,
+        "seed": seed,
         "sampling": {"top_k": top_k, "top_p": top_p, "min_p": min_p},
         "prompt_format": summaries[0].prompt_format,
-        "temperatures": temperatures, "ns": ns, "pass_at": pass_at, "slopes": slopes,
+        "temperatures": temperatures,
+        "ns": ns,
+        "pass_at": pass_at,
+        "slopes": slopes,
         "collapse": {k: v["collapse"] for k, v in slopes.items()},
         "definition": "pass@n: unbiased estimator 1 - C(N-c, n)/C(N, n) averaged over problems "
-                      "(N samples per problem); slope: least-squares slope of pass@n against T; "
-                      "slope <= 0 marks exploration collapse",
-        "runs": {f"{t:g}": {"out_dir": str(temperature_run_dir(out_dir, t)),
-                            "pass@1": s.pass_at_1, "mean_tokens": s.mean_tokens,
-                            "finished_rate": s.finished_rate,
-                            "generation_seconds": s.generation_seconds}
-                 for t, s in zip(temperatures, summaries)},
+        "(N samples per problem); slope: least-squares slope of pass@n against T; "
+        "slope <= 0 marks exploration collapse",
+        "runs": {
+            f"{t:g}": {
+                "out_dir": str(temperature_run_dir(out_dir, t)),
+                "pass@1": s.pass_at_1,
+                "mean_tokens": s.mean_tokens,
+                "finished_rate": s.finished_rate,
+                "generation_seconds": s.generation_seconds,
+            }
+            for t, s in zip(temperatures, summaries)
+        },
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -500,17 +634,21 @@ def analyze_temperature(model: Any, dataset: Any, *, out_dir: str | os.PathLike,
 def format_report(data: dict) -> str:
     """A short text summary of one analysis' data."""
     kind = data.get("analysis")
-    head = (f"{data['model']} on {data['dataset']}: {data['num_problems']} problems")
+    head = f"{data['model']} on {data['dataset']}: {data['num_problems']} problems"
     if kind == "entropy":
         values = " ".join(f"{v:.3f}" for v in data["mean_entropy"])
-        return (f"{head}, {data['num_tokens']} tokens\n"
-                f"normalised entropy by layer (0 -> {len(data['layers']) - 1}): {values}\n"
-                f"final layer {data['final_layer_entropy']:.4f} ({data['top_layer_change']:+.4f} "
-                f"from the layer below; a collapse is a large negative step), highest at layer "
-                f"{data['max_entropy_layer']}")
+        return (
+            f"{head}, {data['num_tokens']} tokens\n"
+            f"normalised entropy by layer (0 -> {len(data['layers']) - 1}): {values}\n"
+            f"final layer {data['final_layer_entropy']:.4f} ({data['top_layer_change']:+.4f} "
+            f"from the layer below; a collapse is a large negative step), highest at layer "
+            f"{data['max_entropy_layer']}"
+        )
     if kind == "coverage":
-        lines = [f"{head}, {data['num_tokens']} tokens",
-                 "coverage of the final top-k by layer (0 -> top), with / without final norm:"]
+        lines = [
+            f"{head}, {data['num_tokens']} tokens",
+            "coverage of the final top-k by layer (0 -> top), with / without final norm:",
+        ]
         for k in data["ks"]:
             w = " ".join(f"{v:.2f}" for v in data["with_norm"][str(k)])
             r = " ".join(f"{v:.2f}" for v in data["without_norm"][str(k)])
@@ -523,8 +661,13 @@ def format_report(data: dict) -> str:
         for k, values in data["pass_at"].items():
             cells = "  ".join(f"{100 * v:5.1f}" for v in values)
             slope = data["slopes"][k]
-            mark = ("  (no signal: the same at every T)" if slope["saturated"]
-                    else "  collapse" if slope["collapse"] else "")
+            mark = (
+                "  (no signal: the same at every T)"
+                if slope["saturated"]
+                else "  collapse"
+                if slope["collapse"]
+                else ""
+            )
             lines.append(f"  pass@{k:<3} {cells}   {100 * slope['slope']:+.2f} pp/T{mark}")
         return "\n".join(lines)
     return json.dumps(data)

@@ -11,10 +11,11 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any
 
 #: Seconds one render may take before the worker is stopped and a ValueError raised.
 RENDER_TIMEOUT_S = 10.0
@@ -52,8 +53,10 @@ def check_json_value(name: str, value: Any, depth: int = 0) -> Any:
         return checked
     if isinstance(value, (list, tuple)):
         return [check_json_value(f"{name}[{index}]", item, depth + 1) for index, item in enumerate(value)]
-    raise ValueError(f"{name} is a {type(value).__name__}; only JSON values (dict, list, str, int, float, bool, "
-                     "None) can be passed to a chat template")
+    raise ValueError(
+        f"{name} is a {type(value).__name__}; only JSON values (dict, list, str, int, float, bool, "
+        "None) can be passed to a chat template"
+    )
 
 
 def check_template_kwargs(kwargs: Any, name: str = "chat_template_kwargs") -> dict:
@@ -62,8 +65,10 @@ def check_template_kwargs(kwargs: Any, name: str = "chat_template_kwargs") -> di
     if kwargs is None:
         return {}
     if not isinstance(kwargs, Mapping):
-        raise ValueError(f"{name} must be a dict of template arguments such as {{'enable_thinking': False}}, "
-                         f"not {type(kwargs).__name__}")
+        raise ValueError(
+            f"{name} must be a dict of template arguments such as {{'enable_thinking': False}}, "
+            f"not {type(kwargs).__name__}"
+        )
     for key in kwargs:
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"{name} has the key {key!r}; template argument names must be identifiers")
@@ -73,8 +78,10 @@ def check_template_kwargs(kwargs: Any, name: str = "chat_template_kwargs") -> di
     for key in ("tools", "documents"):
         items = checked.get(key)
         if items is not None and (not isinstance(items, list) or not all(isinstance(i, dict) for i in items)):
-            raise ValueError(f"{name}[{key!r}] must be a list of dicts (JSON schemas for tools, "
-                             "{'title': ..., 'text': ...} for documents)")
+            raise ValueError(
+                f"{name}[{key!r}] must be a list of dicts (JSON schemas for tools, "
+                "{'title': ..., 'text': ...} for documents)"
+            )
     return checked
 
 
@@ -95,8 +102,10 @@ def check_messages(messages: Any) -> list:
             raise ValueError(f"message {index} needs a non-empty string 'role'")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
-            raise ValueError(f"message {index} has a {type(content).__name__} 'content'; give a str or a list of "
-                             "parts such as {'type': 'text', 'text': ...}")
+            raise ValueError(
+                f"message {index} has a {type(content).__name__} 'content'; give a str or a list of "
+                "parts such as {'type': 'text', 'text': ...}"
+            )
         if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
             raise ValueError(f"message {index}'s 'content' parts must be dicts such as {{'type': 'text', 'text': ...}}")
         if content is None and "tool_calls" not in message:
@@ -105,7 +114,7 @@ def check_messages(messages: Any) -> list:
     return checked
 
 
-def _alias_reasoning_fields(messages: List[dict]) -> List[dict]:
+def _alias_reasoning_fields(messages: list[dict]) -> list[dict]:
     # transformers fills `reasoning_content` from older names and `thinking` for gpt-oss templates
     aliased = []
     for message in messages:
@@ -123,9 +132,13 @@ class _Worker:
     def __init__(self) -> None:
         script = Path(__file__).with_name("template_sandbox.py")
         self._process = subprocess.Popen(
-            [sys.executable, str(script), str(WORKER_MEMORY_BYTES)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
-        self._answers: "Queue[Any]" = Queue()
+            [sys.executable, str(script), str(WORKER_MEMORY_BYTES)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        self._answers: Queue[Any] = Queue()
         self._reader = threading.Thread(target=self._read_answers, name="led_cpp-template-reader", daemon=True)
         self._reader.start()
         self._wait(STARTUP_TIMEOUT_S, "start")
@@ -150,19 +163,22 @@ class _Worker:
             self.stop()
             if what == "start":
                 raise RuntimeError(f"the chat-template worker did not start within {timeout:.0f} s") from None
-            raise ValueError(f"the chat template did not finish rendering within {timeout:g} s; "
-                             "it was stopped (a template that loops or computes too much)") from None
+            raise ValueError(
+                f"the chat template did not finish rendering within {timeout:g} s; "
+                "it was stopped (a template that loops or computes too much)"
+            ) from None
         if answer is None:
             code = self._process.poll()
             self.stop()
             if what == "start":
-                raise RuntimeError(f"the chat-template worker exited at start (status {code}); "
-                                   f"check that {sys.executable} can import jinja2")
+                raise RuntimeError(
+                    f"the chat-template worker exited at start (status {code}); "
+                    f"check that {sys.executable} can import jinja2"
+                )
             raise ValueError("the chat template stopped its renderer (it exceeded the memory a template may use)")
         return answer
 
-    def render(self, template: str, variables: dict, max_chars: int, now: Optional[datetime],
-               timeout: float) -> Any:
+    def render(self, template: str, variables: dict, max_chars: int, now: datetime | None, timeout: float) -> Any:
         data = pickle.dumps((template, variables, max_chars, now), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._process.stdin.write(struct.pack("<Q", len(data)) + data)
@@ -191,7 +207,7 @@ class _Pool:
     """Idle workers, reused; a thread takes one (or starts one) for each render."""
 
     def __init__(self, keep: int = 2) -> None:
-        self._idle: List[_Worker] = []
+        self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._keep = keep
         self._pid = os.getpid()
@@ -230,9 +246,16 @@ atexit.register(_shutdown)
 
 
 # --- rendering --------------------------------------------------------------------------------
-def render(template: str, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
-           bos_token: str = "", eos_token: str = "", template_kwargs: Optional[Mapping[str, Any]] = None,
-           now: Optional[datetime] = None) -> str:
+def render(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    add_generation_prompt: bool = True,
+    bos_token: str = "",
+    eos_token: str = "",
+    template_kwargs: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str:
     """Renders like transformers' ``render_jinja_template`` with ``tokenizer.apply_chat_template``'s
     variables. ``now`` fixes what ``strftime_now`` reads (for reproducible renders); None: the clock."""
     if not isinstance(template, str) or not template.strip():
@@ -247,9 +270,13 @@ def render(template: str, messages: Sequence[Mapping[str, Any]], *, add_generati
     checked = _alias_reasoning_fields(check_messages(messages))
     kwargs = check_template_kwargs(template_kwargs)
     variables = {"bos_token": bos_token, "eos_token": eos_token, **kwargs}  # kwargs win, as in transformers
-    variables = {"messages": checked, "tools": variables.pop("tools", None),
-                 "documents": variables.pop("documents", None), "add_generation_prompt": add_generation_prompt,
-                 **variables}
+    variables = {
+        "messages": checked,
+        "tools": variables.pop("tools", None),
+        "documents": variables.pop("documents", None),
+        "add_generation_prompt": add_generation_prompt,
+        **variables,
+    }
     input_chars = len(template) + len(repr(variables))
     max_chars = RENDER_BASE_CHARS + 8 * input_chars
     answer = _POOL.render(template, variables, max_chars, now, RENDER_TIMEOUT_S)
@@ -265,13 +292,26 @@ def render(template: str, messages: Sequence[Mapping[str, Any]], *, add_generati
     raise ValueError(f"the chat template failed to render: {message}")
 
 
-def render_chat_template(template: str, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
-                         bos_token: str = "", eos_token: str = "", **template_kwargs: Any) -> str:
+def render_chat_template(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    add_generation_prompt: bool = True,
+    bos_token: str = "",
+    eos_token: str = "",
+    **template_kwargs: Any,
+) -> str:
     """The prompt text a Jinja chat template makes of ``messages``, exactly as transformers'
     ``apply_chat_template`` renders it (same environment: loop controls, its ``tojson``,
     ``raise_exception``, ``strftime_now``, the ``generation`` tag). ``template_kwargs`` (tools,
     documents, enable_thinking, reasoning_effort, ...) are the template's variables; they must be
     JSON values. Raises ValueError for bad input, a template that raises, or one that runs longer
     than RENDER_TIMEOUT_S or renders more than RENDER_BASE_CHARS (+8 per input character)."""
-    return render(template, messages, add_generation_prompt=add_generation_prompt, bos_token=bos_token,
-                  eos_token=eos_token, template_kwargs=template_kwargs)
+    return render(
+        template,
+        messages,
+        add_generation_prompt=add_generation_prompt,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        template_kwargs=template_kwargs,
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any, List, TextIO
+from typing import Any, TextIO
 
 from .cli_decoding import (
     add_chat_template_arguments,
@@ -58,8 +58,8 @@ def _chat(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     out = sys.stdout
     colour = out.isatty() and not args.no_colour
-    system: List[dict] = [{"role": "system", "content": args.system}] if args.system else []
-    history: List[dict] = list(system)
+    system: list[dict] = [{"role": "system", "content": args.system}] if args.system else []
+    history: list[dict] = list(system)
     print(f"led-cpp chat with {model.path.name} ({'LED' if args.led else 'standard sampling'}). {HELP}.", flush=True)
     seed = args.seed
     while True:
@@ -84,9 +84,12 @@ def _chat(args: argparse.Namespace) -> int:
             print(f"(unknown command {text.split()[0]}; {HELP})", flush=True)
             continue
         messages = history + [{"role": "user", "content": text}]
-        view = ReasoningView(out, [marker for marker in model._markers_for(config) if marker], args.hide_reasoning, colour)
-        generation = model.generate(messages, config=config, max_tokens=args.max_tokens, seed=seed,
-                                    chat_template_kwargs=template_kwargs)
+        view = ReasoningView(
+            out, [marker for marker in model._markers_for(config) if marker], args.hide_reasoning, colour
+        )
+        generation = model.generate(
+            messages, config=config, max_tokens=args.max_tokens, seed=seed, chat_template_kwargs=template_kwargs
+        )
         if seed is not None:
             seed += 1
         try:
@@ -101,9 +104,12 @@ def _chat(args: argparse.Namespace) -> int:
         print(flush=True)
         if args.stats:
             timings = result.timings
-            print(f"[{timings.prompt_tokens} prompt tokens, {timings.decode_tokens} generated at "
-                  f"{timings.decode_tokens_per_second:.1f} tok/s, {result.reasoning_tokens} reasoning, "
-                  f"finish: {result.finish_reason}]", flush=True)
+            print(
+                f"[{timings.prompt_tokens} prompt tokens, {timings.decode_tokens} generated at "
+                f"{timings.decode_tokens_per_second:.1f} tok/s, {result.reasoning_tokens} reasoning, "
+                f"finish: {result.finish_reason}]",
+                flush=True,
+            )
         history = messages + [{"role": "assistant", "content": result.answer}]
 
 

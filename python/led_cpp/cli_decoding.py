@@ -55,12 +55,12 @@ def _add_field_arguments(parser: Any, config_class: type, names: tuple, help_ove
         default, kind = defaults[name], types[name]
         text = help_overrides.get(name, FIELD_HELP.get(name, f"{config_class.__name__}.{name}"))
         if kind is bool:
-            parser.add_argument(flag(name, config_class), dest=name, action="store_const", const=not default,
-                                help=text)
+            parser.add_argument(flag(name, config_class), dest=name, action="store_const", const=not default, help=text)
             continue
         shown = "" if default is None else f" ({default})"
-        parser.add_argument(flag(name, config_class), dest=name, type=kind, choices=CHOICES.get(name),
-                            help=text + shown)
+        parser.add_argument(
+            flag(name, config_class), dest=name, type=kind, choices=CHOICES.get(name), help=text + shown
+        )
 
 
 def add_led_arguments(parser: Any, help_overrides: dict | None = None) -> None:
@@ -68,9 +68,13 @@ def add_led_arguments(parser: Any, help_overrides: dict | None = None) -> None:
     _add_field_arguments(parser, LEDConfig, LED_FIELDS, help_overrides or {})
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser, *, sampling: bool = True,
-                           led_help: str = "decode with Latent Exploration Decoding",
-                           help_overrides: dict | None = None) -> None:
+def add_decoding_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    sampling: bool = True,
+    led_help: str = "decode with Latent Exploration Decoding",
+    help_overrides: dict | None = None,
+) -> None:
     """--led and the LED flags; with ``sampling`` also SamplingConfig's (--temperature, --top-k,
     --top-p, --min-p). ``help_overrides``: a field's help where this command differs."""
     group = parser.add_argument_group("decoding (defaults: the LED authors')")
@@ -108,11 +112,15 @@ def decoding_config(args: argparse.Namespace) -> SamplingConfig | LEDConfig:
 
 def add_chat_template_arguments(parser: argparse.ArgumentParser) -> None:
     """--chat-template-kwargs JSON and its shorthand --no-think."""
-    parser.add_argument("--chat-template-kwargs", metavar="JSON",
-                        help="variables for the chat template as a JSON object, e.g. "
-                        "'{\"enable_thinking\": false}' or '{\"reasoning_effort\": \"high\"}'")
-    parser.add_argument("--no-think", action="store_true",
-                        help="shorthand for --chat-template-kwargs '{\"enable_thinking\": false}'")
+    parser.add_argument(
+        "--chat-template-kwargs",
+        metavar="JSON",
+        help="variables for the chat template as a JSON object, e.g. "
+        '\'{"enable_thinking": false}\' or \'{"reasoning_effort": "high"}\'',
+    )
+    parser.add_argument(
+        "--no-think", action="store_true", help="shorthand for --chat-template-kwargs '{\"enable_thinking\": false}'"
+    )
 
 
 def chat_template_kwargs_from(args: argparse.Namespace) -> dict:
@@ -122,11 +130,15 @@ def chat_template_kwargs_from(args: argparse.Namespace) -> dict:
         try:
             kwargs = json.loads(args.chat_template_kwargs)
         except json.JSONDecodeError as error:
-            raise ValueError(f"--chat-template-kwargs is not valid JSON ({error}); give an object such as "
-                             "'{\"enable_thinking\": false}'") from None
+            raise ValueError(
+                f"--chat-template-kwargs is not valid JSON ({error}); give an object such as "
+                "'{\"enable_thinking\": false}'"
+            ) from None
         if not isinstance(kwargs, dict):
-            raise ValueError(f"--chat-template-kwargs must be a JSON object such as '{{\"enable_thinking\": false}}', "
-                             f"not a JSON {type(kwargs).__name__}")
+            raise ValueError(
+                f"--chat-template-kwargs must be a JSON object such as '{{\"enable_thinking\": false}}', "
+                f"not a JSON {type(kwargs).__name__}"
+            )
     if args.no_think:
         if kwargs.get("enable_thinking", False) is not False:
             raise ValueError("--no-think contradicts enable_thinking in --chat-template-kwargs; give one of them")

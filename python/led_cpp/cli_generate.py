@@ -34,11 +34,19 @@ def run_generate_command(args: argparse.Namespace) -> int:
     model = load_model(args)
     use_chat = model.chat_template is not None and not args.raw
     if template_kwargs and not use_chat:
-        raise ValueError("--chat-template-kwargs/--no-think need the model's chat template, but "
-                         + ("--raw was given" if args.raw else f"{model.path.name} has none"))
+        raise ValueError(
+            "--chat-template-kwargs/--no-think need the model's chat template, but "
+            + ("--raw was given" if args.raw else f"{model.path.name} has none")
+        )
     prompt = [{"role": "user", "content": args.prompt}] if use_chat else args.prompt
-    generation = model.generate(prompt, config=config, max_tokens=args.max_tokens, seed=args.seed,
-                                stop=args.stop or (), chat_template_kwargs=template_kwargs if use_chat else None)
+    generation = model.generate(
+        prompt,
+        config=config,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        stop=args.stop or (),
+        chat_template_kwargs=template_kwargs if use_chat else None,
+    )
     with generation:
         for piece in generation:
             sys.stdout.write(piece)
@@ -46,9 +54,11 @@ def run_generate_command(args: argparse.Namespace) -> int:
         result = generation.result
     sys.stdout.write("\n")
     timings = result.timings
-    line = (f"[{model.path.name}: {timings.prompt_tokens} prompt tokens at "
-            f"{timings.prompt_tokens_per_second:.1f} tok/s, {timings.decode_tokens} generated at "
-            f"{timings.decode_tokens_per_second:.1f} tok/s, finish: {result.finish_reason}")
+    line = (
+        f"[{model.path.name}: {timings.prompt_tokens} prompt tokens at "
+        f"{timings.prompt_tokens_per_second:.1f} tok/s, {timings.decode_tokens} generated at "
+        f"{timings.decode_tokens_per_second:.1f} tok/s, finish: {result.finish_reason}"
+    )
     if args.led:
         line += f", explored {result.explored_steps}/{len(result.tokens)} steps"
     print(line + "]", file=sys.stderr)

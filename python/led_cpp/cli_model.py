@@ -14,12 +14,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """-m/--model (default: the bundled model), --hf-repo, --n-ctx, --threads, --n-gpu-layers,
     --led-projection and --verbose."""
     group = parser.add_argument_group("model")
-    group.add_argument("-m", "--model", metavar="MODEL",
-                       help="GGUF file (default: the bundled Gemma 3 270M of the demo extra); with --hf-repo, a "
-                       "file name or glob in that repository")
-    group.add_argument("--hf-repo", metavar="REPO",
-                       help="-m names a file of this Hugging Face repository, downloaded into the Hub cache (of "
-                       "each Ray worker's node with --ray)")
+    group.add_argument(
+        "-m",
+        "--model",
+        metavar="MODEL",
+        help="GGUF file (default: the bundled Gemma 3 270M of the demo extra); with --hf-repo, a "
+        "file name or glob in that repository",
+    )
+    group.add_argument(
+        "--hf-repo",
+        metavar="REPO",
+        help="-m names a file of this Hugging Face repository, downloaded into the Hub cache (of "
+        "each Ray worker's node with --ray)",
+    )
     group.add_argument("--n-ctx", type=int, default=4096, help="context size (4096)")
     group.add_argument("--threads", type=int, default=None, help="CPU threads (all cores)")
     group.add_argument("--n-gpu-layers", type=int, default=-1, help="layers to offload to a GPU build (-1 = all)")
@@ -33,8 +40,9 @@ def model_path(args: argparse.Namespace) -> str:
     to install when it is missing."""
     if not args.model:
         if args.hf_repo:
-            raise ValueError("--hf-repo needs -m FILE: the GGUF file (or a glob such as '*Q4_K_M.gguf') in the "
-                             "repository")
+            raise ValueError(
+                "--hf-repo needs -m FILE: the GGUF file (or a glob such as '*Q4_K_M.gguf') in the repository"
+            )
         args.model = str(default_model_path())
     return str(args.model)
 
@@ -46,8 +54,12 @@ def model_name(args: argparse.Namespace) -> str:
 
 def model_kwargs(args: argparse.Namespace) -> dict:
     """The ``Model`` arguments the options give, but the thread count (a Ray worker sets its own)."""
-    return {"n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "led_projection": args.led_projection,
-            "verbose": args.verbose}
+    return {
+        "n_ctx": args.n_ctx,
+        "n_gpu_layers": args.n_gpu_layers,
+        "led_projection": args.led_projection,
+        "verbose": args.verbose,
+    }
 
 
 def load_model(args: argparse.Namespace) -> Model:

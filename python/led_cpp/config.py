@@ -13,8 +13,9 @@ DEPTH_RULES: tuple[str, ...] = tuple(_core.DepthRule.__members__)
 LAYER_COUNTINGS: tuple[str, ...] = tuple(_core.LayerCounting.__members__)
 # Model(led_projection=...): where LED projects the earlier depths through the output head.
 LED_PROJECTIONS: tuple[str, ...] = tuple(_core.Projection.__members__)
-LED_PROJECTION_HELP = ("where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), "
-                       "every_step, on_explore")
+LED_PROJECTION_HELP = (
+    "where LED projects the earlier depths: auto (every_step on a GPU, else on_explore), every_step, on_explore"
+)
 
 
 def choice(option: str, value: Any, kind: type) -> Any:
@@ -98,8 +99,15 @@ class SamplingConfig:
     def to_native(self, think_start: str = "", think_end: str = "") -> _core.SamplingSpec:
         """The native spec the decode loop takes, with the reasoning markers given (resolved for a
         model by ``Model.native_config``)."""
-        return _core.SamplingSpec(led=False, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                                  min_p=self.min_p, think_start=think_start, think_end=think_end)
+        return _core.SamplingSpec(
+            led=False,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            think_start=think_start,
+            think_end=think_end,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,9 @@ class LEDConfig:
             if not isinstance(self.think_end, str):
                 raise TypeError(f"think_end must be a str or None, not {type(self.think_end).__name__}")
             if not self.think_end:
-                raise ValueError("think_end must not be empty; give the end-of-think marker, or None for the model's own")
+                raise ValueError(
+                    "think_end must not be empty; give the end-of-think marker, or None for the model's own"
+                )
         choice("depth_rule", self.depth_rule, _core.DepthRule)
         choice("layer_counting", self.layer_counting, _core.LayerCounting)
         if self.depth_rule == "fixed":
@@ -175,11 +185,19 @@ class LEDConfig:
         """The native spec the decode loop takes, with the reasoning markers given (resolved for a
         model, ``think_end`` included, by ``Model.native_config``)."""
         return _core.SamplingSpec(
-            led=True, temperature=self.temperature, d=self.d, k=self.k, ln=self.ln, exploit=self.exploit,
-            think_only=self.think_only, depth_rule=choice("depth_rule", self.depth_rule, _core.DepthRule),
+            led=True,
+            temperature=self.temperature,
+            d=self.d,
+            k=self.k,
+            ln=self.ln,
+            exploit=self.exploit,
+            think_only=self.think_only,
+            depth_rule=choice("depth_rule", self.depth_rule, _core.DepthRule),
             fixed_depth=self.fixed_depth or 0,
             layer_counting=choice("layer_counting", self.layer_counting, _core.LayerCounting),
-            think_start=think_start, think_end=think_end)
+            think_start=think_start,
+            think_end=think_end,
+        )
 
 
 DecodingConfig = Union[SamplingConfig, LEDConfig]

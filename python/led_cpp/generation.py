@@ -12,8 +12,9 @@ from .results import GenerationResult, run_stats
 class _Run:
     """Drives one native BatchRun; closes it on any exception, Ctrl-C included."""
 
-    def __init__(self, native: _core.BatchRun, trace: bool, progress: Any | None = None,
-                 markers: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, native: _core.BatchRun, trace: bool, progress: Any | None = None, markers: tuple[str, str] | None = None
+    ) -> None:
         self._native: _core.BatchRun | None = native
         self._trace = trace
         self._markers = markers
@@ -39,8 +40,10 @@ class _Run:
         if self._native is None:
             return
         self.stats = run_stats(self._native.stats)
-        self._results = [[GenerationResult.from_native(item, self._trace, self._markers) for item in prompt]
-                         for prompt in self._native.results()]
+        self._results = [
+            [GenerationResult.from_native(item, self._trace, self._markers) for item in prompt]
+            for prompt in self._native.results()
+        ]
         self.close()
 
     @property

@@ -67,10 +67,19 @@ class Model:
         led_projection: the led_projection it was loaded with.
     """
 
-    def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, n_gpu_layers: int = -1,
-                 n_threads: int | None = None, verbose: bool = False, kv_type: str = "f16",
-                 flash_attention: bool | None = None, n_batch: int = 512,
-                 led_projection: str = "auto") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_ctx: int = 4096,
+        n_gpu_layers: int = -1,
+        n_threads: int | None = None,
+        verbose: bool = False,
+        kv_type: str = "f16",
+        flash_attention: bool | None = None,
+        n_batch: int = 512,
+        led_projection: str = "auto",
+    ) -> None:
         _positive_int("n_ctx", n_ctx, maximum=1 << 24)
         _positive_int("n_batch", n_batch, maximum=1 << 16)
         _positive_int("n_threads", n_threads, allow_none=True, maximum=1024)
@@ -84,17 +93,23 @@ class Model:
         self.path = Path(path)
         self.summary = check_gguf_model(self.path)
         self._native = _core.ModelHandle(
-            str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads or 0,
-            verbose=bool(verbose), kv_type=kv_type,
-            flash_attention=-1 if flash_attention is None else int(bool(flash_attention)), n_batch=n_batch,
+            str(self.path),
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads or 0,
+            verbose=bool(verbose),
+            kv_type=kv_type,
+            flash_attention=-1 if flash_attention is None else int(bool(flash_attention)),
+            n_batch=n_batch,
             led_projection=projection,
         )
         self.led_projection = led_projection
         self._scorer: _core.PromptScorer | None = None  # the prompt-scoring context, made on first use
 
     @classmethod
-    def from_pretrained(cls, repo_id: str, filename: str, *, revision: str | None = None,
-                        cache_dir: str | None = None, **kwargs: Any) -> Model:
+    def from_pretrained(
+        cls, repo_id: str, filename: str, *, revision: str | None = None, cache_dir: str | None = None, **kwargs: Any
+    ) -> Model:
         """Downloads a GGUF file from a Hugging Face repository into the hub cache and loads it.
 
         ``filename`` is a path in the repository or a glob (``"*Q4_K_M.gguf"``), as in
@@ -187,8 +202,9 @@ class Model:
         start, end = self._markers_for(config)
         return config.to_native(think_start=start, think_end=end)
 
-    def reasoning_open(self, prompt: Prompt, think_end: str | None = None,
-                       chat_template_kwargs: dict | None = None) -> bool:
+    def reasoning_open(
+        self, prompt: Prompt, think_end: str | None = None, chat_template_kwargs: dict | None = None
+    ) -> bool:
         """Whether the first token generated after ``prompt`` is inside the reasoning segment
         (LED_SPEC "Reasoning segment"); False when there are no markers."""
         start, end = marker_pair(self.reasoning_markers, think_end)
@@ -216,8 +232,9 @@ class Model:
         valid UTF-8 (a character cut between tokens) become U+FFFD."""
         return self._native.detokenize([int(token) for token in tokens]).decode("utf-8", errors="replace")
 
-    def apply_chat_template(self, messages: Sequence[dict], *, add_generation_prompt: bool = True,
-                            **template_kwargs: Any) -> str:
+    def apply_chat_template(
+        self, messages: Sequence[dict], *, add_generation_prompt: bool = True, **template_kwargs: Any
+    ) -> str:
         """The model's chat template rendered as transformers' ``apply_chat_template`` renders it.
 
         ``messages`` are ``{"role": ..., "content": ...}`` dicts (``reasoning_content``,
@@ -229,8 +246,14 @@ class Model:
         template = self.chat_template
         if template is None:
             raise ValueError(f"{self.path.name} has no chat template; pass a plain string prompt instead of messages")
-        return chat.render(template, messages, add_generation_prompt=add_generation_prompt,
-                           bos_token=self.bos_token, eos_token=self.eos_token, template_kwargs=template_kwargs)
+        return chat.render(
+            template,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            template_kwargs=template_kwargs,
+        )
 
     def prompt_tokens(self, prompt: Prompt, chat_template_kwargs: dict | None = None) -> list[int]:
         """The tokens a prompt (text, chat messages or token ids) is decoded from; chat messages are
@@ -250,24 +273,40 @@ class Model:
             text = self.apply_chat_template(prompt, **(chat_template_kwargs or {}))
             bos, eos = self.bos_token, self.eos_token
             if self._native.add_bos and bos and text.startswith(bos):
-                text = text[len(bos):]
+                text = text[len(bos) :]
             if self._native.add_eos and eos and text.endswith(eos):
-                text = text[:-len(eos)]
+                text = text[: -len(eos)]
             return self.tokenize(text)
-        if isinstance(prompt, (list, tuple, np.ndarray)) and len(prompt) and all(
-                isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in prompt):
+        if (
+            isinstance(prompt, (list, tuple, np.ndarray))
+            and len(prompt)
+            and all(isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in prompt)
+        ):
             tokens = [int(item) for item in prompt]
             if any(not 0 <= token < self.n_vocab for token in tokens):
                 raise ValueError(f"prompt token ids must lie in [0, {self.n_vocab})")
             return tokens
-        raise ValueError("a prompt must be a non-empty str, a list of chat messages "
-                         "({'role': ..., 'content': ...}) or a list of token ids")
+        raise ValueError(
+            "a prompt must be a non-empty str, a list of chat messages "
+            "({'role': ..., 'content': ...}) or a list of token ids"
+        )
 
     # --- generation --------------------------------------------------------------------------
-    def _start(self, prompts: Sequence[Prompt], *, n: int, config: DecodingConfig | None, max_tokens: int,
-               seed: int | None, stop: str | Sequence[str], trace: bool, n_parallel: int | None,
-               progress: bool = False, layer_analysis: int = 0,
-               chat_template_kwargs: dict | None = None) -> _Run:
+    def _start(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int,
+        config: DecodingConfig | None,
+        max_tokens: int,
+        seed: int | None,
+        stop: str | Sequence[str],
+        trace: bool,
+        n_parallel: int | None,
+        progress: bool = False,
+        layer_analysis: int = 0,
+        chat_template_kwargs: dict | None = None,
+    ) -> _Run:
         config = SamplingConfig() if config is None else config
         if not isinstance(config, (SamplingConfig, LEDConfig)):
             raise TypeError(f"config must be a SamplingConfig or LEDConfig, not {type(config).__name__}")
@@ -302,8 +341,10 @@ class Model:
             trace = True
         template_kwargs = chat.check_template_kwargs(chat_template_kwargs)
         if template_kwargs and not any(_is_messages(prompt) for prompt in prompts):
-            raise ValueError("chat_template_kwargs apply to chat-message prompts; these prompts are text or "
-                             "token ids, which are not rendered by a template")
+            raise ValueError(
+                "chat_template_kwargs apply to chat-message prompts; these prompts are text or "
+                "token ids, which are not rendered by a template"
+            )
         tokens = [self.prompt_tokens(prompt, template_kwargs) for prompt in prompts]
         bar = None
         if progress:
@@ -311,40 +352,96 @@ class Model:
 
             bar = tqdm(total=len(tokens) * n * max_tokens, unit="tok", desc="generating", leave=False)
         start, end = self._markers_for(config)
-        options = _core.RunOptions(max_tokens=max_tokens, seed=seed, stop=stops, trace=trace,
-                                   n_parallel=n_parallel or 0, analysis_top_k=layer_analysis)
+        options = _core.RunOptions(
+            max_tokens=max_tokens,
+            seed=seed,
+            stop=stops,
+            trace=trace,
+            n_parallel=n_parallel or 0,
+            analysis_top_k=layer_analysis,
+        )
         native = _core.BatchRun(self._native, tokens, n, config.to_native(start, end), options)
         return _Run(native, trace, bar, markers=(start, end) if end else None)
 
-    def generate(self, prompt: Prompt, *, config: DecodingConfig | None = None, max_tokens: int = 256,
-                 seed: int | None = None, stop: str | Sequence[str] = (), trace: bool = False,
-                 chat_template_kwargs: dict | None = None) -> Generation:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        config: DecodingConfig | None = None,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        trace: bool = False,
+        chat_template_kwargs: dict | None = None,
+    ) -> Generation:
         """Starts one generation; iterate it for text pieces, then read ``.result``.
 
         ``config`` is a SamplingConfig (the default, ``SamplingConfig()``) or an LEDConfig;
         ``seed`` None draws one; ``stop`` strings end the text (not included); ``trace`` records a
         TraceStep per decided step; ``chat_template_kwargs`` (e.g. ``{"enable_thinking": False}``)
         go to the chat template of message prompts."""
-        return Generation(self._start([prompt], n=1, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
-                                      trace=trace, n_parallel=1, chat_template_kwargs=chat_template_kwargs))
+        return Generation(
+            self._start(
+                [prompt],
+                n=1,
+                config=config,
+                max_tokens=max_tokens,
+                seed=seed,
+                stop=stop,
+                trace=trace,
+                n_parallel=1,
+                chat_template_kwargs=chat_template_kwargs,
+            )
+        )
 
-    def stream_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: DecodingConfig | None = None,
-                     max_tokens: int = 256, seed: int | None = None, stop: str | Sequence[str] = (),
-                     trace: bool = False, n_parallel: int | None = None, progress: bool = False,
-                     chat_template_kwargs: dict | None = None) -> BatchStream:
+    def stream_batch(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int = 1,
+        config: DecodingConfig | None = None,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        trace: bool = False,
+        n_parallel: int | None = None,
+        progress: bool = False,
+        chat_template_kwargs: dict | None = None,
+    ) -> BatchStream:
         """n samples of every prompt decoded together; yields (prompt_index, sample_index, piece),
         then ``.results`` and ``.stats``. The arguments are generate_batch's."""
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty list of prompts")
-        return BatchStream(self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop,
-                                       trace=trace, n_parallel=n_parallel, progress=progress,
-                                       chat_template_kwargs=chat_template_kwargs))
+        return BatchStream(
+            self._start(
+                prompts,
+                n=n,
+                config=config,
+                max_tokens=max_tokens,
+                seed=seed,
+                stop=stop,
+                trace=trace,
+                n_parallel=n_parallel,
+                progress=progress,
+                chat_template_kwargs=chat_template_kwargs,
+            )
+        )
 
-    def generate_batch(self, prompts: Sequence[Prompt], *, n: int = 1, config: DecodingConfig | None = None,
-                       max_tokens: int = 256, seed: int | None = None, stop: str | Sequence[str] = (),
-                       trace: bool = False, n_parallel: int | None = None,
-                       progress: bool = False, layer_analysis: int = 0,
-                       chat_template_kwargs: dict | None = None) -> list[list[GenerationResult]]:
+    def generate_batch(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        n: int = 1,
+        config: DecodingConfig | None = None,
+        max_tokens: int = 256,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        trace: bool = False,
+        n_parallel: int | None = None,
+        progress: bool = False,
+        layer_analysis: int = 0,
+        chat_template_kwargs: dict | None = None,
+    ) -> list[list[GenerationResult]]:
         """n samples of every prompt, decoded together in one context; per prompt a list of n results.
 
         Sample s of prompt p draws from its own random stream derived from (seed, p, s), so its
@@ -355,9 +452,19 @@ class Model:
         LED. The other arguments are generate's."""
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty list of prompts")
-        run = self._start(prompts, n=n, config=config, max_tokens=max_tokens, seed=seed, stop=stop, trace=trace,
-                          n_parallel=n_parallel, progress=progress, layer_analysis=layer_analysis,
-                          chat_template_kwargs=chat_template_kwargs)
+        run = self._start(
+            prompts,
+            n=n,
+            config=config,
+            max_tokens=max_tokens,
+            seed=seed,
+            stop=stop,
+            trace=trace,
+            n_parallel=n_parallel,
+            progress=progress,
+            layer_analysis=layer_analysis,
+            chat_template_kwargs=chat_template_kwargs,
+        )
         with BatchStream(run) as stream:
             return stream.results
 
@@ -373,11 +480,15 @@ class Model:
             self._scorer = _core.PromptScorer(self._native)
         scores = self._scorer.score(tokens, top_logprobs)
         top = [[(int(token), float(value)) for token, value in step] for step in scores.top]
-        return {"tokens": tokens, "logprobs": [None, *scores.logprobs],
-                "top_logprobs": [None, *top] if top_logprobs else [None] * len(tokens)}
+        return {
+            "tokens": tokens,
+            "logprobs": [None, *scores.logprobs],
+            "top_logprobs": [None, *top] if top_logprobs else [None] * len(tokens),
+        }
 
-    def depth_logits(self, prompt: Prompt, *, d: int = 8, ln: bool = False,
-                     layer_counting: str = "paper") -> np.ndarray:
+    def depth_logits(
+        self, prompt: Prompt, *, d: int = 8, ln: bool = False, layer_counting: str = "paper"
+    ) -> np.ndarray:
         """Logits [d, n_vocab] of every depth LED reads at the prompt's last token, computed by
         the same in-graph capture and output-head projection LED decodes with. Row 0 is the final
         layer; ``ln`` and ``layer_counting`` are LEDConfig's."""
@@ -388,5 +499,7 @@ class Model:
         return self._native.depth_logits(self.prompt_tokens(prompt), d, bool(ln), counting)
 
     def __repr__(self) -> str:
-        return (f"Model({str(self.path)!r}, architecture={self.architecture!r}, n_layer={self.n_layer}, "
-                f"n_vocab={self.n_vocab}, n_ctx={self.n_ctx})")
+        return (
+            f"Model({str(self.path)!r}, architecture={self.architecture!r}, n_layer={self.n_layer}, "
+            f"n_vocab={self.n_vocab}, n_ctx={self.n_ctx})"
+        )

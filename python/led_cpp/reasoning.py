@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Callable
 
-Markers = Tuple[str, str]
+Markers = tuple[str, str]
 
 # Known (start, end) pairs, in order of preference. gpt-oss writes its reasoning in the analysis
 # channel and its answer in the final one; its end "marker" is the header of the final message.
-KNOWN_MARKERS: Tuple[Markers, ...] = (
-    ("<think>", "</think>"),                    # Qwen3, QwQ, DeepSeek-R1 distills, SmolLM3, Phi-4-reasoning, ...
-    ("[THINK]", "[/THINK]"),                    # Magistral, Ministral reasoning
+KNOWN_MARKERS: tuple[Markers, ...] = (
+    ("<think>", "</think>"),  # Qwen3, QwQ, DeepSeek-R1 distills, SmolLM3, Phi-4-reasoning, ...
+    ("[THINK]", "[/THINK]"),  # Magistral, Ministral reasoning
     ("<|START_THINKING|>", "<|END_THINKING|>"),  # Command R7B, Command A reasoning
-    ("<seed:think>", "</seed:think>"),          # Seed-OSS
+    ("<seed:think>", "</seed:think>"),  # Seed-OSS
     ("<|channel|>analysis<|message|>", "<|start|>assistant<|channel|>final<|message|>"),  # gpt-oss
 )
 
 
-def find_markers(is_one_token: Callable[[str], bool], chat_template: Optional[str]) -> Optional[Markers]:
+def find_markers(is_one_token: Callable[[str], bool], chat_template: str | None) -> Markers | None:
     """The first known pair whose markers are both tokens of the vocabulary, or both written
     by the chat template; None when the model has none."""
     for start, end in KNOWN_MARKERS:
@@ -30,7 +30,7 @@ def find_markers(is_one_token: Callable[[str], bool], chat_template: Optional[st
     return None
 
 
-def marker_pair(model_markers: Optional[Markers], think_end: Optional[str]) -> Markers:
+def marker_pair(model_markers: Markers | None, think_end: str | None) -> Markers:
     """The (start, end) the decode loop follows: an explicit end marker wins (with the model's
     start marker when the ends agree); "" for a marker there is none of."""
     if think_end is None:

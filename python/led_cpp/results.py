@@ -38,8 +38,12 @@ class Timings:
     @classmethod
     def from_native(cls, native: _core.Timings) -> Timings:
         """The Timings of a native ``_core.Timings``."""
-        return cls(prompt_tokens=native.prompt_tokens, prompt_seconds=native.prompt_seconds,
-                   decode_tokens=native.decode_tokens, decode_seconds=native.decode_seconds)
+        return cls(
+            prompt_tokens=native.prompt_tokens,
+            prompt_seconds=native.prompt_seconds,
+            decode_tokens=native.decode_tokens,
+            decode_seconds=native.decode_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,19 @@ class TraceStep:
         width = len(normalised) // max(n_layer, 1)
 
         def rows(values: list[int]) -> tuple[tuple[int, ...], ...]:
-            return tuple(tuple(values[i * width:(i + 1) * width]) for i in range(n_layer))
+            return tuple(tuple(values[i * width : (i + 1) * width]) for i in range(n_layer))
 
-        return cls(explored=native.explored, depth=native.depth, entropies=tuple(native.entropies),
-                   top1_probability=native.top1_probability, candidates=tuple(native.candidates),
-                   layer_entropies=entropies, layer_top_normalised=rows(normalised), layer_top_raw=rows(raw),
-                   token=native.token)
+        return cls(
+            explored=native.explored,
+            depth=native.depth,
+            entropies=tuple(native.entropies),
+            top1_probability=native.top1_probability,
+            candidates=tuple(native.candidates),
+            layer_entropies=entropies,
+            layer_top_normalised=rows(normalised),
+            layer_top_raw=rows(raw),
+            token=native.token,
+        )
 
 
 @dataclass(frozen=True)
@@ -142,8 +153,9 @@ class GenerationResult:
         return self.explored_steps / self.decided_steps if self.decided_steps else 0.0
 
     @classmethod
-    def from_native(cls, native: _core.SampleResult, trace: bool,
-                    markers: tuple[str, str] | None = None) -> GenerationResult:
+    def from_native(
+        cls, native: _core.SampleResult, trace: bool, markers: tuple[str, str] | None = None
+    ) -> GenerationResult:
         """The GenerationResult of a native ``_core.SampleResult``; ``trace`` keeps its steps,
         ``markers`` are the reasoning markers the run followed."""
         return cls(

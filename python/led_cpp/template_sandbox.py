@@ -21,10 +21,10 @@ import pickle
 import struct
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any
 
 # Set per request: the time strftime_now reads (None: the clock), fixed for reproducible renders.
-_fixed_now: Optional[datetime] = None
+_fixed_now: datetime | None = None
 
 
 class OutputTooLarge(Exception):
@@ -89,10 +89,12 @@ def _build_environment():
             if isinstance(name, str) and name.startswith("_"):
                 raise jinja2.exceptions.SecurityError(
                     f"Chat templates cannot store underscore-prefixed attributes on a namespace, but got {name!r}. "
-                    "Please rename the attribute.")
+                    "Please rename the attribute."
+                )
 
     environment = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols])
+        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols]
+    )
     environment.filters["tojson"] = tojson
     environment.globals["raise_exception"] = raise_exception
     environment.globals["strftime_now"] = strftime_now

@@ -23,9 +23,10 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .. import _core
 from ..model import Model
@@ -60,8 +61,7 @@ class EvalWorker:
     is kept and reported by :meth:`info`, naming the node (the actor stays up so
     the driver can say why)."""
 
-    def __init__(self, model: str, hf_repo: str | None, revision: str | None,
-                 model_kwargs: dict):
+    def __init__(self, model: str, hf_repo: str | None, revision: str | None, model_kwargs: dict):
         self.node = socket.gethostname()
         self.ip = _node_ip()
         self.error: tuple[str, str] | None = None
@@ -77,7 +77,8 @@ class EvalWorker:
                     raise FileNotFoundError(
                         f"the worker on node {self.node} ({self.ip}) cannot read the model "
                         f"{model}: put the GGUF on storage every node mounts at the same path, "
-                        "or pull it into each node's Hugging Face cache (hf_repo / --hf-repo)")
+                        "or pull it into each node's Hugging Face cache (hf_repo / --hf-repo)"
+                    )
                 self.model = Model(path, **model_kwargs)
             self.fingerprint = _fingerprint(self.model.path)
         except Exception as e:  # noqa: BLE001 - reported to the driver with the node's name
@@ -89,15 +90,25 @@ class EvalWorker:
     def info(self) -> dict:
         import ray
 
-        info = {"node": self.node, "ip": self.ip, "pid": os.getpid(), "error": self.error,
-                "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        info = {
+            "node": self.node,
+            "ip": self.ip,
+            "pid": os.getpid(),
+            "error": self.error,
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
         if self.model is not None:
             devices = [d for d in _core.devices() if d["type"] != "cpu"] or _core.devices()
-            info.update(model=self.model.path.name, model_path=str(self.model.path),
-                        fingerprint=self.fingerprint, architecture=self.model.architecture,
-                        chat_template=self.model.chat_template, threads=self.model.n_threads,
-                        device=", ".join(f"{d['name']} ({d['description']})" for d in devices))
+            info.update(
+                model=self.model.path.name,
+                model_path=str(self.model.path),
+                fingerprint=self.fingerprint,
+                architecture=self.model.architecture,
+                chat_template=self.model.chat_template,
+                threads=self.model.n_threads,
+                device=", ".join(f"{d['name']} ({d['description']})" for d in devices),
+            )
         return info
 
     def run_chunk(self, chunk: Sequence[Problem], job: EvalJob) -> tuple[list[dict], dict]:
@@ -107,8 +118,7 @@ class EvalWorker:
             self.checker = AnswerChecker(job.verify_timeout)
         t0 = time.perf_counter()
         records = run_chunk(self.model, chunk, job, self.checker)
-        return records, {"node": self.node, "pid": os.getpid(),
-                         "seconds": time.perf_counter() - t0}
+        return records, {"node": self.node, "pid": os.getpid(), "seconds": time.perf_counter() - t0}
 
 
 def _node_ip() -> str:
@@ -142,7 +152,8 @@ def probe_address(address: str, timeout: float) -> None:
         raise ConnectionError(
             f"no Ray cluster answers at {address} ({host}:{port}: {e.strerror or e}) within "
             f"{timeout:g} s: start one with `ray start --head` there, or give its address "
-            "(--ray HOST:PORT, or --ray auto on a node of the cluster)") from None
+            "(--ray HOST:PORT, or --ray auto on a node of the cluster)"
+        ) from None
 
 
 @dataclass
@@ -209,14 +220,14 @@ class RayBackend:
         return self._infos[0]["chat_template"]
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> "RayBackend":
+    def __enter__(self) -> RayBackend:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self) -> "RayBackend":
+    def start(self) -> RayBackend:
         """Join or start the cluster, start the workers and wait until every model is
         loaded; raises (and stops what it started) when that cannot happen."""
         if self._actors:
@@ -235,8 +246,7 @@ class RayBackend:
             return
         address = self.address
         if address in (None, "", "local"):
-            ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     log_to_driver=False)
+            ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False)
             self._owns_cluster = self._connected = True
             return
         if address == "auto":
@@ -249,8 +259,10 @@ class RayBackend:
             ray.init(address=address, log_to_driver=False)
             self._connected = True
         except ConnectionError as e:
-            raise ConnectionError(f"cannot join the Ray cluster at {address!r}: {e}; start one "
-                                  "with `ray start --head`, or give its address") from None
+            raise ConnectionError(
+                f"cannot join the Ray cluster at {address!r}: {e}; start one "
+                "with `ray start --head`, or give its address"
+            ) from None
 
     def _start_workers(self, ray) -> None:
         resources = ray.cluster_resources()
@@ -265,37 +277,45 @@ class RayBackend:
         if threads is None:
             threads = 1 if self.gpus_per_worker else max(1, int(cpus // workers))
         self._threads = threads
-        asks = (f"{workers} workers of {threads} CPUs and {self.gpus_per_worker:g} GPUs; the "
-                f"cluster has {cpus:g} CPUs and {gpus:g} GPUs")
+        asks = (
+            f"{workers} workers of {threads} CPUs and {self.gpus_per_worker:g} GPUs; the "
+            f"cluster has {cpus:g} CPUs and {gpus:g} GPUs"
+        )
         if workers * threads > cpus or workers * self.gpus_per_worker > gpus:
             if self._owns_cluster:  # a local cluster does not grow
-                raise ValueError(f"the local Ray cluster cannot place {asks} (use fewer --workers, "
-                                 "--threads-per-worker or --gpus-per-worker)")
-            warnings.warn(f"waiting up to {self.start_timeout:g} s for the cluster to place {asks}",
-                          stacklevel=3)
+                raise ValueError(
+                    f"the local Ray cluster cannot place {asks} (use fewer --workers, "
+                    "--threads-per-worker or --gpus-per-worker)"
+                )
+            warnings.warn(f"waiting up to {self.start_timeout:g} s for the cluster to place {asks}", stacklevel=3)
         kwargs = {**self.model_kwargs, "n_threads": threads}
         actor = ray.remote(EvalWorker).options(
-            num_cpus=threads, num_gpus=self.gpus_per_worker, max_restarts=self.max_restarts,
-            max_task_retries=0)
-        self._actors = [actor.remote(os.fspath(self.model), self.hf_repo, self.revision, kwargs)
-                        for _ in range(workers)]
+            num_cpus=threads, num_gpus=self.gpus_per_worker, max_restarts=self.max_restarts, max_task_retries=0
+        )
+        self._actors = [
+            actor.remote(os.fspath(self.model), self.hf_repo, self.revision, kwargs) for _ in range(workers)
+        ]
         refs = [a.info.remote() for a in self._actors]
         ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout)
         if waiting:
             raise TimeoutError(
                 f"{len(waiting)} of {workers} Ray workers did not start (placed and model "
                 f"loaded) within {self.start_timeout:g} s; asked for {asks} (use fewer "
-                "--workers, --threads-per-worker or --gpus-per-worker)")
+                "--workers, --threads-per-worker or --gpus-per-worker)"
+            )
         self._infos = ray.get(refs)
         for info in self._infos:
             if info["error"]:
                 kind, message = info["error"]
                 raise (FileNotFoundError if kind == "FileNotFoundError" else RuntimeError)(
-                    f"a Ray worker could not load the model: {message}")
+                    f"a Ray worker could not load the model: {message}"
+                )
         prints = {i["fingerprint"] for i in self._infos}
         if len(prints) > 1:
-            raise RuntimeError("the workers loaded different model files under one name: " + "; ".join(
-                f"{i['node']}: {i['model_path']} ({i['fingerprint']})" for i in self._infos))
+            raise RuntimeError(
+                "the workers loaded different model files under one name: "
+                + "; ".join(f"{i['node']}: {i['model_path']} ({i['fingerprint']})" for i in self._infos)
+            )
 
     def close(self) -> None:
         """Stop the workers; stop the local cluster this backend started, or leave the
@@ -322,15 +342,13 @@ class RayBackend:
     def run_chunks(self, chunks: Sequence[Sequence[Problem]], job: EvalJob) -> Iterator[list[dict]]:
         self.start()
         ray = self._ray
-        retriable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                     ray.exceptions.OutOfMemoryError)
+        retriable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError)
         # A queued batch: (problems, slots of the workers that died running it).
         queue = collections.deque((list(c), ()) for c in chunks)
         inflight: dict[Any, tuple[int, list[Problem], tuple[int, ...]]] = {}
         load = [0] * len(self._actors)
         failures = [0] * len(self._actors)
-        stats = [{"batches": 0, "samples": 0, "generated_tokens": 0, "busy_seconds": 0.0}
-                 for _ in self._actors]
+        stats = [{"batches": 0, "samples": 0, "generated_tokens": 0, "busy_seconds": 0.0} for _ in self._actors]
         retried = 0
         t0 = time.perf_counter()
         job_ref = ray.put(job)
@@ -338,13 +356,11 @@ class RayBackend:
             while queue or inflight:
                 live = [i for i in range(len(self._actors)) if failures[i] <= self.max_restarts]
                 if not live:
-                    raise RuntimeError("every Ray worker died; see the Ray logs "
-                                       "(/tmp/ray/session_latest/logs) for why")
+                    raise RuntimeError("every Ray worker died; see the Ray logs (/tmp/ray/session_latest/logs) for why")
                 while queue:
                     chunk, failed_on = queue[0]
                     # Another worker than those it killed, where there is one.
-                    slot = min([i for i in live if i not in failed_on] or live,
-                               key=lambda i: load[i])
+                    slot = min([i for i in live if i not in failed_on] or live, key=lambda i: load[i])
                     if load[slot] >= self.max_in_flight:
                         break
                     queue.popleft()
@@ -355,7 +371,8 @@ class RayBackend:
                 if not ready:
                     raise TimeoutError(
                         f"no problem finished within {self.stall_timeout:g} s on "
-                        f"{len(self._actors)} Ray workers ({len(inflight)} running or queued)")
+                        f"{len(self._actors)} Ray workers ({len(inflight)} running or queued)"
+                    )
                 for ref in ready:
                     slot, chunk, failed_on = inflight.pop(ref)
                     load[slot] -= 1
@@ -368,7 +385,8 @@ class RayBackend:
                         if len(failed_on) >= self.max_attempts:
                             raise RuntimeError(
                                 f"problem {chunk[0].id} was lost with {len(failed_on)} Ray workers "
-                                f"that ran it; last error: {e}") from None
+                                f"that ran it; last error: {e}"
+                            ) from None
                         queue.appendleft((chunk, failed_on))
                         continue
                     failures[slot] = 0
@@ -387,28 +405,48 @@ class RayBackend:
                     pass
             wall = time.perf_counter() - t0
             for s in stats:
-                s["tokens_per_second"] = (s["generated_tokens"] / s["busy_seconds"]
-                                          if s["busy_seconds"] else 0.0)
+                s["tokens_per_second"] = s["generated_tokens"] / s["busy_seconds"] if s["busy_seconds"] else 0.0
             tokens = sum(s["generated_tokens"] for s in stats)
-            self._last = {"wall_seconds": wall, "generated_tokens": tokens,
-                          "tokens_per_second": tokens / wall if wall else 0.0,
-                          "retried_batches": retried, "worker_stats": stats}
+            self._last = {
+                "wall_seconds": wall,
+                "generated_tokens": tokens,
+                "tokens_per_second": tokens / wall if wall else 0.0,
+                "retried_batches": retried,
+                "worker_stats": stats,
+            }
 
     def shape(self) -> dict:
         self.start()
         nodes = sorted({i["node"] for i in self._infos})
-        return {"runner": "ray", "workers": len(self._actors), "nodes": len(nodes),
-                "gpus_per_worker": self.gpus_per_worker, "threads_per_worker": self._threads,
-                "devices": sorted({i["device"] for i in self._infos})}
+        return {
+            "runner": "ray",
+            "workers": len(self._actors),
+            "nodes": len(nodes),
+            "gpus_per_worker": self.gpus_per_worker,
+            "threads_per_worker": self._threads,
+            "devices": sorted({i["device"] for i in self._infos}),
+        }
 
     def report(self) -> dict:
         shape = self.shape()
         workers = []
         for i, info in enumerate(self._infos):
             s = self._last.get("worker_stats", [{}] * len(self._infos))[i]
-            workers.append({"node": info["node"], "ip": info["ip"], "pid": info["pid"],
-                            "device": info["device"], "gpu_ids": info["gpu_ids"],
-                            "model": info["model"], "threads": info["threads"], **s})
-        return {**shape, "address": self.address or "local",
-                **{k: v for k, v in self._last.items() if k != "worker_stats"},
-                "worker_stats": workers}
+            workers.append(
+                {
+                    "node": info["node"],
+                    "ip": info["ip"],
+                    "pid": info["pid"],
+                    "device": info["device"],
+                    "gpu_ids": info["gpu_ids"],
+                    "model": info["model"],
+                    "threads": info["threads"],
+                    **s,
+                }
+            )
+        return {
+            **shape,
+            "address": self.address or "local",
+            **{k: v for k, v in self._last.items() if k != "worker_stats"},
+            "worker_stats": workers,
+        }

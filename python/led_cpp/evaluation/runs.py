@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -147,8 +148,18 @@ def evaluate(
     chat template's variables (e.g. ``{"enable_thinking": False}``) for every prompt.
     """
     model_name = model_name or model_name_of(model)
-    plan = plan_run(dataset, config, model_name=model_name, n=n, limit=limit, seed=seed, max_tokens=max_tokens,
-                    think_end=think_end, chat_template_kwargs=chat_template_kwargs, shard=shard)
+    plan = plan_run(
+        dataset,
+        config,
+        model_name=model_name,
+        n=n,
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+        think_end=think_end,
+        chat_template_kwargs=chat_template_kwargs,
+        shard=shard,
+    )
     explicit = think_end or getattr(plan.config, "think_end", None)
     # The answer region follows the marker generation followed: the explicit one, else the model's.
     answer_marker = explicit or model_end_marker(model) or DEFAULT_THINK_END
@@ -161,18 +172,35 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not check_out_dir(out, plan.identity):
-        write_json_atomic(out / META_FILE, {
-            "identity": plan.identity, "config_label": plan.label, "prompt_format": prompt_format,
-            "instruction": INSTRUCTION, "think_end": answer_marker,
-            "model_path": str(getattr(model, "path", "") or ""),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **plan.shard_meta})
+        write_json_atomic(
+            out / META_FILE,
+            {
+                "identity": plan.identity,
+                "config_label": plan.label,
+                "prompt_format": prompt_format,
+                "instruction": INSTRUCTION,
+                "think_end": answer_marker,
+                "model_path": str(getattr(model, "path", "") or ""),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **plan.shard_meta,
+            },
+        )
     samples_path = out / SAMPLES_FILE
     records = load_records(samples_path, n)
     pending = [[p for p in chunk if p.index not in records] for chunk in plan.chunks]
     pending = [chunk for chunk in pending if chunk]
-    job = EvalJob(n=n, config=plan.config, max_tokens=max_tokens, seed=seed, chat=chat, think_end=answer_marker,
-                  number_fallback=problems[0].dataset in NUMBER_FALLBACK_DATASETS, verify_timeout=verify_timeout,
-                  n_parallel=n_parallel, chat_template_kwargs=plan.chat_template_kwargs)
+    job = EvalJob(
+        n=n,
+        config=plan.config,
+        max_tokens=max_tokens,
+        seed=seed,
+        chat=chat,
+        think_end=answer_marker,
+        number_fallback=problems[0].dataset in NUMBER_FALLBACK_DATASETS,
+        verify_timeout=verify_timeout,
+        n_parallel=n_parallel,
+        chat_template_kwargs=plan.chat_template_kwargs,
+    )
     runner = model if isinstance(model, ChunkRunner) else LocalRunner(model)
 
     done_samples = (len(problems) - sum(map(len, pending))) * n
@@ -193,9 +221,19 @@ def evaluate(
         if bar is not None:
             bar.close()
 
-    summary = summarize(problems, records, n=n, label=plan.label, config_params=plan.identity["config"],
-                        model=model_name, limit=limit, seed=seed, max_tokens=max_tokens, prompt_format=prompt_format,
-                        out_dir=str(out))
+    summary = summarize(
+        problems,
+        records,
+        n=n,
+        label=plan.label,
+        config_params=plan.identity["config"],
+        model=model_name,
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+        prompt_format=prompt_format,
+        out_dir=str(out),
+    )
     summary.run = {**runner.shape(), **({"shard": plan.identity["shard"]} if plan.shard_meta else {})}
     if pending:  # what this session did, for the record: one line per session
         session = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "batches": len(pending), **runner.report()}
@@ -237,10 +275,22 @@ def compare(
     for s in specs:  # fail before any generation if a config is invalid
         s.build()
     summaries = [
-        evaluate(model, dataset, s, n=n, limit=limit, max_tokens=max_tokens, seed=seed,
-                 out_dir=Path(out_dir) / s.dirname, progress=progress, model_name=model_name,
-                 verify_timeout=verify_timeout, n_parallel=n_parallel, chat_template_kwargs=chat_template_kwargs,
-                 shard=shard)
+        evaluate(
+            model,
+            dataset,
+            s,
+            n=n,
+            limit=limit,
+            max_tokens=max_tokens,
+            seed=seed,
+            out_dir=Path(out_dir) / s.dirname,
+            progress=progress,
+            model_name=model_name,
+            verify_timeout=verify_timeout,
+            n_parallel=n_parallel,
+            chat_template_kwargs=chat_template_kwargs,
+            shard=shard,
+        )
         for s in specs
     ]
     write_json_atomic(Path(out_dir) / COMPARE_FILE, [s.to_dict() for s in summaries])

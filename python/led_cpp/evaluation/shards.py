@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .problems import Problem
 from .run_dir import (
@@ -54,15 +55,14 @@ class Shard:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"shard {name} must be an int, not {type(value).__name__}")
         if not 1 <= self.index <= self.count:
-            raise ValueError(f"shard {self.index}/{self.count} is out of range: "
-                             f"K/N needs 1 <= K <= N")
+            raise ValueError(f"shard {self.index}/{self.count} is out of range: K/N needs 1 <= K <= N")
 
     @property
     def label(self) -> str:
         return f"{self.index}/{self.count}"
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         """``"K/N"``, e.g. ``"2/8"``."""
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
         if not m:
@@ -78,8 +78,9 @@ def as_shard(shard: Shard | str) -> Shard:
     raise TypeError(f"shard must be a Shard or 'K/N', not {type(shard).__name__}")
 
 
-def apply_shard(shard: Shard | str, chunks: Sequence[Sequence[Problem]],
-                identity: dict) -> tuple[list[list[Problem]], dict, dict]:
+def apply_shard(
+    shard: Shard | str, chunks: Sequence[Sequence[Problem]], identity: dict
+) -> tuple[list[list[Problem]], dict, dict]:
     """(this shard's batches, the shard run's identity, what meta.json records)."""
     shard = as_shard(shard)
     if shard.count > len(chunks):
@@ -87,15 +88,21 @@ def apply_shard(shard: Shard | str, chunks: Sequence[Sequence[Problem]],
         raise ValueError(
             f"shard {shard.label}: the run has only {len(chunks)} batches "
             f"({sum(map(len, chunks))} problems, {size} per generate call), so at most "
-            f"{len(chunks)} shards; use fewer")
+            f"{len(chunks)} shards; use fewer"
+        )
     mine = [list(c) for c in chunks[shard.index - 1 :: shard.count]]
     selected = [p.index for c in chunks for p in c]
     # The problem count is part of the identity: a shard resumed with another --limit
     # would hold another share.
-    identity = {**identity, "shard": {"index": shard.index, "count": shard.count,
-                                      "problems": len(selected)}}
-    meta = {"shard": {"index": shard.index, "count": shard.count,
-                      "problems": [p.index for c in mine for p in c], "selected": selected}}
+    identity = {**identity, "shard": {"index": shard.index, "count": shard.count, "problems": len(selected)}}
+    meta = {
+        "shard": {
+            "index": shard.index,
+            "count": shard.count,
+            "problems": [p.index for c in mine for p in c],
+            "selected": selected,
+        }
+    }
     return mine, identity, meta
 
 
@@ -144,21 +151,26 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
         raise ShardMergeError(f"--out {out} is one of the shards; give a new directory")
     first = shards[0]
     for s in shards[1:]:
-        diffs = [f"{k}: {first.base.get(k)!r} in {first.path}, {s.base.get(k)!r} in {s.path}"
-                 for k in {**first.base, **s.base} if first.base.get(k) != s.base.get(k)]
+        diffs = [
+            f"{k}: {first.base.get(k)!r} in {first.path}, {s.base.get(k)!r} in {s.path}"
+            for k in {**first.base, **s.base}
+            if first.base.get(k) != s.base.get(k)
+        ]
         if s.shard["selected"] != first.shard["selected"]:
-            diffs.append(f"problems: {len(first.shard['selected'])} selected in {first.path}, "
-                         f"{len(s.shard['selected'])} in {s.path} (another --limit)")
+            diffs.append(
+                f"problems: {len(first.shard['selected'])} selected in {first.path}, "
+                f"{len(s.shard['selected'])} in {s.path} (another --limit)"
+            )
         if s.shard["count"] != first.shard["count"]:
             diffs.append(f"shard count: {first.label} in {first.path}, {s.label} in {s.path}")
         if diffs:
-            raise ShardMergeError("these are shards of different runs; refusing to merge:\n  "
-                                  + "\n  ".join(diffs))
+            raise ShardMergeError("these are shards of different runs; refusing to merge:\n  " + "\n  ".join(diffs))
     by_index: dict[int, _ShardDir] = {}
     for s in shards:
         if s.shard["index"] in by_index:
-            raise ShardMergeError(f"overlapping shards: {by_index[s.shard['index']].path} and "
-                                  f"{s.path} are both shard {s.label}")
+            raise ShardMergeError(
+                f"overlapping shards: {by_index[s.shard['index']].path} and {s.path} are both shard {s.label}"
+            )
         by_index[s.shard["index"]] = s
 
     n = int(first.base["n"])
@@ -176,24 +188,30 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
                 records[index] = done[index]
         missing = [i for i in planned if i not in done]
         if missing:
-            lacking.append(f"shard {s.label} ({s.path}) lacks {len(missing)} of its "
-                           f"{len(planned)} problems ({_indices(missing)}): rerun it, it resumes")
+            lacking.append(
+                f"shard {s.label} ({s.path}) lacks {len(missing)} of its "
+                f"{len(planned)} problems ({_indices(missing)}): rerun it, it resumes"
+            )
     count = int(first.shard["count"])
     absent = [k for k in range(1, count + 1) if k not in by_index]
     if absent:
-        lacking.insert(0, f"shard{'s' * (len(absent) > 1)} "
-                          f"{', '.join(f'{k}/{count}' for k in absent)} not given "
-                          f"({len(set(first.shard['selected']) - set(owner))} problems)")
+        lacking.insert(
+            0,
+            f"shard{'s' * (len(absent) > 1)} "
+            f"{', '.join(f'{k}/{count}' for k in absent)} not given "
+            f"({len(set(first.shard['selected']) - set(owner))} problems)",
+        )
     if lacking:
         missing_total = len(first.shard["selected"]) - len(records)
-        raise ShardMergeError(f"{missing_total} problems are missing; refusing to write a "
-                              "partial summary:\n  " + "\n  ".join(lacking))
+        raise ShardMergeError(
+            f"{missing_total} problems are missing; refusing to write a partial summary:\n  " + "\n  ".join(lacking)
+        )
 
     dataset = first.base["dataset"]
-    problems = [Problem(records[i][0]["problem_id"], i, "", records[i][0]["gold"], dataset)
-                for i in first.shard["selected"]]
-    summaries = [_read_json(s.path / SUMMARY_FILE) if (s.path / SUMMARY_FILE).is_file()
-                 else {} for s in shards]
+    problems = [
+        Problem(records[i][0]["problem_id"], i, "", records[i][0]["gold"], dataset) for i in first.shard["selected"]
+    ]
+    summaries = [_read_json(s.path / SUMMARY_FILE) if (s.path / SUMMARY_FILE).is_file() else {} for s in shards]
     limits = {json.dumps(sm.get("limit")) for sm in summaries if sm}
     limit = json.loads(limits.pop()) if len(limits) == 1 else None
 
@@ -204,14 +222,26 @@ def merge_runs(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) ->
     meta.update(identity=first.base, merged_from=[str(s.path) for s in shards])
     write_json_atomic(out / META_FILE, meta)  # a merge rewrites out_dir whole
     write_records(out / SAMPLES_FILE, [r for p in problems for r in records[p.index]])
-    summary = summarize(problems, records, n=n, label=first.meta.get("config_label", ""),
-                           config_params=first.base["config"], model=first.base["model"],
-                           limit=limit, seed=int(first.base["seed"]),
-                           max_tokens=int(first.base["max_tokens"]),
-                           prompt_format=first.meta.get("prompt_format", ""), out_dir=str(out))
-    summary.run = {"runner": "merge", "shards": [
-        {"dir": str(s.path), **sm.get("run", {}), "shard": s.label}
-        for s, sm in sorted(zip(shards, summaries), key=lambda x: x[0].shard["index"])]}
+    summary = summarize(
+        problems,
+        records,
+        n=n,
+        label=first.meta.get("config_label", ""),
+        config_params=first.base["config"],
+        model=first.base["model"],
+        limit=limit,
+        seed=int(first.base["seed"]),
+        max_tokens=int(first.base["max_tokens"]),
+        prompt_format=first.meta.get("prompt_format", ""),
+        out_dir=str(out),
+    )
+    summary.run = {
+        "runner": "merge",
+        "shards": [
+            {"dir": str(s.path), **sm.get("run", {}), "shard": s.label}
+            for s, sm in sorted(zip(shards, summaries), key=lambda x: x[0].shard["index"])
+        ],
+    }
     write_json_atomic(out / SUMMARY_FILE, summary.to_dict())
     return summary
 
@@ -233,10 +263,11 @@ def merge(dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> list
         return [merge_runs(paths, out_dir)]
     configs = [sorted(c.name for c in p.iterdir() if (c / META_FILE).is_file()) for p in paths]
     if not configs[0] or any(c != configs[0] for c in configs):
-        raise ShardMergeError("give shard directories of one eval run (each with "
-                              f"{META_FILE}) or of one compare run (each with the same config "
-                              "subdirectories): " + "; ".join(
-                                  f"{p}: {', '.join(c) or 'no runs'}" for p, c in zip(paths, configs)))
+        raise ShardMergeError(
+            "give shard directories of one eval run (each with "
+            f"{META_FILE}) or of one compare run (each with the same config "
+            "subdirectories): " + "; ".join(f"{p}: {', '.join(c) or 'no runs'}" for p, c in zip(paths, configs))
+        )
     order = configs[0]
     listed = paths[0] / COMPARE_FILE
     if listed.is_file():

@@ -4,8 +4,8 @@ the table that prints summaries side by side."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .passk import mean_pass_at_k
 from .problems import Problem

@@ -31,28 +31,43 @@ from .protocol import ChatRequest, CompletionRequest, DetokenizeRequest, LEDOpti
 class ServerSettings:
     model_name: str
     n_parallel: int = 4
-    max_queued: int = 256          # sequences waiting beyond the running ones before 429
+    max_queued: int = 256  # sequences waiting beyond the running ones before 429
     max_n: int = 16
-    max_tokens_limit: int = 0      # 0 = the context size
+    max_tokens_limit: int = 0  # 0 = the context size
     api_key: Optional[str] = None
     cors_origins: Tuple[str, ...] = ()
     max_body_bytes: int = 4 << 20
     default_led: Optional[LEDOptions] = None  # LED for requests that do not say
-    top_k: int = 40                # standard sampling's top-k when a request gives none
+    top_k: int = 40  # standard sampling's top-k when a request gives none
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: Optional[str] = None,
-                 code: Optional[str] = None, headers: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
         self.headers = headers
 
 
-def error_response(status: int, message: str, type: str = "invalid_request_error", param: Optional[str] = None,
-                   code: Optional[str] = None, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+def error_response(
+    status: int,
+    message: str,
+    type: str = "invalid_request_error",
+    param: Optional[str] = None,
+    code: Optional[str] = None,
+    headers: Optional[Dict[str, str]] = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type, "param": param, "code": code}}, status_code=status, headers=headers
+    )
 
 
 class BodyLimit:
@@ -103,8 +118,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
-                           allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"], allow_headers=["*"]
+        )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
@@ -113,8 +129,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             given = request.headers.get("authorization", "")
             expected = f"Bearer {settings.api_key}"
             if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
-                return error_response(401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
-                                      code="invalid_api_key")
+                return error_response(
+                    401, "missing or wrong API key; send 'Authorization: Bearer KEY'", code="invalid_api_key"
+                )
         try:
             return await call_next(request)
         except APIError as error:
@@ -135,7 +152,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         elif first.get("type") == "extra_forbidden":
             message = f"unrecognized request argument supplied: {param}"
         else:
-            message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))
+            message = (
+                f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid request"))
+            )
         return error_response(400, message, param=param)
 
     @app.exception_handler(StarletteHTTPException)
@@ -154,15 +173,20 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         try:
             if led:
                 if body.top_p is not None or body.top_k is not None or body.min_p is not None:
-                    raise APIError(400, "top_p, top_k and min_p are standard sampling's; an LED request takes k in 'led'",
-                                   param="led")
+                    raise APIError(
+                        400,
+                        "top_p, top_k and min_p are standard sampling's; an LED request takes k in 'led'",
+                        param="led",
+                    )
                 options = led.model_dump()
                 config: Any = LEDConfig(temperature=temperature, **options)
             else:
-                config = SamplingConfig(temperature=temperature,
-                                        top_k=settings.top_k if body.top_k is None else body.top_k,
-                                        top_p=1.0 if body.top_p is None else body.top_p,
-                                        min_p=0.0 if body.min_p is None else body.min_p)
+                config = SamplingConfig(
+                    temperature=temperature,
+                    top_k=settings.top_k if body.top_k is None else body.top_k,
+                    top_p=1.0 if body.top_p is None else body.top_p,
+                    min_p=0.0 if body.min_p is None else body.min_p,
+                )
             config.check_model(model.n_layer, model.n_vocab)
         except (TypeError, ValueError) as error:
             raise APIError(400, str(error), param="led" if led else None) from None
@@ -172,14 +196,21 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         if n > settings.max_n:
             raise APIError(400, f"n={n} exceeds this server's limit of {settings.max_n}", param="n")
         if max_tokens > settings.max_tokens_limit:
-            raise APIError(400, f"max_tokens={max_tokens} exceeds this server's limit of {settings.max_tokens_limit}",
-                           param="max_tokens")
+            raise APIError(
+                400,
+                f"max_tokens={max_tokens} exceeds this server's limit of {settings.max_tokens_limit}",
+                param="max_tokens",
+            )
 
     def check_length(tokens: List[int], max_tokens: int) -> None:
         if len(tokens) + max_tokens > model.n_ctx:
-            raise APIError(400, f"the prompt has {len(tokens)} tokens and max_tokens is {max_tokens}: together they "
-                                f"exceed the context of {model.n_ctx} tokens; shorten the prompt or lower max_tokens",
-                           param="messages" if False else "prompt", code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"the prompt has {len(tokens)} tokens and max_tokens is {max_tokens}: together they "
+                f"exceed the context of {model.n_ctx} tokens; shorten the prompt or lower max_tokens",
+                param="messages" if False else "prompt",
+                code="context_length_exceeded",
+            )
 
     def text_tokens(text: str, param: str) -> List[int]:
         try:
@@ -191,8 +222,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         try:
             return bridge().submit(job)
         except QueueFull as error:
-            raise APIError(429, str(error), type="rate_limit_error", code="queue_full",
-                           headers={"Retry-After": "1"}) from None
+            raise APIError(
+                429, str(error), type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"}
+            ) from None
         except EngineClosed as error:
             raise APIError(503, str(error), type="server_error") from None
 
@@ -204,8 +236,11 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             while len(results) < job.size:
                 event = await job.events.get()
                 if event[0] == "error":
-                    raise APIError(400 if isinstance(event[1], ValueError) else 500, str(event[1]),
-                                   type="invalid_request_error" if isinstance(event[1], ValueError) else "server_error")
+                    raise APIError(
+                        400 if isinstance(event[1], ValueError) else 500,
+                        str(event[1]),
+                        type="invalid_request_error" if isinstance(event[1], ValueError) else "server_error",
+                    )
                 if event[0] == "done":
                     results[(event[1], event[2])] = event[3]
 
@@ -236,8 +271,11 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         return model._native.token_piece(token).decode("utf-8", errors="replace")
 
     def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
 
     def seed_of(body: Any) -> int:
         return body.seed if body.seed is not None else secrets.randbits(63)
@@ -249,16 +287,31 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": settings.model_name, "object": "model", "created": 0,
-                                             "owned_by": "led_cpp", "meta": {"n_ctx": model.n_ctx,
-                                                                             "n_vocab": model.n_vocab}}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": settings.model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "led_cpp",
+                    "meta": {"n_ctx": model.n_ctx, "n_vocab": model.n_vocab},
+                }
+            ],
+        }
 
     @app.get("/tokenizer_info")
     async def tokenizer_info():
-        return {"eos_token": model.eos_token or None, "bos_token": model.bos_token or None, "pad_token": None,
-                "chat_template": model.chat_template, "eos_token_id": model.eos_token_id,
-                "bos_token_id": model.bos_token_id, "add_bos_token": bool(model._native.add_bos),
-                "model": settings.model_name}
+        return {
+            "eos_token": model.eos_token or None,
+            "bos_token": model.bos_token or None,
+            "pad_token": None,
+            "chat_template": model.chat_template,
+            "eos_token_id": model.eos_token_id,
+            "bos_token_id": model.bos_token_id,
+            "add_bos_token": bool(model._native.add_bos),
+            "model": settings.model_name,
+        }
 
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest):
@@ -285,12 +338,18 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         tokens = [text_tokens(prompt, "prompt") if isinstance(prompt, str) else list(prompt) for prompt in prompts]
         for ids in tokens:
             if not ids or any(not 0 <= token < model.n_vocab for token in ids):
-                raise APIError(400, f"prompt token ids must be non-empty and lie in [0, {model.n_vocab})", param="prompt")
+                raise APIError(
+                    400, f"prompt token ids must be non-empty and lie in [0, {model.n_vocab})", param="prompt"
+                )
         max_tokens = 16 if body.max_tokens is None else body.max_tokens
         check_counts(body.n, max_tokens)
         if len(tokens) * body.n > settings.n_parallel + settings.max_queued:
-            raise APIError(400, f"{len(tokens)} prompts x n={body.n} exceed what this server queues "
-                                f"({settings.n_parallel + settings.max_queued} sequences); split the request", param="prompt")
+            raise APIError(
+                400,
+                f"{len(tokens)} prompts x n={body.n} exceed what this server queues "
+                f"({settings.n_parallel + settings.max_queued} sequences); split the request",
+                param="prompt",
+            )
         for ids in tokens:
             check_length(ids, max_tokens)
         config, led = decoding_config(body)
@@ -299,12 +358,23 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         scores: List[Optional[dict]] = [None] * len(tokens)
         if body.echo and logprobs is not None:
             for index, ids in enumerate(tokens):
-                scores[index] = await bridge().call(lambda ids=ids: model.score_prompt(ids, top_logprobs=max(logprobs, 1)))
+                scores[index] = await bridge().call(
+                    lambda ids=ids: model.score_prompt(ids, top_logprobs=max(logprobs, 1))
+                )
         seed = seed_of(body)
         job = None
         if max_tokens > 0:
-            job = await start(GenerationJob(tokens, body.n, model.native_config(config), max_tokens, seed, body.stops(),
-                                            top_logprobs=max(logprobs or 0, 1) if logprobs is not None else 0))
+            job = await start(
+                GenerationJob(
+                    tokens,
+                    body.n,
+                    model.native_config(config),
+                    max_tokens,
+                    seed,
+                    body.stops(),
+                    top_logprobs=max(logprobs or 0, 1) if logprobs is not None else 0,
+                )
+            )
 
         def logprobs_block(prompt_index: int, native: Optional[_core.SampleResult]) -> Optional[dict]:
             if logprobs is None:
@@ -316,25 +386,34 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 score = scores[prompt_index]
                 ids += tokens[prompt_index]
                 values += score["logprobs"]
-                tops += [None if top is None else {piece(t): v for t, v in top[:max(logprobs, 1)]}
-                         for top in score["top_logprobs"]]
+                tops += [
+                    None if top is None else {piece(t): v for t, v in top[: max(logprobs, 1)]}
+                    for top in score["top_logprobs"]
+                ]
             if native is not None:
                 ids += native.tokens
-                values += native.logprobs[:len(native.tokens)]
-                tops += [{piece(t): v for t, v in step[:max(logprobs, 1)]} for step in native.top_logprobs]
+                values += native.logprobs[: len(native.tokens)]
+                tops += [{piece(t): v for t, v in step[: max(logprobs, 1)]} for step in native.top_logprobs]
             texts = [piece(token) for token in ids]
             offsets, position = [], 0
             for text in texts:
                 offsets.append(position)
                 position += len(text)
-            return {"tokens": texts, "token_logprobs": values, "top_logprobs": tops if logprobs > 0 else None,
-                    "text_offset": offsets}
+            return {
+                "tokens": texts,
+                "token_logprobs": values,
+                "top_logprobs": tops if logprobs > 0 else None,
+                "text_offset": offsets,
+            }
 
         def choice(prompt_index: int, sample: int, native: Optional[_core.SampleResult]) -> dict:
             prefix = model.detokenize(tokens[prompt_index]) if body.echo else ""
-            item = {"index": prompt_index * body.n + sample, "text": prefix + (native.text if native else ""),
-                    "logprobs": logprobs_block(prompt_index, native),
-                    "finish_reason": finish_reason(native) if native else "length"}
+            item = {
+                "index": prompt_index * body.n + sample,
+                "text": prefix + (native.text if native else ""),
+                "logprobs": logprobs_block(prompt_index, native),
+                "finish_reason": finish_reason(native) if native else "length",
+            }
             if led and native is not None:
                 item["explored_steps"] = native.explored_steps
             return item
@@ -344,13 +423,25 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             results = await collect(job, request) if job is not None else {}
             choices = [choice(p, s, results.get((p, s))) for p in range(len(tokens)) for s in range(body.n)]
             completion_count = sum(len(native.tokens) for native in results.values())
-            return {"id": identifier, "object": "text_completion", "created": created, "model": settings.model_name,
-                    "choices": choices, "usage": usage(prompt_count, completion_count), "system_fingerprint": f"seed-{seed}"}
+            return {
+                "id": identifier,
+                "object": "text_completion",
+                "created": created,
+                "model": settings.model_name,
+                "choices": choices,
+                "usage": usage(prompt_count, completion_count),
+                "system_fingerprint": f"seed-{seed}",
+            }
 
         async def events() -> AsyncIterator[dict]:
             def chunk(choices: List[dict], extra: Optional[dict] = None) -> dict:
-                payload = {"id": identifier, "object": "text_completion", "created": created,
-                           "model": settings.model_name, "choices": choices}
+                payload = {
+                    "id": identifier,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": settings.model_name,
+                    "choices": choices,
+                }
                 payload.update(extra or {})
                 return {"data": json.dumps(payload)}
 
@@ -359,24 +450,54 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 if body.echo:
                     for p in range(len(tokens)):
                         for s in range(body.n):
-                            yield chunk([{"index": p * body.n + s, "text": model.detokenize(tokens[p]),
-                                          "logprobs": None, "finish_reason": None}])
+                            yield chunk(
+                                [
+                                    {
+                                        "index": p * body.n + s,
+                                        "text": model.detokenize(tokens[p]),
+                                        "logprobs": None,
+                                        "finish_reason": None,
+                                    }
+                                ]
+                            )
                 finished = 0
                 while job is not None and finished < job.size:
                     event = await job.events.get()
                     if event[0] == "error":
-                        yield {"data": json.dumps({"error": {"message": str(event[1]), "type": "server_error",
-                                                             "param": None, "code": None}})}
+                        yield {
+                            "data": json.dumps(
+                                {
+                                    "error": {
+                                        "message": str(event[1]),
+                                        "type": "server_error",
+                                        "param": None,
+                                        "code": None,
+                                    }
+                                }
+                            )
+                        }
                         break
                     if event[0] == "piece":
-                        yield chunk([{"index": event[1] * body.n + event[2], "text": event[3], "logprobs": None,
-                                      "finish_reason": None}])
+                        yield chunk(
+                            [
+                                {
+                                    "index": event[1] * body.n + event[2],
+                                    "text": event[3],
+                                    "logprobs": None,
+                                    "finish_reason": None,
+                                }
+                            ]
+                        )
                     else:
                         finished += 1
                         native = event[3]
                         completion_count += len(native.tokens)
-                        item = {"index": event[1] * body.n + event[2], "text": "",
-                                "logprobs": None, "finish_reason": finish_reason(native)}
+                        item = {
+                            "index": event[1] * body.n + event[2],
+                            "text": "",
+                            "logprobs": None,
+                            "finish_reason": finish_reason(native),
+                        }
                         if logprobs is not None:
                             block = logprobs_block(event[1], native)
                             item["logprobs"] = block
@@ -386,8 +507,16 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 if job is None:
                     for p in range(len(tokens)):
                         for s in range(body.n):
-                            yield chunk([{"index": p * body.n + s, "text": "", "logprobs": logprobs_block(p, None),
-                                          "finish_reason": "length"}])
+                            yield chunk(
+                                [
+                                    {
+                                        "index": p * body.n + s,
+                                        "text": "",
+                                        "logprobs": logprobs_block(p, None),
+                                        "finish_reason": "length",
+                                    }
+                                ]
+                            )
                 if body.stream_options is not None and body.stream_options.include_usage:
                     yield chunk([], {"usage": usage(prompt_count, completion_count)})
                 yield {"data": "[DONE]"}
@@ -406,8 +535,9 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             else:
                 rendered = model.apply_chat_template(messages)
         except TypeError:
-            raise APIError(400, "chat_template_kwargs are not supported by this led_cpp version",
-                           param="chat_template_kwargs") from None
+            raise APIError(
+                400, "chat_template_kwargs are not supported by this led_cpp version", param="chat_template_kwargs"
+            ) from None
         except ValueError as error:
             raise APIError(400, str(error), param="messages") from None
         try:
@@ -419,8 +549,12 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             ids = ids[1:]  # the template wrote the BOS token itself
         limit = body.token_limit()
         if len(ids) >= model.n_ctx:
-            raise APIError(400, f"the prompt has {len(ids)} tokens; the context holds {model.n_ctx}",
-                           param="messages", code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"the prompt has {len(ids)} tokens; the context holds {model.n_ctx}",
+                param="messages",
+                code="context_length_exceeded",
+            )
         max_tokens = limit if limit is not None else min(settings.max_tokens_limit, model.n_ctx - len(ids))
         check_counts(body.n, max_tokens)
         check_length(ids, max_tokens)
@@ -431,8 +565,17 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
         seed = seed_of(body)
         if max_tokens == 0:
             raise APIError(400, "max_tokens must be at least 1 for chat completions", param="max_tokens")
-        job = await start(GenerationJob([ids], body.n, model.native_config(config), max_tokens, seed, body.stops(),
-                                        top_logprobs=max(top, 1) if body.logprobs else 0))
+        job = await start(
+            GenerationJob(
+                [ids],
+                body.n,
+                model.native_config(config),
+                max_tokens,
+                seed,
+                body.stops(),
+                top_logprobs=max(top, 1) if body.logprobs else 0,
+            )
+        )
 
         def logprobs_block(native: _core.SampleResult) -> Optional[dict]:
             if not body.logprobs:
@@ -440,9 +583,16 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             content = []
             for token, value, step in zip(native.tokens, native.logprobs, native.top_logprobs):
                 text = piece(token)
-                content.append({"token": text, "logprob": value, "bytes": list(text.encode()),
-                                "top_logprobs": [{"token": piece(t), "logprob": v, "bytes": list(piece(t).encode())}
-                                                 for t, v in step[:top]]})
+                content.append(
+                    {
+                        "token": text,
+                        "logprob": value,
+                        "bytes": list(text.encode()),
+                        "top_logprobs": [
+                            {"token": piece(t), "logprob": v, "bytes": list(piece(t).encode())} for t, v in step[:top]
+                        ],
+                    }
+                )
             return {"content": content}
 
         if not body.stream:
@@ -455,19 +605,35 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 message: Dict[str, Any] = {"role": "assistant", "content": result.answer}
                 if result.starts_in_reasoning:
                     message["reasoning_content"] = result.reasoning
-                item = {"index": s, "message": message, "logprobs": logprobs_block(native),
-                        "finish_reason": finish_reason(native)}
+                item = {
+                    "index": s,
+                    "message": message,
+                    "logprobs": logprobs_block(native),
+                    "finish_reason": finish_reason(native),
+                }
                 if led:
                     item["explored_steps"] = native.explored_steps
                 choices.append(item)
             completion_count = sum(len(native.tokens) for native in results.values())
-            return {"id": identifier, "object": "chat.completion", "created": created, "model": settings.model_name,
-                    "choices": choices, "usage": usage(len(ids), completion_count), "system_fingerprint": f"seed-{seed}"}
+            return {
+                "id": identifier,
+                "object": "chat.completion",
+                "created": created,
+                "model": settings.model_name,
+                "choices": choices,
+                "usage": usage(len(ids), completion_count),
+                "system_fingerprint": f"seed-{seed}",
+            }
 
         async def events() -> AsyncIterator[dict]:
             def chunk(choices: List[dict], extra: Optional[dict] = None) -> dict:
-                payload = {"id": identifier, "object": "chat.completion.chunk", "created": created,
-                           "model": settings.model_name, "choices": choices}
+                payload = {
+                    "id": identifier,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": settings.model_name,
+                    "choices": choices,
+                }
                 payload.update(extra or {})
                 return {"data": json.dumps(payload)}
 
@@ -475,14 +641,32 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
             completion_count = 0
             try:
                 for s in range(body.n):
-                    yield chunk([{"index": s, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                                  "finish_reason": None}])
+                    yield chunk(
+                        [
+                            {
+                                "index": s,
+                                "delta": {"role": "assistant", "content": ""},
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ]
+                    )
                 finished = 0
                 while finished < job.size:
                     event = await job.events.get()
                     if event[0] == "error":
-                        yield {"data": json.dumps({"error": {"message": str(event[1]), "type": "server_error",
-                                                             "param": None, "code": None}})}
+                        yield {
+                            "data": json.dumps(
+                                {
+                                    "error": {
+                                        "message": str(event[1]),
+                                        "type": "server_error",
+                                        "param": None,
+                                        "code": None,
+                                    }
+                                }
+                            )
+                        }
                         break
                     s = event[2]
                     if event[0] == "piece":
@@ -500,8 +684,12 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                         finished += 1
                         native = event[3]
                         completion_count += len(native.tokens)
-                        item = {"index": s, "delta": {}, "logprobs": logprobs_block(native),
-                                "finish_reason": finish_reason(native)}
+                        item = {
+                            "index": s,
+                            "delta": {},
+                            "logprobs": logprobs_block(native),
+                            "finish_reason": finish_reason(native),
+                        }
                         if led:
                             item["explored_steps"] = native.explored_steps
                         yield chunk([item])

@@ -16,7 +16,9 @@ def register_serve_command(subparsers: Any) -> None:
     add_model_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every endpoint but /health")
+    serve.add_argument(
+        "--api-key", default=None, help="require 'Authorization: Bearer KEY' on every endpoint but /health"
+    )
     serve.add_argument("--n-parallel", type=int, default=4, help="sequences decoded together (4)")
     serve.add_argument("--max-queue", type=int, default=256, help="sequences waiting beyond those before 429 (256)")
     serve.add_argument("--max-n", type=int, default=16, help="largest n a request may ask (16)")
@@ -25,9 +27,12 @@ def register_serve_command(subparsers: Any) -> None:
     serve.add_argument("--cors-origin", action="append", default=[], help="allow browser requests from this origin")
     serve.add_argument("--alias", default=None, help="model id in responses (default: the file name)")
     serve.add_argument("--top-k", type=int, default=40, help="standard sampling's top-k when a request gives none (40)")
-    add_decoding_arguments(serve, sampling=False, led_help="LED (with the options below) for requests that do not say",
-                           help_overrides={"think_end": "LED: the end-of-think marker (default: a request's 'led' "
-                                           "object's)"})
+    add_decoding_arguments(
+        serve,
+        sampling=False,
+        led_help="LED (with the options below) for requests that do not say",
+        help_overrides={"think_end": "LED: the end-of-think marker (default: a request's 'led' object's)"},
+    )
     serve.set_defaults(func=serve_command)
 
 
@@ -47,17 +52,36 @@ def serve_command(args: argparse.Namespace) -> int:
     led = led_options(args)
     model = load_model(args)
     default_led = LEDOptions(**led) if args.led else None
-    settings = ServerSettings(model_name=args.alias or model.path.name, n_parallel=args.n_parallel,
-                              max_queued=args.max_queue, max_n=args.max_n, max_tokens_limit=args.max_tokens_limit,
-                              api_key=args.api_key, cors_origins=tuple(args.cors_origin),
-                              max_body_bytes=args.max_body_bytes, default_led=default_led, top_k=args.top_k)
+    settings = ServerSettings(
+        model_name=args.alias or model.path.name,
+        n_parallel=args.n_parallel,
+        max_queued=args.max_queue,
+        max_n=args.max_n,
+        max_tokens_limit=args.max_tokens_limit,
+        api_key=args.api_key,
+        cors_origins=tuple(args.cors_origin),
+        max_body_bytes=args.max_body_bytes,
+        default_led=default_led,
+        top_k=args.top_k,
+    )
     app = create_app(model, settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=1, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        lifespan="on",
+    )
     server = _Server(config, on_exit=lambda: _stop_engine(app))
     mode = "LED by default" if default_led else "standard sampling by default, LED on request"
-    print(f"led-cpp serve: {model.path.name} ({model.architecture}, n_ctx {model.n_ctx}, {args.n_parallel} parallel, "
-          f"{mode}) on http://{args.host}:{args.port}/v1", file=sys.stderr, flush=True)
+    print(
+        f"led-cpp serve: {model.path.name} ({model.architecture}, n_ctx {model.n_ctx}, {args.n_parallel} parallel, "
+        f"{mode}) on http://{args.host}:{args.port}/v1",
+        file=sys.stderr,
+        flush=True,
+    )
     server.run()
     print("led-cpp serve: stopped", file=sys.stderr, flush=True)
     return 0

@@ -5,21 +5,19 @@ behind the segment out of ``content``, as the whole message has them."""
 
 from __future__ import annotations
 
-from typing import Tuple
-
 
 class ChatDeltas:
     """One choice's (reasoning_content, content) deltas: feed each piece, then finish()."""
 
     def __init__(self, start: str, end: str) -> None:
         self.start, self.end = start, end  # the markers the decode loop follows ("" for none)
-        self.reasoning = ""      # the reasoning pieces so far, markers included
-        self.sent = 0            # characters of the cleaned reasoning already sent
+        self.reasoning = ""  # the reasoning pieces so far, markers included
+        self.sent = 0  # characters of the cleaned reasoning already sent
         self.in_segment = False  # a reasoning piece came
         self.closed = False
         self.content_started = False
 
-    def feed(self, text: str, in_reasoning: bool) -> Tuple[str, str]:
+    def feed(self, text: str, in_reasoning: bool) -> tuple[str, str]:
         if in_reasoning:
             self.in_segment = True
             self.reasoning += text
@@ -44,10 +42,10 @@ class ChatDeltas:
             # The decode loop's reasoning begins after the first start marker the model writes;
             # what the stream sent before it cannot be taken back, the marker itself is left out.
             at = text.find(self.start)
-            text = text[:at] + text[at + len(self.start):]
+            text = text[:at] + text[at + len(self.start) :]
         if final:
             if self.end and text.endswith(self.end):
-                text = text[:-len(self.end)]
+                text = text[: -len(self.end)]
         else:
             # Hold back what may be a marker arriving (its pieces are still reasoning).
             markers = [self.end] + ([self.start] if self.start and not opened else [])
@@ -57,7 +55,7 @@ class ChatDeltas:
                     if marker.startswith(text[-length:]):
                         held = length
                         break
-            text = text[:len(text) - held]
-        delta = text[self.sent:]
+            text = text[: len(text) - held]
+        delta = text[self.sent :]
         self.sent = max(self.sent, len(text))
         return delta

@@ -7,7 +7,7 @@ import asyncio
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from .. import _core
 from ..model import Model
@@ -26,18 +26,18 @@ class EngineClosed(Exception):
 class GenerationJob:
     """One request's samples: prompts (token ids), n samples each, the native config."""
 
-    prompts: List[List[int]]
+    prompts: list[list[int]]
     n: int
     config: _core.SamplingSpec
     max_tokens: int
     seed: int
-    stop: List[str]
+    stop: list[str]
     top_logprobs: int = 0
     # Filled by the bridge: ("piece", prompt, sample, text, in_reasoning), ("done", prompt, sample, result),
     # ("error", exception) in the order they happened.
-    events: "asyncio.Queue[Tuple[Any, ...]]" = field(default_factory=asyncio.Queue)
-    loop: Optional[asyncio.AbstractEventLoop] = None
-    request_id: Optional[int] = None
+    events: asyncio.Queue[tuple[Any, ...]] = field(default_factory=asyncio.Queue)
+    loop: asyncio.AbstractEventLoop | None = None
+    request_id: int | None = None
     remaining: int = 0
 
     @property
@@ -53,11 +53,11 @@ class EngineBridge:
         self.n_parallel = n_parallel
         self.max_queued = max_queued
         self._native = _core.BatchRun(model._native, n_parallel)
-        self._commands: "queue.SimpleQueue[Tuple[str, Any]]" = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._outstanding = 0  # sequences submitted and not finished
-        self._jobs: Dict[int, GenerationJob] = {}
+        self._jobs: dict[int, GenerationJob] = {}
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="led-cpp-engine", daemon=True)
         self._thread.start()
@@ -86,9 +86,13 @@ class EngineBridge:
         return await future
 
     def stats(self) -> dict:
-        return {"active": self._native.active, "waiting": self._native.waiting,
-                "peak_active": self._native.stats.peak_active,
-                "outstanding": self._outstanding, "n_parallel": self.n_parallel}
+        return {
+            "active": self._native.active,
+            "waiting": self._native.waiting,
+            "peak_active": self._native.stats.peak_active,
+            "outstanding": self._outstanding,
+            "n_parallel": self.n_parallel,
+        }
 
     def stop(self) -> None:
         """Cancels every job at the next step without waiting: their streams end (finish_reason
@@ -110,7 +114,7 @@ class EngineBridge:
         self._wake.set()
 
     @staticmethod
-    def _post(job: GenerationJob, events: List[Tuple[Any, ...]]) -> None:
+    def _post(job: GenerationJob, events: list[tuple[Any, ...]]) -> None:
         def deliver() -> None:
             for event in events:
                 job.events.put_nowait(event)
@@ -128,8 +132,9 @@ class EngineBridge:
         if kind == "submit":
             job: GenerationJob = payload
             try:
-                options = _core.RunOptions(max_tokens=job.max_tokens, seed=job.seed, stop=job.stop,
-                                           top_logprobs=job.top_logprobs)
+                options = _core.RunOptions(
+                    max_tokens=job.max_tokens, seed=job.seed, stop=job.stop, top_logprobs=job.top_logprobs
+                )
                 job.request_id = self._native.submit(job.prompts, job.n, job.config, options)
             except (ValueError, RuntimeError, TypeError) as error:
                 self._finish_sequences(job.size)
@@ -167,13 +172,14 @@ class EngineBridge:
             return False
         return True
 
-    def _deliver(self, pieces: List[_core.Piece] = ()) -> None:
+    def _deliver(self, pieces: list[_core.Piece] = ()) -> None:
         """Posts the step's text pieces and finished samples to their jobs."""
-        events: Dict[int, List[Tuple[Any, ...]]] = {}
+        events: dict[int, list[tuple[Any, ...]]] = {}
         for piece in pieces:
             if piece.text:
                 events.setdefault(piece.request, []).append(
-                    ("piece", piece.prompt, piece.sample, piece.text, piece.reasoning))
+                    ("piece", piece.prompt, piece.sample, piece.text, piece.reasoning)
+                )
         jobs = dict(self._jobs)
         for finished in self._native.take_finished():
             job = jobs.get(finished.request)
