@@ -7,18 +7,21 @@ results/ (never copied by hand).
 
 Layout (one directory per run, as `led-cpp eval` and `led-cpp analyze` write them):
 
-    results/gsm8k-50x8/<model>/<config>/      meta.json, summary.json, samples.jsonl
-    results/entropy-gsm8k-20/<model>/         entropy.json (+ entropy.png)
+    results/gsm8k-20x8/<model>/<config>/      meta.json, summary.json, samples.jsonl
+    results/entropy-gsm8k-<limit>/<model>/    entropy.json (+ entropy.png)
 
 made by, with MODEL the GGUF file, <model> its name (SmolLM2-135M-Instruct-Q4_1,
 gemma-3-270m-Q4_K_M) and <config> standard or led:
 
-    led-cpp eval -m MODEL --dataset gsm8k --config standard --n 8 --limit 50 --max-tokens 384 \\
-        --threads 2 --out results/gsm8k-50x8/<model>/standard
-    led-cpp eval -m MODEL --dataset gsm8k --config led --n 8 --limit 50 --max-tokens 384 \\
-        --threads 2 --out results/gsm8k-50x8/<model>/led
+    led-cpp eval -m MODEL --dataset gsm8k --config standard --n 8 --limit 20 --max-tokens 384 \\
+        --threads 2 --out results/gsm8k-20x8/<model>/standard
+    led-cpp eval -m MODEL --dataset gsm8k --config led --n 8 --limit 20 --max-tokens 384 \\
+        --threads 2 --out results/gsm8k-20x8/<model>/led
     led-cpp analyze entropy -m MODEL --dataset gsm8k --limit 20 --max-tokens 256 --threads 2 \\
         --out results/entropy-gsm8k-20/<model>
+
+(Gemma 3's entropy run has --limit 10, in results/entropy-gsm8k-10/: its per-layer statistics
+project all 18 layers through a 262k-token head at every token.)
 
 An eval run stopped early resumes with the same command. A run directory without summary.json
 (unfinished) gets a row that says how far it got. Commit samples.jsonl with its run while it is
