@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from ..config import LEDConfig, SamplingConfig
 
@@ -21,17 +20,22 @@ def to_bool(text: str) -> bool:
         raise ValueError(f"not a boolean: {text!r}") from None
 
 
+_VALUE_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
 def field_types(config_class: type) -> dict[str, type]:
-    """Each field of a config dataclass with its value type (``Optional[X]`` read as X), in
-    declaration order; fields whose values are not a bool, int, float or str are left out."""
-    hints = typing.get_type_hints(config_class)
+    """Each field of a config dataclass with its value type (``X | None`` and ``Optional[X]`` read
+    as X), in declaration order; fields whose values are not a bool, int, float or str are left out.
+    The annotations are read as written (the config modules postpone them), so this works the same
+    on every Python the package supports, where evaluating ``X | None`` needs 3.10."""
     types = {}
     for f in dataclasses.fields(config_class):
-        kind = hints[f.name]
-        if typing.get_origin(kind) is Union:
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if kind in (bool, int, float, str):
-            types[f.name] = kind
+        written = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        optional = re.fullmatch(r"(?:typing\.)?Optional\[(\w+)\]", written.strip())
+        names = [optional.group(1)] if optional else [part.strip() for part in written.split("|")]
+        names = [name for name in names if name != "None"]
+        if len(names) == 1 and names[0] in _VALUE_TYPES:
+            types[f.name] = _VALUE_TYPES[names[0]]
     return types
 
 
