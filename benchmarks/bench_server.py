@@ -78,7 +78,7 @@ async def stream_clients(base: str, prompts: list, tokens: int) -> dict:
 
         async def one(prompt: str):
             start = time.perf_counter()
-            first, count = None, 0
+            first, count, chunks, finish = None, 0, 0, None
             body = {
                 "prompt": prompt,
                 "max_tokens": tokens,
@@ -92,10 +92,18 @@ async def stream_clients(base: str, prompts: list, tokens: int) -> dict:
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
                     chunk = json.loads(line[6:])
-                    if chunk.get("choices") and chunk["choices"][0].get("text") and first is None:
-                        first = time.perf_counter() - start
+                    if chunk.get("choices") and chunk["choices"][0].get("text"):
+                        chunks += 1
+                        if first is None:
+                            first = time.perf_counter() - start
+                    if chunk.get("choices") and chunk["choices"][0].get("finish_reason"):
+                        finish = chunk["choices"][0]["finish_reason"]
                     if chunk.get("usage"):
                         count = chunk["usage"]["completion_tokens"]
+            # llama-cpp-python's stream has no usage: a completion that stopped on the length
+            # limit has exactly max_tokens tokens; otherwise its text chunks (one per token) count.
+            if not count:
+                count = tokens if finish == "length" else chunks
             return first or 0.0, count
 
         start = time.perf_counter()
@@ -200,6 +208,10 @@ def main() -> None:
             "--n_threads_batch",
             str(args.threads),
             "--verbose",
+            "false",
+            # By default a new request interrupts the one streaming (the server decodes one at a
+            # time); the benchmark's clients queue instead, as a user's concurrent requests must.
+            "--interrupt_requests",
             "false",
         ],
         f"http://127.0.0.1:{port}",
