@@ -1,7 +1,7 @@
 // LED's ops inside llama.cpp's compute graph: finding the model's output head in a built graph,
-// the candidate ops added to the model graph, the depths' projection and posteriors added to it
-// (every step), the capture of intermediate layer outputs, and the depth projection graph that
-// runs on the model's backend only for steps that explore (on_explore).
+// the depths' projection and posteriors added to it (every step), the capture of intermediate
+// layer outputs, and the depth projection graph that runs on the model's backend only for steps
+// that explore (on_explore). The final layer's candidates are candidate_graph.h.
 #pragma once
 
 #include <ggml-alloc.h>
@@ -73,20 +73,6 @@ private:
     bool selects_rows_ = false;
     bool named_layers_ = true;  // the last layer's output is the graph's l_out-<n_layer-1>
 };
-
-// For every row of a logits matrix [n_vocab, rows]: the k most probable tokens (on exact ties at
-// the k-th probability, the lower ids) sorted by probability, exact ties in no fixed order
-// (ids, I32 [k, rows]; led::candidate_order finishes the order on the host) and, per row, their probabilities
-// normalised over the whole vocabulary at the given inverse temperature followed by their logits (values, F32 [2k,
-// rows]). row_scales (F32 [1, rows], or nullptr): each row's own inverse temperature instead, multiplied into the
-// logits before the softmax (the same product the softmax's scale forms, so a row gets the same probabilities either
-// way).
-struct Candidates {
-    ggml_tensor * ids;
-    ggml_tensor * values;
-};
-Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, float inverse_temperature,
-                            ggml_tensor * row_scales = nullptr);
 
 // The output rows of every captured layer, stacked per row: [n_embd, layers, rows] (one
 // get_rows per layer for the whole batch). graph == nullptr builds stand-ins (llama.cpp's

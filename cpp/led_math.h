@@ -1,6 +1,6 @@
 // The arithmetic of one Latent Exploration Decoding step (LED_SPEC.md), with no llama.cpp state.
-// The in-graph version in led_graph.cpp mirrors these functions op for op; tests check both
-// against a NumPy port of the spec.
+// The in-graph versions (candidate_graph.cpp, led_graph.cpp) compute the same quantities with
+// ggml ops; tests check both against a NumPy port of the spec.
 #pragma once
 
 #include <cstdint>

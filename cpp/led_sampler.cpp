@@ -137,6 +137,7 @@ bool GraphState::initialise(ggml_backend_buffer_type_t buffer_type) {
     if (!error_.empty()) {
         return false;
     }
+    buffer_type_ = buffer_type;
     // On a GPU, d-1 more columns in the head's matrix product cost little (reading the weight is
     // the cost), less than a second graph at every exploring step; on the CPU they cost d-1 head
     // passes of arithmetic, so there only exploring steps pay.
@@ -243,8 +244,20 @@ void GraphState::apply(ggml_context * ctx, ggml_cgraph * graph, llama_sampler_da
             ggml_set_name(batch_.inverse_temperatures, "led_inverse_temperatures");
             ggml_set_input(batch_.inverse_temperatures);
         }
+        ggml_tensor * tie_keys = nullptr;  // llama.cpp's probes form them in the graph instead
+        if (logits->view_src != nullptr && buffer_type_ != nullptr) {
+            try {
+                if (tie_keys_ == nullptr || tie_keys_->n_vocab() != matrix->ne[0]) {
+                    tie_keys_ = std::make_unique<TieKeys>(buffer_type_, matrix->ne[0]);
+                }
+            } catch (const std::exception & failure) {
+                error_ = failure.what();
+                return;
+            }
+            tie_keys = tie_keys_->tensor();
+        }
         batch_.candidates = build_candidates(ctx, model_logits(ctx, matrix, n_real), k, settings_.inverse_temperature,
-                                             batch_.inverse_temperatures);
+                                             batch_.inverse_temperatures, tie_keys);
         batch_.values = batch_.candidates.values;
         if (capturing) {
             const bool probe = logits->view_src == nullptr;

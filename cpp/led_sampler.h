@@ -5,6 +5,7 @@
 // that costs little) or by the depth projector's graph only for steps that explore (on the CPU).
 #pragma once
 
+#include "candidate_graph.h"
 #include "led_graph.h"
 
 #include <llama.h>
@@ -100,6 +101,8 @@ private:
     GraphSettings settings_;
     OutputHead head_;
     std::unique_ptr<DepthProjector> projector_;
+    ggml_backend_buffer_type_t buffer_type_ = nullptr;  // the output device's, from backend_init
+    std::unique_ptr<TieKeys> tie_keys_;                 // made at the first graph of this vocabulary
     std::string error_;
     bool every_step_ = false;
     bool support_checked_ = false;

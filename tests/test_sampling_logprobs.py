@@ -17,10 +17,11 @@ if str(HERE) not in sys.path:
 
 pytest.importorskip("gguf")
 import led_cpp  # noqa: E402
-from led_cpp import LEDConfig, SamplingConfig  # noqa: E402
+from led_cpp import LEDConfig, SamplingConfig, _core  # noqa: E402
+from led_cpp.server.engine import result_of  # noqa: E402
 from tests.support import led_reference as L  # noqa: E402
 from tests.support import numpy_forward as NF  # noqa: E402
-from tests.support.tiny_models import write_tiny_model  # noqa: E402
+from tests.support.tiny_models import TOKEN_TYPE_USER_DEFINED, build_vocab, write_tiny_model  # noqa: E402
 
 STEPS = 24
 ATOL = 1e-3  # float32 graph against a float64 forward; log-probabilities of O(1) magnitude
@@ -111,3 +112,60 @@ def test_greedy_steps_have_log_probability_zero(tiny):
         .result
     )
     assert result.sampling_logprobs == [0.0] * len(result.tokens)
+
+
+# From 16k ids on, the graph takes the candidates and the whole vocabulary's normaliser per chunk
+# of the row (candidate_graph.cpp chunk_count): a softmax per chunk, combined over the chunks.
+WIDE_VOCABULARY = 32768
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    extra = [(f"<extra_{i}>", TOKEN_TYPE_USER_DEFINED) for i in range(WIDE_VOCABULARY - len(build_vocab()[0]))]
+    tm = write_tiny_model(tmp_path_factory.mktemp("logprobs") / "wide.gguf", "llama", seed=3, extra_tokens=extra)
+    assert tm.n_vocab == WIDE_VOCABULARY
+    model = led_cpp.Model(tm.path, n_ctx=256, n_threads=2, kv_type="f32", flash_attention=False)
+    return tm, model
+
+
+WIDE_CONFIGS = [SamplingConfig(temperature=0.6, top_k=20, top_p=1.0), SamplingConfig(temperature=1.3, top_k=40)]
+
+
+def test_logprobs_over_a_chunked_vocabulary(wide):
+    """The reported log-probability and the top candidate's probability equal the NumPy forward's
+    softmax over the whole vocabulary, alone and with rows of different temperatures in one step."""
+    tm, model = wide
+    prompts = ["It was a dark and", "Dear Sir,"]
+    alone = [
+        model.generate(tm.encode(prompt), config=config, max_tokens=12, seed=2, trace=True).result
+        for prompt, config in zip(prompts, WIDE_CONFIGS)
+    ]
+    for prompt, config, result in zip(prompts, WIDE_CONFIGS, alone):
+        tokens = tm.encode(prompt)
+        z = depth_logits(tm, tokens + result.tokens, 1)
+        assert len(result.tokens) == 12
+        for i, (token, step) in enumerate(zip(result.tokens, result.trace)):
+            p0 = L.softmax_rows(z[len(tokens) + i - 1][:1], config.temperature)[0].astype(np.float64)
+            assert abs(result.logprobs[i] - np.log(p0[token])) <= ATOL, f"step {i}"
+            assert abs(step.top1_probability - p0.max()) <= ATOL * p0.max(), f"step {i}"
+
+    # Both temperatures in one graph, each row scaled by its own: the same tokens as alone (the
+    # logits of a two-row step may differ from a one-row step's in the last bits).
+    engine = _core.BatchRun(model._native, 2)
+    ids = [
+        engine.submit(
+            [tm.encode(prompt)], 1, model.native_config(config), _core.RunOptions(max_tokens=12, seed=2, trace=True)
+        )
+        for prompt, config in zip(prompts, WIDE_CONFIGS)
+    ]
+    finished = []
+    while not engine.idle:
+        engine.advance()
+        finished += engine.take_finished()
+    finished += engine.take_finished()
+    assert engine.stats.peak_requests_per_step == 2
+    engine.close()
+    together = {item.request: result_of(item.result) for item in finished}
+    for request_id, result in zip(ids, alone):
+        assert together[request_id].tokens == result.tokens
+        assert np.allclose(together[request_id].logprobs, result.logprobs, rtol=0, atol=1e-5)

@@ -41,7 +41,7 @@ WIDE_VOCABULARY = 32768
 
 def _wide_vocabulary():
     """Extra tokens for a vocabulary of WIDE_VOCABULARY ids: from 16k ids on, the graph's top-k
-    selects within chunks of the row first (led_graph.cpp chunk_count), so the tied-token tests
+    selects within chunks of the row first (candidate_graph.cpp chunk_count), so the tied-token tests
     cover that path as well as the single top-k."""
     return [(f"<extra_{i}>", TOKEN_TYPE_USER_DEFINED) for i in range(WIDE_VOCABULARY - len(build_vocab()[0]))]
 
