@@ -81,7 +81,7 @@ void bind_run_options(py::module_ & module) {
                                               "What a run or request decodes besides the sampling: lengths, seed, "
                                               "stop strings, what the results carry.");
     options.type().def(py::init([](int max_tokens, uint64_t seed, std::vector<std::string> stop, bool trace,
-                                   int n_parallel, int analysis_top_k, int top_logprobs) {
+                                   int n_parallel, int analysis_top_k, int top_logprobs, bool cache_prompt) {
                            led::RunOptions out;
                            out.max_tokens = max_tokens;
                            out.seed = seed;
@@ -90,12 +90,13 @@ void bind_run_options(py::module_ & module) {
                            out.n_parallel = n_parallel;
                            out.analysis_top_k = analysis_top_k;
                            out.top_logprobs = top_logprobs;
+                           out.cache_prompt = cache_prompt;
                            return out;
                        }),
                        py::kw_only(), py::arg("max_tokens") = defaults.max_tokens, py::arg("seed") = defaults.seed,
                        py::arg("stop") = defaults.stop, py::arg("trace") = defaults.trace,
                        py::arg("n_parallel") = defaults.n_parallel, py::arg("analysis_top_k") = defaults.analysis_top_k,
-                       py::arg("top_logprobs") = defaults.top_logprobs,
+                       py::arg("top_logprobs") = defaults.top_logprobs, py::arg("cache_prompt") = defaults.cache_prompt,
                        "Every field by keyword; the rest keep their defaults. Checked when a run takes it.");
     options.readwrite("max_tokens", &led::RunOptions::max_tokens, "Tokens generated at most per sample.")
         .readwrite("seed", &led::RunOptions::seed, "Sample s of prompt p draws from the streams of (seed, p, s).")
@@ -106,7 +107,11 @@ void bind_run_options(py::module_ & module) {
         .readwrite("analysis_top_k", &led::RunOptions::analysis_top_k,
                    "> 0 (standard sampling): every trace step carries each layer's entropy and top ids.")
         .readwrite("top_logprobs", &led::RunOptions::top_logprobs,
-                   "> 0: per token, the first top_logprobs candidates and their log-probabilities.");
+                   "> 0: per token, the first top_logprobs candidates and their log-probabilities.")
+        .readwrite("cache_prompt", &led::RunOptions::cache_prompt,
+                   "Start each prompt from the KV of the longest prefix it shares with the prompt evaluated "
+                   "before it in this run (llama-server's cache_prompt); its logits may then differ in the last "
+                   "bits.");
 }
 
 }  // namespace

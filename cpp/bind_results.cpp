@@ -103,7 +103,9 @@ void bind_run_stats(py::module_ & module) {
         .readonly("peak_requests_per_step", &RunStats::peak_requests_per_step,
                   "Most requests whose samples one decode step served together.")
         .readonly("graph_switches", &RunStats::graph_switches,
-                  "Times the graph was set up for another mix of in-graph settings.");
+                  "Times the graph was set up for another mix of in-graph settings.")
+        .readonly("prompt_tokens_reused", &RunStats::prompt_tokens_reused,
+                  "Prompt tokens whose KV an earlier prompt left (RunOptions.cache_prompt).");
 }
 
 }  // namespace

@@ -413,15 +413,21 @@ bool BatchRun::prefill_chunk() {
         if (free_slots_.empty()) return false;
         serve(request);
         bind_slot(holder_slot_, *request);
-        llama_memory_seq_rm(llama_get_memory(context_), holder_slot_, -1, -1);
         holder_request_ = request;
         holder_prompt_ = wanted;
-        holder_done_ = 0;
+        holder_done_ = keep_prefix(prompt, request->options.cache_prompt);
+        stats_.prompt_tokens_reused += static_cast<int64_t>(holder_done_);
     }
     const auto start = std::chrono::steady_clock::now();
     const size_t n_batch = std::min<size_t>(model_.options().n_batch, model_.options().n_ctx);
     const size_t count = std::min(n_batch, prompt.size() - holder_done_);
     const int32_t status = decode_prompt_chunk(context_, prompt, holder_done_, count, holder_slot_);
+    if (status != 0) {
+        holder_tokens_.clear();  // the slot's KV is not known to hold a prefix any more
+    } else {
+        holder_tokens_.insert(holder_tokens_.end(), prompt.begin() + static_cast<std::ptrdiff_t>(holder_done_),
+                              prompt.begin() + static_cast<std::ptrdiff_t>(holder_done_ + count));
+    }
     check_graph_state();
     if (status == 2) throw Interrupted();
     if (status != 0) {
@@ -434,6 +440,30 @@ bool BatchRun::prefill_chunk() {
         read_step(static_cast<int>(count) - 1, holder_step_, holder_slot_, *request);
     }
     return true;
+}
+
+size_t BatchRun::keep_prefix(const std::vector<llama_token> & prompt, bool reuse) {
+    llama_memory_t memory = llama_get_memory(context_);
+    size_t common = 0;
+    if (reuse) {
+        const size_t limit = std::min(holder_tokens_.size(), prompt.size() - 1);
+        while (common < limit && holder_tokens_[common] == prompt[common]) ++common;
+        // Cutting a tail off (as llama-server decides): a sliding-window cache may have dropped
+        // positions the prefix's last tokens attend to, and a recurrent state holds only its last
+        // position, so it must reach back to the window before the cut.
+        if (common > 0 && common < holder_tokens_.size()) {
+            const int window = std::max(1, llama_model_n_swa(model_.model()));
+            const llama_pos earliest = llama_memory_seq_pos_min(memory, holder_slot_);
+            if (earliest > std::max(0, static_cast<int>(common) - window)) common = 0;
+        }
+    }
+    // llama.cpp refuses to drop a tail it cannot roll back (it says so).
+    if (common == 0 || !llama_memory_seq_rm(memory, holder_slot_, static_cast<llama_pos>(common), -1)) {
+        llama_memory_seq_rm(memory, holder_slot_, -1, -1);
+        common = 0;
+    }
+    holder_tokens_.resize(common);
+    return common;
 }
 
 void BatchRun::admit() {

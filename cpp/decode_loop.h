@@ -59,6 +59,10 @@ struct RunOptions {
     int n_parallel = 0;      // 0 = min(samples, 16); each decoding sample has its own KV stream
     int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
     int top_logprobs = 0;    // > 0: per token, the first top_logprobs candidates and their log-probabilities
+    // Start the prompt from the KV of the longest prefix it shares with the prompt evaluated
+    // before it in this run (llama-server's cache_prompt). The logits of a prompt evaluated in
+    // other chunks may differ from a whole evaluation's in the last bits.
+    bool cache_prompt = false;
 };
 
 // One per decided step: every generated token, then the step that chose the end of generation
@@ -129,8 +133,9 @@ struct RunStats {
     int64_t decided_steps = 0;
     int n_parallel = 0;
     int peak_active = 0;
-    int peak_requests_per_step = 0;  // most requests whose samples one decode step served together
-    int64_t graph_switches = 0;      // times the graph was set up for another mix of settings
+    int peak_requests_per_step = 0;    // most requests whose samples one decode step served together
+    int64_t graph_switches = 0;        // times the graph was set up for another mix of settings
+    int64_t prompt_tokens_reused = 0;  // prompt tokens whose KV an earlier prompt left (cache_prompt)
 };
 
 // Decodes tokens[from, from + count) of one sequence at their positions; only the prompt's last
@@ -229,6 +234,10 @@ private:
     bool holder_step_pending() const;
     void bind_slot(int slot, const Request & request);
     bool prefill_chunk();
+    // Empties the holder slot for the prompt but for the KV of the longest prefix it shares with
+    // holder_tokens_ (reuse: cache_prompt), of which the prompt's last token is never part (its
+    // output is needed). Returns how many tokens were kept.
+    size_t keep_prefix(const std::vector<llama_token> & prompt, bool reuse);
     void admit();
     // One step of every sample with a step read: choose (draws, gate, exploit token), the
     // depths of those that need them (project_depths, explore_depths), then record the step,
@@ -275,6 +284,7 @@ private:
     Request * holder_request_ = nullptr;
     int holder_prompt_ = -1;
     size_t holder_done_ = 0;
+    std::vector<llama_token> holder_tokens_;  // the tokens whose KV the holder slot holds, from position 0
     StepData holder_step_;
     std::vector<int> order_;  // read_step's scratch for candidate_order
     int remaining_ = 0;

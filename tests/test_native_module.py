@@ -343,6 +343,7 @@ def test_a_fixed_run_returns_typed_pieces_results_and_stats(model):
         "peak_active",
         "peak_requests_per_step",
         "graph_switches",
+        "prompt_tokens_reused",
     ]
     assert counts["decided_steps"] == stats.decided_steps and counts["n_parallel"] == stats.n_parallel == 2
 

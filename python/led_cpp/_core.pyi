@@ -315,6 +315,7 @@ class RunOptions:
         n_parallel: typing.SupportsInt | typing.SupportsIndex = 0,
         analysis_top_k: typing.SupportsInt | typing.SupportsIndex = 0,
         top_logprobs: typing.SupportsInt | typing.SupportsIndex = 0,
+        cache_prompt: bool = False,
     ) -> None:
         """
         Every field by keyword; the rest keep their defaults. Checked when a run takes it.
@@ -327,6 +328,13 @@ class RunOptions:
         """
     @analysis_top_k.setter
     def analysis_top_k(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def cache_prompt(self) -> bool:
+        """
+        Start each prompt from the KV of the longest prefix it shares with the prompt evaluated before it in this run (llama-server's cache_prompt); its logits may then differ in the last bits.
+        """
+    @cache_prompt.setter
+    def cache_prompt(self, arg0: bool) -> None: ...
     @property
     def max_tokens(self) -> int:
         """
@@ -639,6 +647,11 @@ class RunStats:
     def prompt_tokens_evaluated(self) -> int:
         """
         Tokens submitted to llama_decode for prompts.
+        """
+    @property
+    def prompt_tokens_reused(self) -> int:
+        """
+        Prompt tokens whose KV an earlier prompt left (RunOptions.cache_prompt).
         """
     @property
     def shared_head_product(self) -> bool:

@@ -373,6 +373,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                     seed,
                     body.stops(),
                     top_logprobs=max(logprobs or 0, 1) if logprobs is not None else 0,
+                    cache_prompt=body.cache_prompt,
                 )
             )
 
@@ -574,6 +575,7 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
                 seed,
                 body.stops(),
                 top_logprobs=max(top, 1) if body.logprobs else 0,
+                cache_prompt=body.cache_prompt,
             )
         )
 

@@ -33,6 +33,7 @@ class GenerationJob:
     seed: int
     stop: list[str]
     top_logprobs: int = 0
+    cache_prompt: bool = True  # start from the KV of the prefix shared with the previous prompt
     # Filled by the bridge: ("piece", prompt, sample, text, in_reasoning), ("done", prompt, sample, result),
     # ("error", exception) in the order they happened.
     events: asyncio.Queue[tuple[Any, ...]] = field(default_factory=asyncio.Queue)
@@ -90,6 +91,8 @@ class EngineBridge:
             "active": self._native.active,
             "waiting": self._native.waiting,
             "peak_active": self._native.stats.peak_active,
+            "prompt_tokens_evaluated": self._native.stats.prompt_tokens_evaluated,
+            "prompt_tokens_reused": self._native.stats.prompt_tokens_reused,
             "outstanding": self._outstanding,
             "n_parallel": self.n_parallel,
         }
@@ -133,7 +136,11 @@ class EngineBridge:
             job: GenerationJob = payload
             try:
                 options = _core.RunOptions(
-                    max_tokens=job.max_tokens, seed=job.seed, stop=job.stop, top_logprobs=job.top_logprobs
+                    max_tokens=job.max_tokens,
+                    seed=job.seed,
+                    stop=job.stop,
+                    top_logprobs=job.top_logprobs,
+                    cache_prompt=job.cache_prompt,
                 )
                 job.request_id = self._native.submit(job.prompts, job.n, job.config, options)
             except (ValueError, RuntimeError, TypeError) as error:

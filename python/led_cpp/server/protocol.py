@@ -67,6 +67,10 @@ class _Sampling(_Strict):
     stream_options: Optional[StreamOptions] = None
     max_tokens: Optional[StrictInt] = Field(None, ge=0)
     led: Optional[Union[StrictBool, LEDOptions]] = None
+    # llama-server's extension: start from the KV of the longest prefix this prompt shares with
+    # the prompt evaluated before it (a conversation resent with one more turn). Off: the whole
+    # prompt is evaluated, so the logits do not depend on what came before.
+    cache_prompt: StrictBool = True
     user: Optional[str] = None
     # OpenAI fields led_cpp does not implement: accepted only when neutral.
     presence_penalty: Optional[float] = None
