@@ -801,8 +801,11 @@ std::vector<Piece> BatchRun::advance() {
         admit();
         decide(pieces);
         if (finished() || prefill_chunk()) return pieces;
+        const int active = active_;
         admit();
         decide(pieces);  // the first token of samples admitted from a finished prefill
+        // Their first text goes out now, not after the next step's decode: the time to first token.
+        if (active_ > active && !pieces.empty()) return pieces;
         if (!finished() && active_ > 0) decode_active();
     } catch (const Interrupted &) {
         if (close_requested_) return pieces;  // closed from another thread: end quietly

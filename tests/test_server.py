@@ -388,6 +388,39 @@ def test_vanishing_clients_cancel_their_sequences(server):
     assert httpx.get(server["base"] + "/health").status_code == 200
 
 
+def test_a_conversation_resent_reuses_its_prompt(server, model):
+    """A prompt starts from the KV of the prefix it shares with the prompt before it (cache_prompt,
+    on by default as in llama-server); cache_prompt false evaluates it whole. Both give the tokens
+    the whole prompt gives in process."""
+    wait_idle(server)
+    asked = {"model": "tiny", "messages": chat_messages("Tell me about the sea"), "max_tokens": 8, "temperature": 0}
+    first = post(server, "/v1/chat/completions", asked).json()["choices"][0]["message"]
+    before = wait_idle(server)
+    turn = asked["messages"] + [
+        {"role": "assistant", "content": first["content"]},
+        {"role": "user", "content": "And the sky?"},
+    ]
+    again = dict(asked, messages=turn)
+    cached = post(server, "/v1/chat/completions", again).json()["choices"][0]["message"]
+    after = wait_idle(server)
+    reused = after["prompt_tokens_reused"] - before["prompt_tokens_reused"]
+    evaluated = after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"]
+    # the first prompt's tokens up to where the template renders the turns differently
+    shared = 0
+    for mine, theirs in zip(model.prompt_tokens(asked["messages"]), model.prompt_tokens(turn)):
+        if mine != theirs:
+            break
+        shared += 1
+    assert shared > 10 and reused == shared
+    assert reused + evaluated == len(model.prompt_tokens(turn))
+
+    whole = post(server, "/v1/chat/completions", dict(again, cache_prompt=False)).json()["choices"][0]["message"]
+    final = wait_idle(server)
+    assert final["prompt_tokens_reused"] == after["prompt_tokens_reused"]
+    expected = model.generate(turn, config=led_cpp.SamplingConfig(temperature=0), max_tokens=8).result
+    assert cached["content"] == whole["content"] == expected.answer
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
