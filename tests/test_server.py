@@ -27,8 +27,12 @@ pytestmark = pytest.mark.server
 KEY = "test-key-123"
 N_CTX = 256
 N_PARALLEL = 4
-# ChatML whose generation prompt opens the reasoning segment, as DeepSeek-R1 distills' does.
-THINKING_TEMPLATE = CHATML_TEMPLATE.replace("'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\n<think>\\n'")
+# ChatML whose generation prompt opens the reasoning segment, as DeepSeek-R1 distills' does, and
+# which writes the BOS token's text itself, as most templates do (the model adds BOS too: the
+# server drops the text as Model.prompt_tokens does, so a prompt starts with one BOS).
+THINKING_TEMPLATE = "{{ bos_token }}" + CHATML_TEMPLATE.replace(
+    "'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\n<think>\\n'"
+)
 STANDARD = dict(top_k=40, top_p=1.0, min_p=0.0)  # the server's defaults for what a request leaves out
 
 
@@ -128,6 +132,14 @@ def test_chat_n4_equals_in_process_with_reasoning(client, model):
         assert choice.message.model_extra["reasoning_content"] == result.reasoning
     assert response.usage.completion_tokens == sum(len(result.tokens) for result in expected)
     assert response.usage.prompt_tokens == len(model.prompt_tokens(chat_messages()))
+
+
+def test_chat_prompt_starts_with_one_bos(server, model):
+    body = {"model": "tiny", "messages": chat_messages(), "max_tokens": 1, "temperature": 0}
+    usage = post(server, "/v1/chat/completions", body).json()["usage"]
+    ids = model.prompt_tokens(chat_messages())
+    assert ids[0] == model.bos_token_id and ids[1] != model.bos_token_id
+    assert usage["prompt_tokens"] == len(ids)
 
 
 def test_chat_stream_equals_non_stream(client):

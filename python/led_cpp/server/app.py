@@ -530,24 +530,16 @@ def create_app(model: Model, settings: ServerSettings) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request):
         messages = [message.for_template() for message in body.messages]
+        # The tokens Model.generate decodes for these messages (the template's BOS text dropped as
+        # llama.cpp's chat code drops it), so a seeded choice equals the in-process sample.
         try:
-            if body.chat_template_kwargs:
-                rendered = model.apply_chat_template(messages, **body.chat_template_kwargs)
-            else:
-                rendered = model.apply_chat_template(messages)
+            ids = model.prompt_tokens(messages, body.chat_template_kwargs or None)
         except TypeError:
             raise APIError(
                 400, "chat_template_kwargs are not supported by this led_cpp version", param="chat_template_kwargs"
             ) from None
         except ValueError as error:
             raise APIError(400, str(error), param="messages") from None
-        try:
-            ids = model.tokenize(rendered)
-        except (TypeError, ValueError) as error:
-            raise APIError(400, str(error), param="messages") from None
-        bos = model.bos_token_id
-        if len(ids) > 1 and ids[0] == bos and ids[1] == bos:
-            ids = ids[1:]  # the template wrote the BOS token itself
         limit = body.token_limit()
         if len(ids) >= model.n_ctx:
             raise APIError(
