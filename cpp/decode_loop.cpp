@@ -80,7 +80,7 @@ BatchRun::BatchRun(Model & model, std::vector<std::vector<llama_token>> prompts,
           static_cast<int32_t>(longest) + options.max_tokens + 1);
     graph_state_ = &model_.attach_samplers(settings);
     check_graph_state();
-    submit(std::move(prompts), n_samples, spec, options);
+    queue(std::move(prompts), n_samples, spec, options, settings);
 }
 
 BatchRun::BatchRun(Model & model, int n_parallel) : model_(model) {
@@ -173,6 +173,11 @@ GraphSettings BatchRun::check_request(const std::vector<std::vector<llama_token>
 int64_t BatchRun::submit(std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
                          const RunOptions & options) {
     const GraphSettings settings = check_request(prompts, n_samples, spec, options);
+    return queue(std::move(prompts), n_samples, spec, options, settings);
+}
+
+int64_t BatchRun::queue(std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
+                        const RunOptions & options, const GraphSettings & settings) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_ || close_requested_) throw std::runtime_error("the engine is closed");
     auto request = std::make_unique<Request>();

@@ -234,6 +234,9 @@ private:
     bool holder_step_pending() const;
     void bind_slot(int slot, const Request & request);
     bool prefill_chunk();
+    // submit() after check_request(): queues the request.
+    int64_t queue(std::vector<std::vector<llama_token>> prompts, int n_samples, const SamplingSpec & spec,
+                  const RunOptions & options, const GraphSettings & settings);
     // Empties the holder slot for the prompt but for the KV of the longest prefix it shares with
     // holder_tokens_ (reuse: cache_prompt), of which the prompt's last token is never part (its
     // output is needed). Returns how many tokens were kept.
