@@ -7,16 +7,16 @@ results/ (never copied by hand).
 
 Layout (one directory per run, as `led-cpp eval` and `led-cpp analyze` write them):
 
-    results/gsm8k-20x8/<model>/<config>/      meta.json, summary.json, samples.jsonl
+    results/gsm8k-<limit>x8/<model>/<config>/ meta.json, summary.json, samples.jsonl
     results/entropy-gsm8k-<limit>/<model>/    entropy.json (+ entropy.png)
 
 made by, with MODEL the GGUF file, <model> its name (SmolLM2-135M-Instruct-Q4_1,
-gemma-3-270m-Q4_K_M) and <config> standard or led:
+gemma-3-270m-Q4_K_M), <config> standard or led and <limit> 50 (SmolLM2) or 20 (Gemma 3):
 
-    led-cpp eval -m MODEL --dataset gsm8k --config standard --n 8 --limit 20 --max-tokens 384 \\
-        --threads 2 --out results/gsm8k-20x8/<model>/standard
-    led-cpp eval -m MODEL --dataset gsm8k --config led --n 8 --limit 20 --max-tokens 384 \\
-        --threads 2 --out results/gsm8k-20x8/<model>/led
+    led-cpp eval -m MODEL --dataset gsm8k --config standard --n 8 --limit <limit> --max-tokens 384 \\
+        --threads 2 --out results/gsm8k-<limit>x8/<model>/standard
+    led-cpp eval -m MODEL --dataset gsm8k --config led --n 8 --limit <limit> --max-tokens 384 \\
+        --threads 2 --out results/gsm8k-<limit>x8/<model>/led
     led-cpp analyze entropy -m MODEL --dataset gsm8k --limit 20 --max-tokens 256 --threads 2 \\
         --out results/entropy-gsm8k-20/<model>
 
