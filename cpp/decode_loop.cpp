@@ -94,7 +94,10 @@ void BatchRun::start(int n_parallel, int32_t n_ctx_seq) {
     stats_.n_parallel = n_parallel_;
     holder_slot_ = n_parallel_;
     lease_ = std::make_unique<Model::Lease>(model_);
-    context_ = model_.context(n_parallel_ + 1, n_ctx_seq);
+    context_ = model_.context(n_parallel_ + 1, n_ctx_seq, holder_slot_);
+    // The last generation's prompt, where it left it in this run's holder slot (cache_prompt).
+    if (model_.kept_prompt.sequence == holder_slot_) holder_tokens_ = std::move(model_.kept_prompt.tokens);
+    model_.kept_prompt = Model::KeptPrompt{};
     for (int slot = n_parallel_ - 1; slot >= 0; --slot) free_slots_.push_back(slot);
     streams_.resize(n_parallel_);
 }
@@ -254,7 +257,17 @@ void BatchRun::close() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     if (context_ != nullptr) {
-        llama_memory_clear(llama_get_memory(context_), true);
+        // Every sample's cells are freed; the holder slot keeps the last prompt for the next
+        // generation of the model to start from (cache_prompt).
+        llama_memory_t memory = llama_get_memory(context_);
+        for (llama_seq_id sequence = 0; sequence < n_parallel_; ++sequence) {
+            llama_memory_seq_rm(memory, sequence, -1, -1);
+        }
+        if (holder_tokens_.empty()) {
+            llama_memory_seq_rm(memory, holder_slot_, -1, -1);
+        } else {
+            model_.kept_prompt = Model::KeptPrompt{holder_slot_, std::move(holder_tokens_)};
+        }
         context_ = nullptr;
     }
     model_.abort_requested = false;

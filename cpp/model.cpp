@@ -158,12 +158,21 @@ std::string Model::detokenize(const std::vector<llama_token> & tokens) const {
     return text;
 }
 
-llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq) {
+llama_context * Model::context(int32_t n_seq_max, int32_t n_ctx_seq, llama_seq_id keep) {
     n_ctx_seq = ((n_ctx_seq + 255) / 256) * 256;  // llama.cpp pads streams to 256 cells
     if (context_ != nullptr && context_seq_max_ >= n_seq_max && context_seq_cells_ >= n_ctx_seq) {
-        llama_memory_clear(llama_get_memory(context_), true);
+        llama_memory_t memory = llama_get_memory(context_);
+        if (keep >= 0 && keep == kept_prompt.sequence) {
+            for (llama_seq_id sequence = 0; sequence < context_seq_max_; ++sequence) {
+                if (sequence != keep) llama_memory_seq_rm(memory, sequence, -1, -1);
+            }
+        } else {
+            llama_memory_clear(memory, true);
+            kept_prompt = KeptPrompt{};
+        }
         return context_;
     }
+    kept_prompt = KeptPrompt{};
     detach_samplers();
     if (context_ != nullptr) {
         llama_free(context_);

@@ -59,8 +59,17 @@ public:
     // The context is made on first use and grown when a request needs more sequences or
     // longer ones. Every sequence has its own KV stream of n_ctx_seq cells, so a sample's
     // numbers do not depend on what else is decoded beside it. One generation holds it at a
-    // time (see Lease).
-    llama_context * context(int32_t n_seq_max, int32_t n_ctx_seq);
+    // time (see Lease). Every sequence is emptied but `keep`, when it is kept_prompt's.
+    llama_context * context(int32_t n_seq_max, int32_t n_ctx_seq, llama_seq_id keep = -1);
+
+    // The prompt whose KV one sequence of the context still holds from position 0, left by the
+    // last generation so that the next may start from it (RunOptions.cache_prompt); forgotten
+    // when the context is emptied or made anew.
+    struct KeptPrompt {
+        llama_seq_id sequence = -1;
+        std::vector<llama_token> tokens;
+    };
+    KeptPrompt kept_prompt;
 
     // Marks the context as in use by one generation; throws if another holds it.
     class Lease {

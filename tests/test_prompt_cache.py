@@ -80,3 +80,27 @@ def test_shared_prefixes_are_evaluated_once(model):
     _, reused, _ = decode(engine, model, longer + [5, 6], cache_prompt=True)
     assert reused == len(longer)
     engine.close()
+
+
+def test_generate_starts_from_the_prompt_the_model_kept(model):
+    """Model.generate(cache_prompt=True) starts from the prompt the model's last generation left;
+    anything else that empties the context (depth_logits) forgets it."""
+    n_vocab = model._native.n_vocab
+    first = [(5 * i + 2) % n_vocab for i in range(20)]
+    longer = first + [(3 * i + 7) % n_vocab for i in range(7)]
+    whole = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1)
+    expected = whole.result.tokens
+    assert whole.stats["prompt_tokens_reused"] == 0  # cache_prompt is off by default
+
+    model.generate(first, config=GREEDY, max_tokens=TOKENS, seed=1).result
+    cached = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
+    assert cached.result.tokens == expected
+    assert cached.stats["prompt_tokens_reused"] == len(first)
+    assert cached.stats["prompt_tokens_evaluated"] == len(longer) - len(first)
+
+    model.depth_logits(first, d=1)
+    again = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
+    assert again.result.tokens == expected
+    assert again.stats["prompt_tokens_reused"] == 0
+    with pytest.raises(TypeError, match="cache_prompt"):
+        model.generate(longer, cache_prompt="yes")

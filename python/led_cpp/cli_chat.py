@@ -87,8 +87,14 @@ def _chat(args: argparse.Namespace) -> int:
         view = ReasoningView(
             out, [marker for marker in model._markers_for(config) if marker], args.hide_reasoning, colour
         )
+        # Each turn starts from the KV of the conversation so far: only the new turn is evaluated.
         generation = model.generate(
-            messages, config=config, max_tokens=args.max_tokens, seed=seed, chat_template_kwargs=template_kwargs
+            messages,
+            config=config,
+            max_tokens=args.max_tokens,
+            seed=seed,
+            chat_template_kwargs=template_kwargs,
+            cache_prompt=True,
         )
         if seed is not None:
             seed += 1

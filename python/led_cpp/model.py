@@ -306,6 +306,7 @@ class Model:
         progress: bool = False,
         layer_analysis: int = 0,
         chat_template_kwargs: dict | None = None,
+        cache_prompt: bool = False,
     ) -> _Run:
         config = SamplingConfig() if config is None else config
         if not isinstance(config, (SamplingConfig, LEDConfig)):
@@ -331,6 +332,8 @@ class Model:
             _text("a stop string", item)
         if not isinstance(trace, bool):
             raise TypeError("trace must be a bool")
+        if not isinstance(cache_prompt, bool):
+            raise TypeError("cache_prompt must be a bool")
         if isinstance(layer_analysis, bool) or not isinstance(layer_analysis, int) or layer_analysis < 0:
             raise ValueError(f"layer_analysis must be an int >= 0, not {layer_analysis!r}")
         if layer_analysis > self.n_vocab:
@@ -359,6 +362,7 @@ class Model:
             trace=trace,
             n_parallel=n_parallel or 0,
             analysis_top_k=layer_analysis,
+            cache_prompt=cache_prompt,
         )
         native = _core.BatchRun(self._native, tokens, n, config.to_native(start, end), options)
         return _Run(native, trace, bar, markers=(start, end) if end else None)
@@ -373,13 +377,18 @@ class Model:
         stop: str | Sequence[str] = (),
         trace: bool = False,
         chat_template_kwargs: dict | None = None,
+        cache_prompt: bool = False,
     ) -> Generation:
         """Starts one generation; iterate it for text pieces, then read ``.result``.
 
         ``config`` is a SamplingConfig (the default, ``SamplingConfig()``) or an LEDConfig;
         ``seed`` None draws one; ``stop`` strings end the text (not included); ``trace`` records a
         TraceStep per decided step; ``chat_template_kwargs`` (e.g. ``{"enable_thinking": False}``)
-        go to the chat template of message prompts."""
+        go to the chat template of message prompts. ``cache_prompt`` starts the prompt from the KV
+        of the longest prefix it shares with the prompt this model evaluated last, so a chat
+        resent with one more turn evaluates only that turn (``.stats["prompt_tokens_reused"]``);
+        the logits of a prompt evaluated in two parts may differ from a whole evaluation's in the
+        last bits, as in llama-server."""
         return Generation(
             self._start(
                 [prompt],
@@ -391,6 +400,7 @@ class Model:
                 trace=trace,
                 n_parallel=1,
                 chat_template_kwargs=chat_template_kwargs,
+                cache_prompt=cache_prompt,
             )
         )
 
@@ -407,6 +417,7 @@ class Model:
         n_parallel: int | None = None,
         progress: bool = False,
         chat_template_kwargs: dict | None = None,
+        cache_prompt: bool = False,
     ) -> BatchStream:
         """n samples of every prompt decoded together; yields (prompt_index, sample_index, piece),
         then ``.results`` and ``.stats``. The arguments are generate_batch's."""
@@ -424,6 +435,7 @@ class Model:
                 n_parallel=n_parallel,
                 progress=progress,
                 chat_template_kwargs=chat_template_kwargs,
+                cache_prompt=cache_prompt,
             )
         )
 
@@ -441,6 +453,7 @@ class Model:
         progress: bool = False,
         layer_analysis: int = 0,
         chat_template_kwargs: dict | None = None,
+        cache_prompt: bool = False,
     ) -> list[list[GenerationResult]]:
         """n samples of every prompt, decoded together in one context; per prompt a list of n results.
 
@@ -449,7 +462,9 @@ class Model:
         decoding at once (default min(samples, 16)); ``progress`` shows a tqdm bar. layer_analysis=K
         (standard sampling only) fills every trace step with each layer's normalised entropy and
         top-K ids (the paper's Figures 2 and 4), computed by the same in-graph capture and head as
-        LED. The other arguments are generate's."""
+        LED. ``cache_prompt``: each prompt starts from the KV of the longest prefix it shares with
+        the prompt evaluated before it (in this call, or this model's last). The other arguments
+        are generate's."""
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty list of prompts")
         run = self._start(
@@ -464,6 +479,7 @@ class Model:
             progress=progress,
             layer_analysis=layer_analysis,
             chat_template_kwargs=chat_template_kwargs,
+            cache_prompt=cache_prompt,
         )
         with BatchStream(run) as stream:
             return stream.results
