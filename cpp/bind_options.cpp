@@ -110,8 +110,8 @@ void bind_run_options(py::module_ & module) {
                    "> 0: per token, the first top_logprobs candidates and their log-probabilities.")
         .readwrite("cache_prompt", &led::RunOptions::cache_prompt,
                    "Start each prompt from the KV of the longest prefix it shares with the prompt evaluated "
-                   "before it in this run (llama-server's cache_prompt); its logits may then differ in the last "
-                   "bits.");
+                   "before it, in this run or the model's last (llama-server's cache_prompt); its logits may then "
+                   "differ in the last bits.");
 }
 
 }  // namespace

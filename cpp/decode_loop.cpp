@@ -484,6 +484,17 @@ size_t BatchRun::keep_prefix(const std::vector<llama_token> & prompt, bool reuse
     return common;
 }
 
+void BatchRun::keep_sample(const Sample & sample, const std::vector<llama_token> & tokens) {
+    const auto & prompt = sample.request->prompts[sample.prompt];
+    const size_t fed = static_cast<size_t>(sample.position) - prompt.size();  // tokens decoded after the prompt
+    if (fed > tokens.size()) return;  // not the tokens it decoded: the holder keeps the prompt
+    llama_memory_t memory = llama_get_memory(context_);
+    llama_memory_seq_rm(memory, holder_slot_, -1, -1);
+    llama_memory_seq_cp(memory, sample.slot, holder_slot_, -1, -1);
+    holder_tokens_ = prompt;
+    holder_tokens_.insert(holder_tokens_.end(), tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(fed));
+}
+
 void BatchRun::admit() {
     while (!waiting_.empty() && !free_slots_.empty()) {
         Sample & sample = *waiting_.front();
@@ -748,6 +759,10 @@ void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> &
     result.timings.decode_tokens = static_cast<int>(result.tokens.size());
     if (sample.status == Status::active) {
         result.timings.decode_seconds = seconds_since(sample.started);
+        if (!open_ && request.results.size() == 1 && request.results[0].size() == 1 &&
+            std::string(reason) != "cancelled") {
+            keep_sample(sample, result.tokens);
+        }
         llama_memory_seq_rm(llama_get_memory(context_), sample.slot, -1, -1);
         free_slots_.push_back(sample.slot);
         --active_;

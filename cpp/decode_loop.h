@@ -60,8 +60,8 @@ struct RunOptions {
     int analysis_top_k = 0;  // > 0: per-layer statistics of every step in the trace (standard sampling)
     int top_logprobs = 0;    // > 0: per token, the first top_logprobs candidates and their log-probabilities
     // Start the prompt from the KV of the longest prefix it shares with the prompt evaluated
-    // before it in this run (llama-server's cache_prompt). The logits of a prompt evaluated in
-    // other chunks may differ from a whole evaluation's in the last bits.
+    // before it: in this run, or the last run's on this model (llama-server's cache_prompt). The
+    // logits of a prompt evaluated in two parts may differ from a whole evaluation's in the last bits.
     bool cache_prompt = false;
 };
 
@@ -241,6 +241,10 @@ private:
     // holder_tokens_ (reuse: cache_prompt), of which the prompt's last token is never part (its
     // output is needed). Returns how many tokens were kept.
     size_t keep_prefix(const std::vector<llama_token> & prompt, bool reuse);
+    // A run of one sample (Model.generate) leaves the sample's sequence, its prompt and the tokens
+    // decoded after it, in the holder slot for the model's next generation (cache_prompt): a
+    // chat's next turn, which repeats the answer, then evaluates only the new turn.
+    void keep_sample(const Sample & sample, const std::vector<llama_token> & tokens);
     void admit();
     // One step of every sample with a step read: choose (draws, gate, exploit token), the
     // depths of those that need them (project_depths, explore_depths), then record the step,

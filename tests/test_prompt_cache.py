@@ -82,25 +82,30 @@ def test_shared_prefixes_are_evaluated_once(model):
     engine.close()
 
 
-def test_generate_starts_from_the_prompt_the_model_kept(model):
-    """Model.generate(cache_prompt=True) starts from the prompt the model's last generation left;
-    anything else that empties the context (depth_logits) forgets it."""
+def test_generate_starts_from_what_the_last_generation_left(model):
+    """Model.generate(cache_prompt=True) starts from the sequence the model's last generation left,
+    its prompt and the tokens it decoded: a chat's next turn, which repeats that answer, evaluates
+    only the new turn. Anything else that empties the context (depth_logits) forgets it."""
     n_vocab = model._native.n_vocab
     first = [(5 * i + 2) % n_vocab for i in range(20)]
-    longer = first + [(3 * i + 7) % n_vocab for i in range(7)]
-    whole = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1)
-    expected = whole.result.tokens
-    assert whole.stats["prompt_tokens_reused"] == 0  # cache_prompt is off by default
+    answer = model.generate(first, config=GREEDY, max_tokens=TOKENS, seed=1).result
+    fed = len(answer.tokens) - (answer.finish_reason == "length")  # the last token chosen is not decoded
+    # the answer as the model decoded it, then a new turn: the kept sequence goes on whole, so a
+    # recurrent state is kept too
+    turn = first + answer.tokens[:fed] + [(3 * i + 7) % n_vocab for i in range(7)]
+    cached = model.generate(turn, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
+    cached_tokens = cached.result.tokens
+    reused = len(first) + fed
+    assert cached.stats["prompt_tokens_reused"] == reused
+    assert cached.stats["prompt_tokens_evaluated"] == len(turn) - reused
 
-    model.generate(first, config=GREEDY, max_tokens=TOKENS, seed=1).result
-    cached = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
-    assert cached.result.tokens == expected
-    assert cached.stats["prompt_tokens_reused"] == len(first)
-    assert cached.stats["prompt_tokens_evaluated"] == len(longer) - len(first)
+    whole = model.generate(turn, config=GREEDY, max_tokens=TOKENS, seed=1)  # cache_prompt is off by default
+    assert whole.result.tokens == cached_tokens
+    assert whole.stats["prompt_tokens_reused"] == 0
 
-    model.depth_logits(first, d=1)
-    again = model.generate(longer, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
-    assert again.result.tokens == expected
+    model.depth_logits(turn, d=1)
+    again = model.generate(turn, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)
+    assert again.result.tokens == cached_tokens
     assert again.stats["prompt_tokens_reused"] == 0
     with pytest.raises(TypeError, match="cache_prompt"):
-        model.generate(longer, cache_prompt="yes")
+        model.generate(turn, cache_prompt="yes")

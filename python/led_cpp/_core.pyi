@@ -331,7 +331,7 @@ class RunOptions:
     @property
     def cache_prompt(self) -> bool:
         """
-        Start each prompt from the KV of the longest prefix it shares with the prompt evaluated before it in this run (llama-server's cache_prompt); its logits may then differ in the last bits.
+        Start each prompt from the KV of the longest prefix it shares with the prompt evaluated before it, in this run or the model's last (llama-server's cache_prompt); its logits may then differ in the last bits.
         """
     @cache_prompt.setter
     def cache_prompt(self, arg0: bool) -> None: ...
