@@ -759,7 +759,7 @@ void BatchRun::finish(Sample & sample, const char * reason, std::vector<Piece> &
     result.timings.decode_tokens = static_cast<int>(result.tokens.size());
     if (sample.status == Status::active) {
         result.timings.decode_seconds = seconds_since(sample.started);
-        if (!open_ && request.results.size() == 1 && request.results[0].size() == 1 &&
+        if (!open_ && request.options.cache_prompt && request.results.size() == 1 && request.results[0].size() == 1 &&
             std::string(reason) != "cancelled") {
             keep_sample(sample, result.tokens);
         }

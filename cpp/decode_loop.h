@@ -241,9 +241,10 @@ private:
     // holder_tokens_ (reuse: cache_prompt), of which the prompt's last token is never part (its
     // output is needed). Returns how many tokens were kept.
     size_t keep_prefix(const std::vector<llama_token> & prompt, bool reuse);
-    // A run of one sample (Model.generate) leaves the sample's sequence, its prompt and the tokens
-    // decoded after it, in the holder slot for the model's next generation (cache_prompt): a
-    // chat's next turn, which repeats the answer, then evaluates only the new turn.
+    // A run of one sample (Model.generate) with cache_prompt leaves the sample's sequence, its
+    // prompt and the tokens decoded after it, in the holder slot for the model's next generation:
+    // a chat's next turn, which repeats the answer, then evaluates only the new turn. (A copy of
+    // the sample's KV stream, so only when asked.)
     void keep_sample(const Sample & sample, const std::vector<llama_token> & tokens);
     void admit();
     // One step of every sample with a step read: choose (draws, gate, exploit token), the

@@ -83,12 +83,13 @@ def test_shared_prefixes_are_evaluated_once(model):
 
 
 def test_generate_starts_from_what_the_last_generation_left(model):
-    """Model.generate(cache_prompt=True) starts from the sequence the model's last generation left,
-    its prompt and the tokens it decoded: a chat's next turn, which repeats that answer, evaluates
-    only the new turn. Anything else that empties the context (depth_logits) forgets it."""
+    """Model.generate(cache_prompt=True) starts from the sequence the model's last generation left:
+    its prompt, and with cache_prompt the tokens it decoded, so a chat's next turn, which repeats
+    that answer, evaluates only the new turn. Anything else that empties the context
+    (depth_logits) forgets it."""
     n_vocab = model._native.n_vocab
     first = [(5 * i + 2) % n_vocab for i in range(20)]
-    answer = model.generate(first, config=GREEDY, max_tokens=TOKENS, seed=1).result
+    answer = model.generate(first, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True).result
     fed = len(answer.tokens) - (answer.finish_reason == "length")  # the last token chosen is not decoded
     # the answer as the model decoded it, then a new turn: the kept sequence goes on whole, so a
     # recurrent state is kept too
@@ -102,6 +103,10 @@ def test_generate_starts_from_what_the_last_generation_left(model):
     whole = model.generate(turn, config=GREEDY, max_tokens=TOKENS, seed=1)  # cache_prompt is off by default
     assert whole.result.tokens == cached_tokens
     assert whole.stats["prompt_tokens_reused"] == 0
+    # without cache_prompt a generation leaves its prompt, not its answer
+    following = model.generate(turn + whole.result.tokens[:3] + [1, 2], config=GREEDY, max_tokens=2, cache_prompt=True)
+    following.result
+    assert following.stats["prompt_tokens_reused"] == len(turn)
 
     model.depth_logits(turn, d=1)
     again = model.generate(turn, config=GREEDY, max_tokens=TOKENS, seed=1, cache_prompt=True)

@@ -385,8 +385,9 @@ class Model:
         ``seed`` None draws one; ``stop`` strings end the text (not included); ``trace`` records a
         TraceStep per decided step; ``chat_template_kwargs`` (e.g. ``{"enable_thinking": False}``)
         go to the chat template of message prompts. ``cache_prompt`` starts the prompt from the KV
-        of the longest prefix it shares with the prompt this model evaluated last, so a chat
-        resent with one more turn evaluates only that turn (``.stats["prompt_tokens_reused"]``);
+        of the longest prefix it shares with what this model's last generation left (its prompt,
+        and with cache_prompt its answer too), so a chat resent with one more turn evaluates only
+        that turn (``.stats["prompt_tokens_reused"]``);
         the logits of a prompt evaluated in two parts may differ from a whole evaluation's in the
         last bits, as in llama-server."""
         return Generation(
