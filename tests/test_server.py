@@ -380,17 +380,8 @@ def test_vanishing_clients_cancel_their_sequences(server):
                     break  # vanish after the first chunk
     stats = wait_idle(server)
     assert stats["outstanding"] == 0 and stats["active"] == 0
-    address = ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
-    body = json.dumps({"prompt": "Go", "max_tokens": 50}).encode()
-    request = (
-        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer "
-        + KEY.encode()
-        + b"\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
+    address = server_address(server)
+    request = raw_completion(50)
     for cycle in range(200):
         with socket.create_connection(address, timeout=5) as connection:
             if cycle % 4 == 0:
@@ -433,6 +424,20 @@ def test_a_conversation_resent_reuses_its_prompt(server, model):
     assert cached["content"] == whole["content"] == expected.answer
 
 
+def server_address(server) -> tuple[str, int]:
+    return ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
+
+
+def raw_completion(max_tokens: int) -> bytes:
+    """A whole HTTP request for a completion, for sockets that hang up part way through it."""
+    body = json.dumps({"prompt": "Go", "max_tokens": max_tokens}).encode()
+    head = (
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
@@ -440,17 +445,8 @@ def rss_kib(pid: int) -> int:
 
 def churn(server, cycles: int, requests: int) -> None:
     """Connections that hang up (some mid-request) and short requests, streamed and not."""
-    address = ("127.0.0.1", int(server["base"].rsplit(":", 1)[1]))
-    body = json.dumps({"prompt": "Go", "max_tokens": 30}).encode()
-    raw = (
-        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer "
-        + KEY.encode()
-        + b"\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
+    address = server_address(server)
+    raw = raw_completion(30)
     for cycle in range(cycles):
         with socket.create_connection(address, timeout=5) as connection:
             if cycle % 4 == 0:
