@@ -119,12 +119,13 @@ Candidates build_candidates(ggml_context * ctx, ggml_tensor * logits, int k, flo
     // The k most probable tokens are the k largest logits: no softmax over the row is needed to
     // choose them, and exact ties in the logits are exact ties in the probabilities.
     const ChunkTops tops = chunk_tops(ctx, matrix, k, chunks);
-    ggml_tensor * ids = merge_tops(ctx, tops, n_vocab, k, chunks, rows).ids;
+    const Selection largest_logits = merge_tops(ctx, tops, n_vocab, k, chunks, rows);
+    ggml_tensor * ids = largest_logits.ids;
     // Which of several tokens tied at the k-th logit v make the cut is up to the kernel; the
     // documented rule is the lower ids. A second selection on keys distinct per token takes
     // exactly that set on any backend: sign(logit - v) + (n_vocab - id) * 2^-bits.
     if (k < n_vocab && tie_bits(n_vocab) <= 23) {
-        ggml_tensor * values = ggml_get_rows(ctx, column, ids);  // [1, k, rows]
+        ggml_tensor * values = largest_logits.keys;  // [1, k, rows]
         ggml_tensor * lowest = ggml_argmax(ctx, ggml_neg(ctx, ggml_reshape_2d(ctx, values, k, rows)));
         ggml_tensor * kth = ggml_get_rows(ctx, values, ggml_reshape_2d(ctx, lowest, 1, rows));  // [1, 1, rows]
         if (tie_keys == nullptr) {
